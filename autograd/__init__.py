@@ -1,0 +1,57 @@
+"""autograd: a reverse-mode automatic-differentiation engine with a compiled numeric core.
+
+Build tensors, apply differentiable operations, call ``backward()``; check any gradient with
+:func:`gradcheck`. ``autograd.backend.info()`` says which kernels and which engine run.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import backend, functional
+from .creation import (arange, default_generator, eye, from_numpy, full, manual_seed, ones,
+                       ones_like, rand, randn, tensor, zeros, zeros_like)
+from .errors import (AnomalyError, FreedGraphError, GradcheckError,
+                     InplaceModificationError)
+from .functional import (abs, binary_cross_entropy, binary_cross_entropy_with_logits, clip,
+                         concatenate, cross_entropy, exp, expand, flatten, gelu, leaky_relu,
+                         linear, log, log_softmax, logsumexp, matmul, max, maximum, mean, min,
+                         minimum, mse_loss, permute, relu, reshape, sigmoid, softmax, sqrt,
+                         stack, sum, tanh, transpose, var, where)
+from .grad_mode import detect_anomaly, enable_grad, is_grad_enabled, no_grad
+from .gradcheck import gradcheck
+from .tensor import Tensor
+
+__version__ = "0.1.0"
+
+float32 = np.dtype(np.float32)
+float64 = np.dtype(np.float64)
+int64 = np.dtype(np.int64)
+
+
+def set_num_threads(n: int) -> None:
+    """Threads for the native core's kernels and its BLAS (one setting for both)."""
+    if n < 1:
+        raise ValueError(f"set_num_threads: need at least 1 thread, got {n}")
+    if backend.native_available():
+        backend._load_native().set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    """Threads the native core uses (1 when it is not built)."""
+    if backend.native_available():
+        return int(backend._load_native().get_num_threads())
+    return 1
+
+
+__all__ = [
+    "Tensor", "tensor", "from_numpy", "zeros", "ones", "full", "arange", "eye", "rand", "randn",
+    "zeros_like", "ones_like", "manual_seed", "default_generator", "float32", "float64", "int64",
+    "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly", "gradcheck",
+    "GradcheckError", "AnomalyError", "FreedGraphError", "InplaceModificationError", "backend",
+    "functional", "set_num_threads", "get_num_threads",
+    "abs", "clip", "concatenate", "cross_entropy", "exp", "expand", "flatten", "gelu",
+    "leaky_relu", "linear", "log", "log_softmax", "logsumexp", "matmul", "max", "maximum",
+    "mean", "min", "minimum", "mse_loss", "permute", "relu", "reshape", "sigmoid", "softmax",
+    "sqrt", "stack", "sum", "tanh", "transpose", "var", "where", "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+]

@@ -1,0 +1,157 @@
+"""Backend selection: which kernel provider and which graph engine run, always visible.
+
+Two kernel providers export one flat kernel API (see ``numpy_kernels``): ``"native"`` (the
+compiled C++ core, ``autograd._C``) and ``"numpy"`` (the reference). The environment variable
+``AUTOGRAD_BACKEND`` picks one at import: ``auto`` (native when built, else numpy), ``native``
+(an error with a build hint when it is not built) or ``numpy``.
+
+Likewise the graph engine runs Cython-compiled (``autograd._cengine``) when built, else the same
+source uncompiled (``autograd.engine``); ``AUTOGRAD_ENGINE`` = ``auto`` | ``compiled`` | ``python``.
+
+Ops fetch kernels through the module attribute ``k`` at call time, so switching is immediate.
+"""
+from __future__ import annotations
+
+import os
+from types import ModuleType
+from typing import Any
+
+from . import numpy_kernels
+
+__all__ = ["active", "use", "available", "native_available", "k", "engine", "use_engine",
+           "info"]
+
+BUILD_HINT = ("the native core (autograd._C) is not built: reinstall from source with "
+              "`pip install .` (needs g++, cmake and ninja), or set AUTOGRAD_BACKEND=numpy")
+
+_native: ModuleType | None = None
+_native_error: BaseException | None = None
+
+#: The active kernel module (numpy_kernels or native); ops call ``backend.k.<kernel>``.
+k: ModuleType = numpy_kernels
+_active_name = "numpy"
+
+
+def _load_native() -> ModuleType:
+    """Import the native adapter once; remember why it failed so later calls can say so."""
+    global _native, _native_error
+    if _native is None and _native_error is None:
+        try:
+            from . import native as mod
+        except ImportError as exc:  # not built, or built against something missing
+            _native_error = exc
+        else:
+            _native = mod
+    if _native is None:
+        raise RuntimeError(f"backend 'native' requested but {BUILD_HINT} "
+                           f"(import error: {_native_error})") from _native_error
+    return _native
+
+
+def native_available() -> bool:
+    """True if the compiled kernel module imports on this machine."""
+    try:
+        _load_native()
+    except RuntimeError:
+        return False
+    return True
+
+
+def available() -> list[str]:
+    """The kernel providers that can run here, in preference order."""
+    return (["native"] if native_available() else []) + ["numpy"]
+
+
+def active() -> str:
+    """The name of the kernel provider in use: ``"native"`` or ``"numpy"``."""
+    return _active_name
+
+
+def _set(name: str) -> None:
+    global k, _active_name
+    if name == "auto":
+        name = "native" if native_available() else "numpy"
+    if name == "native":
+        k = _load_native()
+    elif name == "numpy":
+        k = numpy_kernels
+    else:
+        raise ValueError(f"unknown backend {name!r}: expected 'auto', 'native' or 'numpy'")
+    _active_name = name
+
+
+class _Switch:
+    """Switches on construction; as a context manager, switches back on exit."""
+
+    def __init__(self, setter, getter, name: str):
+        self._setter = setter
+        self._previous = getter()
+        setter(name)
+
+    def __enter__(self) -> "_Switch":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._setter(self._previous)
+
+
+def use(name: str) -> _Switch:
+    """Switch the kernel provider to ``name`` ('auto', 'native', 'numpy').
+
+    Takes effect at once; used as ``with backend.use("numpy"): ...`` it is restored on exit.
+    """
+    return _Switch(_set, active, name)
+
+
+# --------------------------------------------------------------------------------------------
+# Graph engine: compiled by Cython from autograd/engine.py, or that file run as Python.
+# --------------------------------------------------------------------------------------------
+
+from .. import engine as _py_engine  # noqa: E402  (after the kernel API it depends on)
+
+try:
+    from .. import _cengine as _compiled_engine  # type: ignore[attr-defined]
+except ImportError:
+    _compiled_engine = None
+
+#: The engine module in use; Tensor.backward calls ``backend.engine_module.run_backward``.
+engine_module: ModuleType = _py_engine
+
+
+def engine() -> str:
+    """Which graph engine runs backward: ``"compiled"`` (Cython) or ``"python"``."""
+    return "compiled" if engine_module is _compiled_engine else "python"
+
+
+def _set_engine(name: str) -> None:
+    global engine_module
+    if name == "auto":
+        name = "compiled" if _compiled_engine is not None else "python"
+    if name == "compiled":
+        if _compiled_engine is None:
+            raise RuntimeError("engine 'compiled' requested but autograd._cengine is not built: "
+                               "reinstall from source with `pip install .`")
+        engine_module = _compiled_engine
+    elif name == "python":
+        engine_module = _py_engine
+    else:
+        raise ValueError(f"unknown engine {name!r}: expected 'auto', 'compiled' or 'python'")
+
+
+def use_engine(name: str) -> _Switch:
+    """Switch the graph engine ('auto', 'compiled', 'python'); a context manager restores it."""
+    return _Switch(_set_engine, engine, name)
+
+
+def info() -> dict[str, Any]:
+    """What runs: kernel provider, graph engine, and the native core's BLAS and threads."""
+    out: dict[str, Any] = {"backend": active(), "engine": engine(),
+                           "native_available": native_available()}
+    if _native is not None:
+        # The adapter reports what the compiled core linked and chose (BLAS core, threads).
+        out.update(_native.info())
+    return out
+
+
+_set(os.environ.get("AUTOGRAD_BACKEND", "auto").strip().lower() or "auto")
+_set_engine(os.environ.get("AUTOGRAD_ENGINE", "auto").strip().lower() or "auto")

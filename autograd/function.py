@@ -1,0 +1,161 @@
+"""The protocol between ops and the engine: ``Op`` (a table row), ``Node`` (its record in a graph)
+and ``apply`` (run an op's forward and record it).
+
+An op is a class with two static methods on raw arrays, side by side::
+
+    class Exp(Op):
+        '''d exp/dx = exp(x).'''
+        @staticmethod
+        def forward(ctx, x):
+            ctx.saved = out = backend.k.exp(x)
+            return out
+
+        @staticmethod
+        def backward(ctx, grad):
+            return (backend.k.mul(grad, ctx.saved),)
+
+``backward`` returns one gradient (or None) per tensor input, in the input's broadcast shape or
+its own; the engine sums broadcast gradients back to each input's shape in one place. Defining a
+subclass registers it in :data:`REGISTRY`, which the test suite checks against its op database.
+"""
+from __future__ import annotations
+
+import traceback
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .errors import InplaceModificationError
+from .grad_mode import state
+
+__all__ = ["Op", "Node", "apply", "REGISTRY"]
+
+#: Every differentiable op by name, filled as Op subclasses are defined.
+REGISTRY: dict[str, type["Op"]] = {}
+
+
+class Op:
+    """One row of the op table: a named forward and its gradient."""
+
+    name: ClassVar[str] = ""
+    #: Elementwise binary ops check that their input shapes broadcast, naming both on failure.
+    broadcasting: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.name = cls.__dict__.get("name") or _snake(cls.__name__)
+        if cls.name in REGISTRY:
+            raise TypeError(f"op {cls.name!r} is defined twice")
+        REGISTRY[cls.name] = cls
+
+    @staticmethod
+    def forward(ctx: "Node", *arrays: np.ndarray, **params: Any) -> np.ndarray:
+        """Compute the output array; store what backward needs on ``ctx``."""
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: "Node", grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        """Gradients with respect to each tensor input (None where not needed)."""
+        raise NotImplementedError
+
+
+def _snake(name: str) -> str:
+    out = []
+    for i, c in enumerate(name):
+        if c.isupper() and i and not name[i - 1].isupper():
+            out.append("_")
+        out.append(c.lower())
+    return "".join(out)
+
+
+class Node:
+    """The record of one op application: its inputs, what it saved, and checks for backward.
+
+    ``saved`` holds whatever the forward stored (arrays and parameters); ``needs`` says which
+    inputs want a gradient. A node never references its output, so graphs hold no cycles.
+    """
+
+    __slots__ = ("op", "inputs", "needs", "saved", "versions", "trace", "freed")
+
+    def __init__(self, op: type[Op], inputs: tuple, needs: tuple[bool, ...]):
+        self.op = op
+        self.inputs = inputs
+        self.needs = needs
+        self.saved: Any = None
+        self.versions = tuple(t._version for t in inputs)
+        self.trace: list | None = None
+        self.freed = False
+
+    def check_versions(self) -> None:
+        """Raise if an input whose array this node saved was changed in place since forward."""
+        for t, v in zip(self.inputs, self.versions):
+            if t._version != v and _holds(self.saved, t._data):
+                raise InplaceModificationError(
+                    f"{self.op.name}: an input of shape {t.shape} that this op saved for "
+                    f"backward was modified in place (version {v} at forward, {t._version} "
+                    f"now); compute the gradient before changing it, or change a copy")
+
+    def release(self) -> None:
+        """Drop the saved arrays (called after backward unless ``retain_graph=True``)."""
+        self.saved = None
+        self.freed = True
+
+    def origin(self) -> str:
+        """Where the forward created this node (recorded only under ``detect_anomaly``)."""
+        if not self.trace:
+            return "(creation site not recorded: run the forward inside detect_anomaly())"
+        return "".join(traceback.format_list(self.trace)).rstrip()
+
+    def __repr__(self) -> str:
+        return f"<Node {self.op.name}>"
+
+
+def _holds(saved: Any, array: np.ndarray) -> bool:
+    if saved is array:
+        return True
+    if isinstance(saved, tuple):
+        return any(s is array for s in saved)
+    return False
+
+
+def apply(op: type[Op], *inputs: Any, **params: Any):
+    """Run ``op`` on Tensor inputs and return the output Tensor, recording a Node if needed.
+
+    All floating inputs must share one dtype: mixing float32 and float64 raises TypeError
+    naming the op, rather than casting silently.
+    """
+    arrays = [t._data for t in inputs]
+    dtype = None
+    for a in arrays:
+        if a.dtype.kind == "f":
+            if dtype is None:
+                dtype = a.dtype
+            elif a.dtype != dtype:
+                raise TypeError(
+                    f"{op.name}: mixed dtypes {dtype} and {a.dtype}; convert one explicitly "
+                    f"(e.g. x.astype('{dtype}')) - autograd never casts silently")
+    if op.broadcasting and len(arrays) >= 2 and arrays[0].shape != arrays[1].shape:
+        _check_broadcast(op, arrays)
+    if state.grad_enabled:
+        needs = tuple(t.requires_grad for t in inputs)
+        record = True in needs
+    else:
+        record = False
+    ctx = Node(op, inputs if record else (), needs if record else ())
+    out = op.forward(ctx, *arrays, **params)
+    if not record:
+        return Tensor._wrap(out)
+    if state.anomaly:
+        ctx.trace = traceback.extract_stack()[:-2]
+    return Tensor._wrap(out, ctx)
+
+
+def _check_broadcast(op: type[Op], arrays: list[np.ndarray]) -> None:
+    try:
+        np.broadcast_shapes(*(a.shape for a in arrays))
+    except ValueError:
+        shapes = " and ".join(str(a.shape) for a in arrays)
+        raise ValueError(f"{op.name}: shapes {shapes} cannot be broadcast together") from None
+
+
+from .tensor import Tensor  # noqa: E402  (Tensor calls apply; apply wraps results as Tensor)

@@ -1,0 +1,126 @@
+"""Activations and the softmax family."""
+from __future__ import annotations
+
+from .. import backend as B
+from ..function import Op
+
+
+class Sigmoid(Op):
+    """d sigmoid/dx = out (1 - out)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.saved = out = B.k.sigmoid(x)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        return (B.k.sigmoid_back(ctx.saved, g),)
+
+
+class Tanh(Op):
+    """d tanh/dx = 1 - out^2."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.saved = out = B.k.tanh(x)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        return (B.k.tanh_back(ctx.saved, g),)
+
+
+class Relu(Op):
+    """d relu/dx = 1[x > 0]."""
+
+    name = "relu"
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.saved = out = B.k.relu(x)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        return (B.k.relu_back(ctx.saved, g),)
+
+
+class LeakyRelu(Op):
+    """d leaky_relu/dx = 1 if x > 0 else slope."""
+
+    name = "leaky_relu"
+
+    @staticmethod
+    def forward(ctx, x, slope=0.01):
+        ctx.saved = (x, slope)
+        return B.k.leaky_relu(x, slope)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, slope = ctx.saved
+        return (B.k.leaky_relu_back(x, g, slope),)
+
+
+class Gelu(Op):
+    """d gelu/dx for the tanh form (see numpy_kernels.gelu_back)."""
+
+    name = "gelu"
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.saved = x
+        return B.k.gelu(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (B.k.gelu_back(ctx.saved, g),)
+
+
+class Softmax(Op):
+    """d softmax = out (g - sum(g out))."""
+
+    @staticmethod
+    def forward(ctx, x, axis):
+        out = B.k.softmax(x, axis)
+        ctx.saved = (out, axis)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        out, axis = ctx.saved
+        return (B.k.softmax_back(out, g, axis),)
+
+
+class LogSoftmax(Op):
+    """d log_softmax = g - exp(out) sum(g)."""
+
+    name = "log_softmax"
+
+    @staticmethod
+    def forward(ctx, x, axis):
+        out = B.k.log_softmax(x, axis)
+        ctx.saved = (out, axis)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        out, axis = ctx.saved
+        return (B.k.log_softmax_back(out, g, axis),)
+
+
+class LogSumExp(Op):
+    """d logsumexp/dx = softmax(x)."""
+
+    name = "logsumexp"
+
+    @staticmethod
+    def forward(ctx, x, axis, keepdims=False):
+        out = B.k.logsumexp(x, axis, keepdims)
+        ctx.saved = (x, out, axis, keepdims)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, out, axis, keepdims = ctx.saved
+        return (B.k.logsumexp_back(x, out, g, axis, keepdims),)

@@ -1,0 +1,216 @@
+"""Elementwise arithmetic and elementwise math."""
+from __future__ import annotations
+
+from .. import backend as B
+from ..function import Op
+
+
+class Add(Op):
+    """d(a + b)/da = 1, d(a + b)/db = 1."""
+
+    broadcasting = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return B.k.add(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, g
+
+
+class Sub(Op):
+    """d(a - b)/da = 1, d(a - b)/db = -1."""
+
+    broadcasting = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return B.k.sub(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, (B.k.neg(g) if ctx.needs[1] else None)
+
+
+class Mul(Op):
+    """d(a * b)/da = b, d(a * b)/db = a."""
+
+    broadcasting = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.saved = (a, b)
+        return B.k.mul(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved
+        return (B.k.mul(g, b) if ctx.needs[0] else None,
+                B.k.mul(g, a) if ctx.needs[1] else None)
+
+
+class Div(Op):
+    """d(a / b)/da = 1 / b, d(a / b)/db = -a / b^2."""
+
+    broadcasting = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.saved = (a, b)
+        return B.k.div(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved
+        da = B.k.div(g, b) if ctx.needs[0] else None
+        db = B.k.neg(B.k.div(B.k.mul(g, a), B.k.mul(b, b))) if ctx.needs[1] else None
+        return da, db
+
+
+class Pow(Op):
+    """d(a^b)/da = b a^(b-1), d(a^b)/db = a^b log(a)."""
+
+    broadcasting = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        out = B.k.pow(a, b)
+        ctx.saved = (a, b, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b, out = ctx.saved
+        da = db = None
+        if ctx.needs[0]:
+            da = B.k.mul(g, B.k.mul(b, B.k.pow(a, B.k.sub(b, 1))))
+        if ctx.needs[1]:
+            db = B.k.mul(g, B.k.mul(out, B.k.log(a)))
+        return da, db
+
+
+class Maximum(Op):
+    """d max(a, b) = 1 on the larger input; ties split the gradient equally."""
+
+    broadcasting = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.saved = (a, b)
+        return B.k.maximum(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        return B.k.maximum_back(*ctx.saved, g)
+
+
+class Minimum(Op):
+    """d min(a, b) = 1 on the smaller input; ties split the gradient equally."""
+
+    broadcasting = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.saved = (a, b)
+        return B.k.minimum(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        return B.k.minimum_back(*ctx.saved, g)
+
+
+class Where(Op):
+    """d where(c, a, b)/da = 1[c], d/db = 1[not c]; the condition is not differentiable."""
+
+    broadcasting = True
+
+    @staticmethod
+    def forward(ctx, a, b, cond):
+        ctx.saved = cond
+        return B.k.where(cond, a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        cond = ctx.saved
+        zero = g.dtype.type(0)
+        return (B.k.where(cond, g, zero) if ctx.needs[0] else None,
+                B.k.where(cond, zero, g) if ctx.needs[1] else None)
+
+
+class Neg(Op):
+    """d(-x)/dx = -1."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return B.k.neg(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (B.k.neg(g),)
+
+
+class Exp(Op):
+    """d exp(x)/dx = exp(x) (the saved output)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.saved = out = B.k.exp(x)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        return (B.k.mul(g, ctx.saved),)
+
+
+class Log(Op):
+    """d log(x)/dx = 1 / x."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.saved = x
+        return B.k.log(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (B.k.div(g, ctx.saved),)
+
+
+class Sqrt(Op):
+    """d sqrt(x)/dx = 1 / (2 sqrt(x)) (from the saved output)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.saved = out = B.k.sqrt(x)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        return (B.k.div(g, B.k.add(ctx.saved, ctx.saved)),)
+
+
+class Abs(Op):
+    """d |x|/dx = sign(x) (0 at 0, as in PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.saved = x
+        return B.k.abs(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (B.k.mul(g, B.k.sign(ctx.saved)),)
+
+
+class Clip(Op):
+    """d clip(x, lo, hi)/dx = 1[lo <= x <= hi]."""
+
+    @staticmethod
+    def forward(ctx, x, lo=None, hi=None):
+        ctx.saved = (x, lo, hi)
+        return B.k.clip(x, lo, hi)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, lo, hi = ctx.saved
+        return (B.k.clip_back(x, g, lo, hi),)

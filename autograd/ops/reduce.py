@@ -1,0 +1,107 @@
+"""Reductions over axes: sum, mean, max, min, var.
+
+``axis`` reaching an op is already normalised by the functional layer: None or a tuple of
+non-negative ints.
+"""
+from __future__ import annotations
+
+from .. import backend as B
+from ..function import Op
+
+
+def _kept_shape(shape: tuple[int, ...], axis) -> tuple[int, ...]:
+    """The shape of a reduction over ``axis`` with keepdims=True."""
+    if axis is None:
+        return (1,) * len(shape)
+    return tuple(1 if i in axis else n for i, n in enumerate(shape))
+
+
+def _count(shape: tuple[int, ...], axis) -> int:
+    n = 1
+    for i, s in enumerate(shape):
+        if axis is None or i in axis:
+            n *= s
+    return n
+
+
+def _spread(g, shape, axis):
+    """The gradient of a reduction, broadcast back over the axes it reduced."""
+    return B.k.broadcast_to(B.k.reshape(g, _kept_shape(shape, axis)), shape)
+
+
+class Sum(Op):
+    """d sum(x)/dx = 1 for every reduced element."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ctx.saved = (x.shape, axis)
+        return B.k.sum(x, axis, keepdims)
+
+    @staticmethod
+    def backward(ctx, g):
+        shape, axis = ctx.saved
+        return (_spread(g, shape, axis),)
+
+
+class Mean(Op):
+    """d mean(x)/dx = 1 / n for every reduced element."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        n = _count(x.shape, axis)
+        ctx.saved = (x.shape, axis, n)
+        return B.k.div(B.k.sum(x, axis, keepdims), x.dtype.type(n) if n else x.dtype.type("nan"))
+
+    @staticmethod
+    def backward(ctx, g):
+        shape, axis, n = ctx.saved
+        return (_spread(B.k.div(g, g.dtype.type(n)), shape, axis),)
+
+
+class Max(Op):
+    """d max(x)/dx = 1 at the maximum, shared equally among ties."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        out = B.k.max(x, axis, keepdims)
+        ctx.saved = (x, out, axis, keepdims)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, out, axis, keepdims = ctx.saved
+        return (B.k.extremum_back(x, out, g, axis, keepdims),)
+
+
+class Min(Op):
+    """d min(x)/dx = 1 at the minimum, shared equally among ties."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        out = B.k.min(x, axis, keepdims)
+        ctx.saved = (x, out, axis, keepdims)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, out, axis, keepdims = ctx.saved
+        return (B.k.extremum_back(x, out, g, axis, keepdims),)
+
+
+class Var(Op):
+    """d var(x)/dx = 2 (x - mean) / (n - ddof)."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False, ddof=0):
+        n = _count(x.shape, axis)
+        mean = B.k.div(B.k.sum(x, axis, True), x.dtype.type(n))
+        centred = B.k.sub(x, mean)
+        denom = x.dtype.type(n - ddof) if n > ddof else x.dtype.type("nan")
+        ctx.saved = (centred, axis, denom)
+        return B.k.div(B.k.sum(B.k.mul(centred, centred), axis, keepdims), denom)
+
+    @staticmethod
+    def backward(ctx, g):
+        centred, axis, denom = ctx.saved
+        scale = B.k.div(B.k.reshape(g, _kept_shape(centred.shape, axis)), denom)
+        return (B.k.mul(B.k.add(centred, centred), scale),)

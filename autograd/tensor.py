@@ -1,0 +1,383 @@
+"""``Tensor``: an ndarray that records the operations applied to it, and ``backward()``.
+
+A Tensor holds a NumPy array (float32 by default, float64 for gradient checks; integer and
+boolean tensors exist for indices and masks but never require grad). An op's output keeps the
+``Node`` that made it; leaves are the tensors made by the user.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any, Iterator
+
+import numpy as np
+
+from . import backend
+from .grad_mode import state
+
+__all__ = ["Tensor", "as_tensor", "DEFAULT_DTYPE"]
+
+DEFAULT_DTYPE = np.dtype(np.float32)
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _check_dtype(dtype: np.dtype) -> None:
+    if dtype.kind == "f" and dtype not in _FLOATS:
+        raise TypeError(f"tensor: unsupported floating dtype {dtype}; use float32 or float64")
+    if dtype.kind not in "fiub":
+        raise TypeError(f"tensor: unsupported dtype {dtype}; use float32, float64, an integer "
+                        f"or a boolean dtype")
+
+
+def _to_array(data: Any, dtype: Any = None, copy: bool = True) -> np.ndarray:
+    """The array behind a new tensor: NumPy arrays keep their dtype; Python floats become
+    float32 (the default), Python ints int64, unless ``dtype`` says otherwise."""
+    if isinstance(data, Tensor):
+        data = data._data
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        _check_dtype(dtype)
+        return np.array(data, dtype=dtype, copy=copy or None)
+    if isinstance(data, np.ndarray) or isinstance(data, np.generic):
+        arr = np.array(data, copy=copy or None)
+    else:
+        arr = np.asarray(data)
+        if arr.dtype.kind == "f" or arr.dtype == np.dtype(object):
+            arr = arr.astype(DEFAULT_DTYPE)
+        elif arr.dtype.kind in "iu":
+            arr = arr.astype(np.int64, copy=False)
+    _check_dtype(arr.dtype)
+    return arr
+
+
+def as_tensor(data: Any, like: "Tensor | None" = None) -> "Tensor":
+    """``data`` as a Tensor without copying a Tensor; a Python scalar takes ``like``'s dtype."""
+    if isinstance(data, Tensor):
+        return data
+    if like is not None and isinstance(data, numbers.Number) and not isinstance(data, bool):
+        if like._data.dtype.kind != "f" and not isinstance(data, numbers.Integral):
+            raise TypeError(f"cannot combine a {like.dtype} tensor with the float {data!r}; "
+                            f"convert the tensor with .astype() first")
+        return Tensor._wrap(np.asarray(data, dtype=like._data.dtype))
+    return Tensor._wrap(_to_array(data, copy=False))
+
+
+class Tensor:
+    """An n-dimensional array that can record a graph for reverse-mode differentiation.
+
+    Create tensors with :func:`autograd.tensor` and friends; arithmetic, ``@``, indexing and the
+    methods below build a graph when any input has ``requires_grad=True``.
+    """
+
+    __slots__ = ("_data", "_node", "_requires_grad", "grad", "_version", "__weakref__")
+    __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operators
+
+    def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False):
+        self._data = _to_array(data, dtype)
+        self._node = None
+        self._version = 0
+        self.grad: Tensor | None = None
+        self._requires_grad = False
+        self.requires_grad = requires_grad
+
+    @classmethod
+    def _wrap(cls, array: np.ndarray, node: Any = None) -> "Tensor":
+        """The fast constructor ops use: no copy, no checks; ``node`` made it (None for leaves)."""
+        t = object.__new__(cls)
+        t._data = array
+        t._node = node
+        t._requires_grad = node is not None
+        t.grad = None
+        t._version = 0
+        return t
+
+    # ---------------------------------------------------------------- attributes
+    @property
+    def requires_grad(self) -> bool:
+        """Whether gradients flow to this tensor."""
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        if value and self._data.dtype.kind != "f":
+            raise TypeError(f"only floating tensors can require grad, not {self._data.dtype}")
+        if not value and self._node is not None:
+            raise RuntimeError("requires_grad can only be cleared on a leaf; use .detach()")
+        self._requires_grad = bool(value)
+
+    @property
+    def data(self) -> np.ndarray:
+        """The underlying array (changes to it are not tracked by the version counter)."""
+        return self._data
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The size of each dimension."""
+        return self._data.shape
+
+    @property
+    def ndim(self) -> int:
+        """The number of dimensions."""
+        return self._data.ndim
+
+    @property
+    def size(self) -> int:
+        """The number of elements."""
+        return self._data.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The element type (a NumPy dtype)."""
+        return self._data.dtype
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors the user made (no op made them)."""
+        return self._node is None
+
+    @property
+    def T(self) -> "Tensor":
+        """The tensor with its axes reversed."""
+        return F.transpose(self)
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __iter__(self) -> Iterator["Tensor"]:
+        return (self[i] for i in range(len(self)))
+
+    # ---------------------------------------------------------------- conversion
+    def numpy(self) -> np.ndarray:
+        """The value as a NumPy array (shares memory; a tensor requiring grad is not copied)."""
+        return self._data
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if dtype is not None and np.dtype(dtype) != self._data.dtype:
+            return self._data.astype(dtype)
+        return self._data.copy() if copy else self._data
+
+    def item(self) -> float | int | bool:
+        """The value of a one-element tensor as a Python number."""
+        if self._data.size != 1:
+            raise ValueError(f"item: only one-element tensors convert to a Python number, "
+                             f"this one has shape {self.shape}")
+        return self._data.item()
+
+    def tolist(self) -> Any:
+        """The value as nested Python lists."""
+        return self._data.tolist()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self._data.size != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
+        return bool(self._data.item())
+
+    def detach(self) -> "Tensor":
+        """The same values (shared memory) cut off from the graph."""
+        return Tensor._wrap(self._data)
+
+    def astype(self, dtype: Any) -> "Tensor":
+        """A copy converted to ``dtype`` (not differentiable across the conversion)."""
+        dtype = np.dtype(dtype)
+        _check_dtype(dtype)
+        return Tensor._wrap(self._data.astype(dtype))
+
+    def float(self) -> "Tensor":
+        """A float32 copy (or self when already float32)."""
+        return self if self._data.dtype == np.float32 else self.astype(np.float32)
+
+    def double(self) -> "Tensor":
+        """A float64 copy (or self when already float64)."""
+        return self if self._data.dtype == np.float64 else self.astype(np.float64)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self._data, separator=", ", precision=4, threshold=50,
+                               prefix="tensor(")
+        extra = [] if self._data.dtype == DEFAULT_DTYPE else [f"dtype={self._data.dtype}"]
+        if self._node is not None:
+            extra.append(f"grad_fn={self._node.op.name}")
+        elif self._requires_grad:
+            extra.append("requires_grad=True")
+        return "tensor(" + ", ".join([body] + extra) + ")"
+
+    # ---------------------------------------------------------------- backward
+    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+        """Accumulate d self / d leaf into every leaf's ``.grad``.
+
+        ``grad`` is d loss / d self; it may be omitted only for a one-element tensor.
+        The graph's saved arrays are freed afterwards unless ``retain_graph=True``.
+        """
+        if not self._requires_grad:
+            raise RuntimeError("backward: this tensor does not require grad and has no graph; "
+                               "create the inputs with requires_grad=True")
+        if grad is None:
+            if self._data.size != 1:
+                raise RuntimeError(f"backward: grad can be implied only for a one-element "
+                                   f"tensor; this one has shape {self.shape}, so pass grad=")
+            g = np.ones(self._data.shape, dtype=self._data.dtype)
+        else:
+            g = np.asarray(grad._data if isinstance(grad, Tensor) else grad)
+            if g.shape != self.shape or g.dtype != self.dtype:
+                raise ValueError(f"backward: grad of shape {g.shape} and dtype {g.dtype} does "
+                                 f"not match the tensor's {self.shape} and {self.dtype}")
+        backend.engine_module.run_backward(self, g, retain_graph)
+
+    def _accumulate_grad(self, g: np.ndarray) -> None:
+        """Called by the engine on leaves: ``g`` is an array this leaf may keep."""
+        if self.grad is None:
+            self.grad = Tensor._wrap(g)
+        else:
+            self.grad._data = self.grad._data + g
+
+    # ---------------------------------------------------------------- in place (leaves only)
+    def _inplace(self, name: str) -> None:
+        if self._node is not None:
+            raise RuntimeError(f"{name}: in-place changes are only allowed on leaf tensors; "
+                               f"this one was made by {self._node.op.name}")
+        if self._requires_grad and state.grad_enabled:
+            raise RuntimeError(f"{name}: in-place change of a leaf that requires grad; wrap "
+                               f"it in `with autograd.no_grad():` (as optimizers do)")
+        self._version += 1
+
+    def _operand(self, other: Any) -> np.ndarray:
+        o = as_tensor(other, like=self)._data
+        if o.dtype != self._data.dtype:
+            raise TypeError(f"in-place: cannot update a {self.dtype} tensor with {o.dtype} "
+                            f"values; convert explicitly")
+        try:
+            if np.broadcast_shapes(self.shape, o.shape) != self.shape:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"in-place: a value of shape {o.shape} cannot update a tensor "
+                             f"of shape {self.shape}") from None
+        return o
+
+    def add_(self, other: Any, alpha: float = 1.0) -> "Tensor":
+        """self += alpha * other, in place."""
+        o = self._operand(other)
+        self._inplace("add_")
+        self._data += o if alpha == 1.0 else o * self._data.dtype.type(alpha)
+        return self
+
+    def sub_(self, other: Any) -> "Tensor":
+        """self -= other, in place."""
+        o = self._operand(other)
+        self._inplace("sub_")
+        self._data -= o
+        return self
+
+    def mul_(self, other: Any) -> "Tensor":
+        """self *= other, in place."""
+        o = self._operand(other)
+        self._inplace("mul_")
+        self._data *= o
+        return self
+
+    def div_(self, other: Any) -> "Tensor":
+        """self /= other, in place."""
+        o = self._operand(other)
+        self._inplace("div_")
+        self._data /= o
+        return self
+
+    def copy_(self, other: Any) -> "Tensor":
+        """Overwrite the values with ``other``'s (same dtype, broadcastable), in place."""
+        o = self._operand(other)
+        self._inplace("copy_")
+        self._data[...] = o
+        return self
+
+    def fill_(self, value: float) -> "Tensor":
+        """Set every element to ``value``, in place."""
+        self._inplace("fill_")
+        self._data.fill(value)
+        return self
+
+    def zero_(self) -> "Tensor":
+        """Set every element to zero, in place."""
+        return self.fill_(0)
+
+    __iadd__ = add_
+    __isub__ = sub_
+    __imul__ = mul_
+    __itruediv__ = div_
+
+    # ---------------------------------------------------------------- operators
+    def __add__(self, o): return F.add(self, o)
+    def __radd__(self, o): return F.add(o, self)
+    def __sub__(self, o): return F.sub(self, o)
+    def __rsub__(self, o): return F.sub(o, self)
+    def __mul__(self, o): return F.mul(self, o)
+    def __rmul__(self, o): return F.mul(o, self)
+    def __truediv__(self, o): return F.div(self, o)
+    def __rtruediv__(self, o): return F.div(o, self)
+    def __pow__(self, o): return F.pow(self, o)
+    def __rpow__(self, o): return F.pow(o, self)
+    def __matmul__(self, o): return F.matmul(self, o)
+    def __rmatmul__(self, o): return F.matmul(o, self)
+    def __neg__(self): return F.neg(self)
+    def __pos__(self): return self
+    def __abs__(self): return F.abs(self)
+    def __getitem__(self, index): return F.getitem(self, index)
+
+    # Comparisons give boolean tensors and record nothing. == and != stay identity-based so
+    # tensors remain usable as dict keys; use .eq() / .ne() for elementwise equality.
+    def _compare(self, other: Any, op: str) -> "Tensor":
+        return Tensor._wrap(backend.k.compare(self._data, as_tensor(other, like=self)._data, op))
+
+    def __lt__(self, o): return self._compare(o, "lt")
+    def __le__(self, o): return self._compare(o, "le")
+    def __gt__(self, o): return self._compare(o, "gt")
+    def __ge__(self, o): return self._compare(o, "ge")
+
+    def eq(self, other: Any) -> "Tensor":
+        """Elementwise equality as a boolean tensor."""
+        return self._compare(other, "eq")
+
+    def ne(self, other: Any) -> "Tensor":
+        """Elementwise inequality as a boolean tensor."""
+        return self._compare(other, "ne")
+
+    __hash__ = object.__hash__
+
+    # ---------------------------------------------------------------- methods
+    def sum(self, axis=None, keepdims=False): return F.sum(self, axis, keepdims)
+    def mean(self, axis=None, keepdims=False): return F.mean(self, axis, keepdims)
+    def max(self, axis=None, keepdims=False): return F.max(self, axis, keepdims)
+    def min(self, axis=None, keepdims=False): return F.min(self, axis, keepdims)
+    def var(self, axis=None, keepdims=False, ddof=0): return F.var(self, axis, keepdims, ddof)
+    def reshape(self, *shape): return F.reshape(self, *shape)
+    def flatten(self, start_axis=0): return F.flatten(self, start_axis)
+    def transpose(self, axis0=None, axis1=None): return F.transpose(self, axis0, axis1)
+    def permute(self, *axes): return F.permute(self, *axes)
+    def expand(self, *shape): return F.expand(self, *shape)
+    def matmul(self, other): return F.matmul(self, other)
+    def exp(self): return F.exp(self)
+    def log(self): return F.log(self)
+    def sqrt(self): return F.sqrt(self)
+    def abs(self): return F.abs(self)
+    def clip(self, min=None, max=None): return F.clip(self, min, max)  # noqa: A002
+    def sigmoid(self): return F.sigmoid(self)
+    def tanh(self): return F.tanh(self)
+    def relu(self): return F.relu(self)
+    def softmax(self, axis=-1): return F.softmax(self, axis)
+    def log_softmax(self, axis=-1): return F.log_softmax(self, axis)
+    def logsumexp(self, axis=-1, keepdims=False): return F.logsumexp(self, axis, keepdims)
+
+    def argmax(self, axis: int | None = None) -> "Tensor":
+        """Indices of the maxima (int64, not differentiable)."""
+        return Tensor._wrap(np.asarray(np.argmax(self._data, axis=axis), dtype=np.int64))
+
+    def argmin(self, axis: int | None = None) -> "Tensor":
+        """Indices of the minima (int64, not differentiable)."""
+        return Tensor._wrap(np.asarray(np.argmin(self._data, axis=axis), dtype=np.int64))
+
+
+from . import functional as F  # noqa: E402  (functional builds on Tensor)
