@@ -1,0 +1,73 @@
+"""The compiled core: importable when required, reports its BLAS, and one thread setting."""
+from __future__ import annotations
+
+import importlib
+import os
+
+import pytest
+
+REQUIRE_NATIVE = os.environ.get("AUTOGRAD_REQUIRE_NATIVE", "") == "1"
+
+
+def _load_native():
+    """autograd.backend.native, or a skip (a failure when AUTOGRAD_REQUIRE_NATIVE=1)."""
+    try:
+        return importlib.import_module("autograd.backend.native")
+    except ImportError as exc:
+        if REQUIRE_NATIVE:
+            pytest.fail(f"AUTOGRAD_REQUIRE_NATIVE=1 but the native core does not import: {exc}")
+        pytest.skip(f"native core not built: {exc}")
+
+
+@pytest.fixture(scope="module")
+def native():
+    return _load_native()
+
+
+def test_native_core_imports(native):
+    import autograd._C as C
+
+    assert native._C is C
+    assert C.__file__.endswith(".so")
+
+
+def test_compiled_engine_imports(native):
+    # Built by the same CMake project as _C, so when _C exists so must _cengine.
+    mod = importlib.import_module("autograd._cengine")
+    assert mod.__name__ == "autograd._cengine"
+    assert hasattr(mod, "run_backward")
+
+
+def test_blas_info_reports_core(native):
+    info = native.blas_info()
+    assert info["library"] == "scipy-openblas32"
+    assert isinstance(info["corename"], str) and info["corename"]
+    assert "OpenBLAS" in info["config"]
+    assert info["num_threads"] >= 1
+    report = native.info()
+    assert report["blas_core"] == info["corename"]
+
+
+def test_avx512_cpu_gets_skylakex_kernels(native):
+    flags = native._cpu_flags()
+    if os.environ.get("OPENBLAS_CORETYPE") or not native._AVX512_FLAGS <= flags:
+        pytest.skip("no AVX-512 (F/BW/DQ/VL) here, or OPENBLAS_CORETYPE chosen by the user")
+    assert native.blas_info()["corename"].lower() == "skylakex"
+    # the override is for the import only
+    assert "OPENBLAS_CORETYPE" not in os.environ
+
+
+def test_set_get_num_threads_round_trip(native):
+    before = native.get_num_threads()
+    try:
+        for n in (1, 2, before):
+            native.set_num_threads(n)
+            assert native.get_num_threads() == n
+            assert native.blas_info()["num_threads"] == n
+    finally:
+        native.set_num_threads(before)
+
+
+def test_set_num_threads_rejects_zero(native):
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        native.set_num_threads(0)
