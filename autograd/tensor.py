@@ -251,12 +251,9 @@ class Tensor:
         if o.dtype != self._data.dtype:
             raise TypeError(f"in-place: cannot update a {self.dtype} tensor with {o.dtype} "
                             f"values; convert explicitly")
-        try:
-            if np.broadcast_shapes(self.shape, o.shape) != self.shape:
-                raise ValueError
-        except ValueError:
+        if o.shape != self._data.shape and _broadcast(self._data.shape, o.shape) != self.shape:
             raise ValueError(f"in-place: a value of shape {o.shape} cannot update a tensor "
-                             f"of shape {self.shape}") from None
+                             f"of shape {self.shape}")
         return o
 
     def add_(self, other: Any, alpha: float = 1.0) -> "Tensor":
@@ -381,3 +378,4 @@ class Tensor:
 
 
 from . import functional as F  # noqa: E402  (functional builds on Tensor)
+from .function import broadcast_shape as _broadcast  # noqa: E402
