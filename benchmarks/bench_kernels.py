@@ -1,0 +1,96 @@
+"""Kernel sweep: matmul 16..2048 and elementwise kernels 1e3..1e7, native against NumPy.
+
+Times both providers of the kernel API in one run and prints medians, GFLOP/s for matmul,
+the native/NumPy speed ratio, and the size where native starts to win (the crossover):
+
+    python benchmarks/bench_kernels.py [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+import autograd as ag
+from autograd import backend
+from autograd.backend import numpy_kernels
+from timing import fmt_time, median_seconds, table
+
+MATMUL_SIZES = [16, 32, 64, 128, 256, 512, 1024, 2048]
+ELEMENTWISE_SIZES = [10**3, 10**4, 10**5, 10**6, 10**7]
+ELEMENTWISE = {
+    "relu": lambda k, x, g: k.relu(x),
+    "relu_back": lambda k, x, g: k.relu_back(x, g),
+    "sigmoid": lambda k, x, g: k.sigmoid(x),
+    "tanh": lambda k, x, g: k.tanh(x),
+    "gelu": lambda k, x, g: k.gelu(x),
+    "exp": lambda k, x, g: k.exp(x),
+    "add": lambda k, x, g: k.add(x, g),
+    "mul": lambda k, x, g: k.mul(x, g),
+    "sum_rows (bias grad)": lambda k, x, g: k.sum(x.reshape(-1, 100), (0,), False),
+    "softmax (rows of 100)": lambda k, x, g: k.softmax(x.reshape(-1, 100), 1),
+}
+
+
+def providers() -> dict:
+    """The kernel modules to compare: NumPy always, native when built."""
+    out = {"numpy": numpy_kernels}
+    if backend.native_available():
+        out["native"] = backend._load_native()
+    return out
+
+
+def matmul_rows(mods: dict, repeat: int, min_time: float) -> list[list[str]]:
+    """GFLOP/s of float32 (n x n) @ (n x n) per provider and the ratio."""
+    rows = []
+    rng = np.random.default_rng(0)
+    for n in MATMUL_SIZES:
+        a = rng.random((n, n), dtype=np.float32)
+        b = rng.random((n, n), dtype=np.float32)
+        flops = 2.0 * n ** 3
+        t = {name: median_seconds(lambda m=m: m.matmul(a, b), repeat, min_time)
+             for name, m in mods.items()}
+        row = [f"matmul {n}"] + [f"{flops / t[name] / 1e9:.1f} GFLOP/s" for name in mods]
+        row.append(f"{t['numpy'] / t['native']:.2f}x" if "native" in t else "-")
+        rows.append(row)
+    return rows
+
+
+def elementwise_rows(mods: dict, repeat: int, min_time: float) -> list[list[str]]:
+    """Median time per call for each elementwise kernel and size, with the crossover."""
+    rows = []
+    rng = np.random.default_rng(0)
+    for kname, call in ELEMENTWISE.items():
+        crossover = None
+        for n in ELEMENTWISE_SIZES:
+            x = rng.standard_normal(n).astype(np.float32)
+            g = rng.standard_normal(n).astype(np.float32)
+            t = {name: median_seconds(lambda m=m: call(m, x, g), repeat, min_time)
+                 for name, m in mods.items()}
+            ratio = t["numpy"] / t["native"] if "native" in t else None
+            if ratio is not None and ratio >= 1 and crossover is None:
+                crossover = n
+            rows.append([f"{kname} {n:.0e}"] + [fmt_time(t[name]) for name in mods]
+                        + [f"{ratio:.2f}x" if ratio else "-"])
+        if "native" in mods:
+            rows.append([f"  -> native wins from {crossover:.0e}" if crossover
+                         else "  -> native never wins here", *[""] * (len(mods) + 1)])
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the sweep and print two tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (smoke test)")
+    args = parser.parse_args(argv)
+    repeat, min_time = (3, 0.01) if args.quick else (7, 0.1)
+    print(f"autograd {ag.__version__}: {backend.info()}")
+    mods = providers()
+    headers = ["kernel"] + list(mods) + ["native speed vs numpy"]
+    print(table(headers, matmul_rows(mods, repeat, min_time)))
+    print()
+    print(table(headers, elementwise_rows(mods, repeat, min_time)))
+
+
+if __name__ == "__main__":
+    main()
