@@ -1,0 +1,101 @@
+"""Containers: ``Sequential`` (with Linear + activation fusion) and ``Residual``."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Iterator, overload
+
+from .. import functional as F
+from ..tensor import Tensor
+from .layers import Linear, ReLU, Sigmoid, Tanh
+from .module import Module
+
+__all__ = ["Sequential", "Residual"]
+
+# The activations the fused linear kernel knows; matched by exact type, so a subclass that
+# overrides forward is never fused behind its back.
+_FUSABLE = {ReLU: "relu", Sigmoid: "sigmoid", Tanh: "tanh"}
+
+
+class Sequential(Module):
+    """Modules applied one after another; indexable, iterable, with ``len`` and ``append``.
+
+    ``Sequential(a, b, c)`` names its children "0", "1", "2"; ``Sequential(OrderedDict(...))``
+    keeps the given names. In ``forward``, a ``Linear`` directly followed by ``ReLU``,
+    ``Sigmoid`` or ``Tanh`` runs as one fused ``functional.linear(..., activation=...)`` call
+    (one kernel forward, one backward); the two layers stay separate modules for ``repr`` and
+    ``state_dict``. Set ``fuse=False`` to run every layer on its own (same results).
+    """
+
+    def __init__(self, *modules: Module, fuse: bool = True):
+        super().__init__()
+        self.fuse = bool(fuse)
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for name, m in modules[0].items():
+                self.add_module(name, m)
+        else:
+            for i, m in enumerate(modules):
+                self.add_module(str(i), m)
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        """Add a child; only Modules may go in a Sequential."""
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential: element {name!r} is a {type(module).__name__}, not "
+                            f"a Module")
+        super().add_module(name, module)
+
+    def append(self, module: Module) -> "Sequential":
+        """Add ``module`` at the end."""
+        self.add_module(str(len(self)), module)
+        return self
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    @overload
+    def __getitem__(self, index: int) -> Module: ...
+    @overload
+    def __getitem__(self, index: slice) -> "Sequential": ...
+
+    def __getitem__(self, index):
+        items = list(self._modules.items())
+        if isinstance(index, slice):
+            return Sequential(OrderedDict(items[index]), fuse=self.fuse)
+        try:
+            return items[index][1]
+        except (IndexError, TypeError):
+            raise IndexError(f"Sequential: index {index!r} is out of range for {len(self)} "
+                             f"modules") from None
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply each module in order, fusing Linear + activation pairs."""
+        mods = list(self._modules.values())
+        i = 0
+        while i < len(mods):
+            m = mods[i]
+            if self.fuse and type(m) is Linear and i + 1 < len(mods) \
+                    and type(mods[i + 1]) in _FUSABLE:
+                x = F.linear(x, m.weight, m.bias, activation=_FUSABLE[type(mods[i + 1])])
+                i += 2
+            else:
+                x = m(x)
+                i += 1
+        return x
+
+
+class Residual(Module):
+    """x + block(x): a skip connection around ``block`` (which must keep x's shape)."""
+
+    def __init__(self, block: Module):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x + block(x)."""
+        y = self.block(x)
+        if y.shape != x.shape:
+            raise ValueError(f"Residual: the block maps shape {x.shape} to {y.shape}; a "
+                             f"residual connection needs the same shape")
+        return x + y
