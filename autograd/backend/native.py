@@ -14,6 +14,7 @@ Importing this module imports ``autograd._C``; it raises ImportError when that i
 """
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -75,14 +76,304 @@ def info() -> dict:
             "openblas_coretype_set_by_autograd": _CORETYPE_SET}
 
 
-def _is_float(x) -> bool:
-    return type(x) is np.ndarray and x.dtype in _FLOATS
+# Crossovers, measured on the project machine (2-core AMD EPYC, AVX-512; numpy 2.4): the
+# element count at and above which the native call beats the NumPy kernel, because below it the
+# adapter + pybind11 call (~1.5 us) costs more than the work. Reproduce with
+#   python -c "import autograd.backend.native as n; n._measure_crossovers()"
+_MIN_ARITH = 4096      # add/sub/mul/div/neg/abs/sqrt, relu, *_back of cheap activations
+_MIN_TRANSC = 256      # exp/log/tanh/sigmoid/gelu and their derivatives (NumPy does several passes)
+_MIN_ROWWISE = 256     # softmax, log_softmax, logsumexp and their derivatives
+_MIN_REDUCE = 4096     # sum, sum_to
+_MIN_LOSS = 512        # mse, bce, bce_with_logits, cross_entropy and derivatives
+_MIN_OPTIM = 1024      # sgd_step / adam_step: total parameter elements
+
+_REDUCTIONS = frozenset({"mean", "sum", "none"})
+
+
+def _one(x, n_min: int) -> bool:
+    """x is a float32/float64 ndarray of at least n_min elements."""
+    return type(x) is np.ndarray and x.dtype in _FLOATS and x.size >= n_min
+
+
+def _two(a, b, n_min: int) -> bool:
+    """a and b are ndarrays of one float dtype and one shape, at least n_min elements."""
+    return (type(a) is np.ndarray and type(b) is np.ndarray and a.dtype in _FLOATS
+            and a.dtype == b.dtype and a.shape == b.shape and a.size >= n_min)
 
 
 def _same_float(a, b) -> bool:
-    return type(a) is np.ndarray and type(b) is np.ndarray and a.dtype in _FLOATS \
-        and a.dtype == b.dtype
+    return (type(a) is np.ndarray and type(b) is np.ndarray and a.dtype in _FLOATS
+            and a.dtype == b.dtype)
 
+
+def _last_axis(x: np.ndarray, axis) -> bool:
+    return x.ndim >= 1 and type(axis) is int and (axis == -1 or axis == x.ndim - 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Elementwise arithmetic: native for same shape, a one-element operand, or a row broadcast
+# along the last axis; NumPy for any other broadcast and for other dtypes.
+# --------------------------------------------------------------------------------------------
+
+
+def _is_row(r: np.ndarray, full: np.ndarray) -> bool:
+    return (1 <= r.ndim <= full.ndim and r.shape[-1] == full.shape[-1]
+            and r.size == r.shape[-1] and all(d == 1 for d in r.shape[:-1]))
+
+
+def _binary_native(a, b) -> bool:
+    if not _same_float(a, b) or (a.size < _MIN_ARITH and b.size < _MIN_ARITH):
+        return False
+    return (a.shape == b.shape or (b.size == 1 and b.ndim <= a.ndim)
+            or (a.size == 1 and a.ndim <= b.ndim) or _is_row(b, a) or _is_row(a, b))
+
+
+def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a + b (see numpy_kernels.add)."""
+    return _C.add(_contig(a), _contig(b)) if _binary_native(a, b) else _np.add(a, b)
+
+
+def sub(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a - b (see numpy_kernels.sub)."""
+    return _C.sub(_contig(a), _contig(b)) if _binary_native(a, b) else _np.sub(a, b)
+
+
+def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a * b (see numpy_kernels.mul)."""
+    return _C.mul(_contig(a), _contig(b)) if _binary_native(a, b) else _np.mul(a, b)
+
+
+def div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b, IEEE semantics (see numpy_kernels.div)."""
+    return _C.div(_contig(a), _contig(b)) if _binary_native(a, b) else _np.div(a, b)
+
+
+def neg(x: np.ndarray) -> np.ndarray:
+    """-x."""
+    return _C.neg(_contig(x)) if _one(x, _MIN_ARITH) else _np.neg(x)
+
+
+def exp(x: np.ndarray) -> np.ndarray:
+    """e ** x."""
+    return _C.exp(_contig(x)) if _one(x, _MIN_TRANSC) else _np.exp(x)
+
+
+def log(x: np.ndarray) -> np.ndarray:
+    """Natural log (nan below 0, -inf at 0)."""
+    return _C.log(_contig(x)) if _one(x, _MIN_TRANSC) else _np.log(x)
+
+
+def sqrt(x: np.ndarray) -> np.ndarray:
+    """Square root (nan below 0)."""
+    return _C.sqrt(_contig(x)) if _one(x, _MIN_ARITH) else _np.sqrt(x)
+
+
+def abs(x: np.ndarray) -> np.ndarray:  # noqa: A001 - kernel name mirrors the op
+    """|x|."""
+    return _C.abs(_contig(x)) if _one(x, _MIN_ARITH) else _np.abs(x)
+
+
+# Less common or data-dependent ops: NumPy.
+pow = _np.pow  # noqa: A001
+maximum = _np.maximum
+minimum = _np.minimum
+maximum_back = _np.maximum_back
+minimum_back = _np.minimum_back
+sign = _np.sign
+clip = _np.clip
+clip_back = _np.clip_back
+where = _np.where
+compare = _np.compare
+
+# --------------------------------------------------------------------------------------------
+# Activations
+# --------------------------------------------------------------------------------------------
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^-x), overflow-free."""
+    return _C.sigmoid(_contig(x)) if _one(x, _MIN_TRANSC) else _np.sigmoid(x)
+
+
+def sigmoid_back(out: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """grad * out * (1 - out)."""
+    if _two(out, grad, _MIN_TRANSC):
+        return _C.sigmoid_back(_contig(out), _contig(grad))
+    return _np.sigmoid_back(out, grad)
+
+
+def tanh(x: np.ndarray) -> np.ndarray:
+    """Hyperbolic tangent."""
+    return _C.tanh(_contig(x)) if _one(x, _MIN_TRANSC) else _np.tanh(x)
+
+
+def tanh_back(out: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """grad * (1 - out^2)."""
+    if _two(out, grad, _MIN_TRANSC):
+        return _C.tanh_back(_contig(out), _contig(grad))
+    return _np.tanh_back(out, grad)
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """max(x, 0)."""
+    return _C.relu(_contig(x)) if _one(x, _MIN_ARITH) else _np.relu(x)
+
+
+def relu_back(x: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """grad * 1[x > 0]."""
+    if _two(x, grad, _MIN_ARITH):
+        return _C.relu_back(_contig(x), _contig(grad))
+    return _np.relu_back(x, grad)
+
+
+def leaky_relu(x: np.ndarray, slope: float) -> np.ndarray:
+    """x if x > 0 else slope * x."""
+    return _C.leaky_relu(_contig(x), slope) if _one(x, _MIN_ARITH) else _np.leaky_relu(x, slope)
+
+
+def leaky_relu_back(x: np.ndarray, grad: np.ndarray, slope: float) -> np.ndarray:
+    """grad * (1 if x > 0 else slope)."""
+    if _two(x, grad, _MIN_ARITH):
+        return _C.leaky_relu_back(_contig(x), _contig(grad), slope)
+    return _np.leaky_relu_back(x, grad, slope)
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """GELU, tanh form."""
+    return _C.gelu(_contig(x)) if _one(x, _MIN_TRANSC) else _np.gelu(x)
+
+
+def gelu_back(x: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """d gelu/dx * grad, from the input."""
+    if _two(x, grad, _MIN_TRANSC):
+        return _C.gelu_back(_contig(x), _contig(grad))
+    return _np.gelu_back(x, grad)
+
+
+# --------------------------------------------------------------------------------------------
+# Softmax family: native along the last axis; other axes go to NumPy.
+# --------------------------------------------------------------------------------------------
+
+
+def softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    """Stable softmax along ``axis``."""
+    if _one(x, _MIN_ROWWISE) and _last_axis(x, axis):
+        return _C.softmax(_contig(x))
+    return _np.softmax(x, axis)
+
+
+def softmax_back(out: np.ndarray, grad: np.ndarray, axis: int) -> np.ndarray:
+    """out * (grad - sum(grad * out, axis))."""
+    if _two(out, grad, _MIN_ROWWISE) and _last_axis(out, axis):
+        return _C.softmax_back(_contig(out), _contig(grad))
+    return _np.softmax_back(out, grad, axis)
+
+
+def log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    """x - logsumexp(x, axis)."""
+    if _one(x, _MIN_ROWWISE) and _last_axis(x, axis):
+        return _C.log_softmax(_contig(x))
+    return _np.log_softmax(x, axis)
+
+
+def log_softmax_back(out: np.ndarray, grad: np.ndarray, axis: int) -> np.ndarray:
+    """grad - exp(out) * sum(grad, axis)."""
+    if _two(out, grad, _MIN_ROWWISE) and _last_axis(out, axis):
+        return _C.log_softmax_back(_contig(out), _contig(grad))
+    return _np.log_softmax_back(out, grad, axis)
+
+
+def logsumexp(x: np.ndarray, axis: int, keepdims: bool = False) -> np.ndarray:
+    """log(sum(exp(x), axis)), stable; all -inf rows give -inf."""
+    if _one(x, _MIN_ROWWISE) and _last_axis(x, axis) and x.shape[-1] > 0:
+        out = _C.logsumexp(_contig(x))
+        return out[..., None] if keepdims else out
+    return _np.logsumexp(x, axis, keepdims)
+
+
+def logsumexp_back(x: np.ndarray, out: np.ndarray, grad: np.ndarray, axis: int,
+                   keepdims: bool = False) -> np.ndarray:
+    """grad * exp(x - out), broadcast back along ``axis``."""
+    if (_one(x, _MIN_ROWWISE) and _last_axis(x, axis) and _same_float(x, out)
+            and _same_float(x, grad)):
+        rows = x.shape[:-1] + ((1,) if keepdims else ())
+        if out.shape == rows and grad.shape == rows:
+            return _C.logsumexp_back(_contig(x), _contig(out), _contig(grad))
+    return _np.logsumexp_back(x, out, grad, axis, keepdims)
+
+
+# --------------------------------------------------------------------------------------------
+# Reductions: a sum over one contiguous run of axes is one native kernel; max/min are NumPy.
+# --------------------------------------------------------------------------------------------
+
+
+def _prod(dims) -> int:
+    n = 1
+    for d in dims:
+        n *= d
+    return n
+
+
+def _sum_run(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """x summed over axes lo..hi (inclusive), flat."""
+    s = x.shape
+    return _C.sum_axis(_contig(x), _prod(s[:lo]), _prod(s[lo:hi + 1]), _prod(s[hi + 1:]))
+
+
+def sum(x: np.ndarray, axis=None, keepdims: bool = False) -> np.ndarray:  # noqa: A001
+    """Sum over ``axis`` (all when None) as an ndarray of x's dtype."""
+    if _one(x, _MIN_REDUCE):
+        nd = x.ndim
+        axes = tuple(range(nd)) if axis is None else (axis,) if type(axis) is int else axis
+        if (type(axes) is tuple and axes and all(type(a) is int and -nd <= a < nd for a in axes)):
+            axes = sorted(a % nd for a in axes)
+            if axes == list(range(axes[0], axes[-1] + 1)):  # one run, no repeats
+                lo, hi = axes[0], axes[-1]
+                if keepdims:
+                    shape = x.shape[:lo] + (1,) * (hi - lo + 1) + x.shape[hi + 1:]
+                else:
+                    shape = x.shape[:lo] + x.shape[hi + 1:]
+                return _sum_run(x, lo, hi).reshape(shape)
+    return _np.sum(x, axis, keepdims)
+
+
+def sum_to(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Undo broadcasting: sum ``grad`` down to ``shape``."""
+    if grad.shape == shape or not _one(grad, _MIN_REDUCE):
+        return _np.sum_to(grad, shape)
+    lead = grad.ndim - len(shape)
+    if lead < 0:
+        return _np.sum_to(grad, shape)
+    gs = grad.shape
+    reduced = [True] * lead
+    for i, n in enumerate(shape):
+        g = gs[i + lead]
+        if n != g and n != 1:
+            return _np.sum_to(grad, shape)  # not a broadcast of shape: NumPy raises
+        reduced.append(n == 1 and g != 1)
+    axes = [i for i, r in enumerate(reduced) if r]
+    # size-1 axes of grad inside the run do not break it
+    if not axes or any(not reduced[i] and gs[i] != 1 for i in range(axes[0], axes[-1] + 1)):
+        return _np.sum_to(grad, shape)
+    return _sum_run(grad, axes[0], axes[-1]).reshape(shape)
+
+
+max = _np.max  # noqa: A001
+min = _np.min  # noqa: A001
+extremum_back = _np.extremum_back
+
+# --------------------------------------------------------------------------------------------
+# Shape and data movement: views and copies NumPy already does at memory speed.
+# --------------------------------------------------------------------------------------------
+
+broadcast_to = _np.broadcast_to
+reshape = _np.reshape
+transpose = _np.transpose
+getitem = _np.getitem
+index_add = _np.index_add
+concatenate = _np.concatenate
+stack = _np.stack
+split = _np.split
 
 # --------------------------------------------------------------------------------------------
 # Linear algebra
@@ -102,68 +393,188 @@ def matmul(a: np.ndarray, b: np.ndarray, trans_a: bool = False,
 
 
 # --------------------------------------------------------------------------------------------
-# Delegated to NumPy for now (native versions follow)
+# Fused linear layer (2-D input): one gemm onto the bias, activation in place; backward is two
+# gemms and a column sum.
 # --------------------------------------------------------------------------------------------
 
 ACTIVATIONS = _np.ACTIVATIONS
 
-add = _np.add
-sub = _np.sub
-mul = _np.mul
-div = _np.div
-pow = _np.pow  # noqa: A001
-maximum = _np.maximum
-minimum = _np.minimum
-maximum_back = _np.maximum_back
-minimum_back = _np.minimum_back
-neg = _np.neg
-exp = _np.exp
-log = _np.log
-sqrt = _np.sqrt
-abs = _np.abs  # noqa: A001
-sign = _np.sign
-clip = _np.clip
-clip_back = _np.clip_back
-where = _np.where
-compare = _np.compare
-sigmoid = _np.sigmoid
-sigmoid_back = _np.sigmoid_back
-tanh = _np.tanh
-tanh_back = _np.tanh_back
-relu = _np.relu
-relu_back = _np.relu_back
-leaky_relu = _np.leaky_relu
-leaky_relu_back = _np.leaky_relu_back
-gelu = _np.gelu
-gelu_back = _np.gelu_back
-softmax = _np.softmax
-softmax_back = _np.softmax_back
-log_softmax = _np.log_softmax
-log_softmax_back = _np.log_softmax_back
-logsumexp = _np.logsumexp
-logsumexp_back = _np.logsumexp_back
-sum = _np.sum  # noqa: A001
-max = _np.max  # noqa: A001
-min = _np.min  # noqa: A001
-extremum_back = _np.extremum_back
-sum_to = _np.sum_to
-broadcast_to = _np.broadcast_to
-reshape = _np.reshape
-transpose = _np.transpose
-getitem = _np.getitem
-index_add = _np.index_add
-concatenate = _np.concatenate
-stack = _np.stack
-split = _np.split
-linear = _np.linear
-linear_back = _np.linear_back
-mse = _np.mse
-mse_back = _np.mse_back
-bce = _np.bce
-bce_back = _np.bce_back
-bce_with_logits = _np.bce_with_logits
-bce_with_logits_back = _np.bce_with_logits_back
-cross_entropy = _np.cross_entropy
-cross_entropy_back = _np.cross_entropy_back
-sgd_step = _np.sgd_step
-adam_step = _np.adam_step
+
+def _linear_native(x, w) -> bool:
+    return _same_float(x, w) and x.ndim == 2 and w.ndim == 2 and x.shape[1] == w.shape[1]
+
+
+def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
+           activation: str | None = None) -> np.ndarray:
+    """act(x @ w.T + b) (see numpy_kernels.linear)."""
+    if (_linear_native(x, w) and activation in ACTIVATIONS
+            and (b is None or (_same_float(x, b) and b.shape == (w.shape[0],)))):
+        return _C.linear(_contig(x), _contig(w), None if b is None else _contig(b), activation)
+    return _np.linear(x, w, b, activation)
+
+
+def linear_back(x: np.ndarray, w: np.ndarray, out: np.ndarray, grad: np.ndarray,
+                activation: str | None = None, has_bias: bool = True):
+    """(dx, dw, db) of ``linear`` (see numpy_kernels.linear_back)."""
+    if (_linear_native(x, w) and activation in ACTIVATIONS and _two(out, grad, 0)
+            and out.dtype == x.dtype and out.shape == (x.shape[0], w.shape[0])):
+        return _C.linear_back(_contig(x), _contig(w), _contig(out), _contig(grad), activation,
+                              bool(has_bias))
+    return _np.linear_back(x, w, out, grad, activation, has_bias)
+
+
+# --------------------------------------------------------------------------------------------
+# Losses
+# --------------------------------------------------------------------------------------------
+
+
+def _loss_native(p, t, reduction) -> bool:
+    return reduction in _REDUCTIONS and _two(p, t, _MIN_LOSS)
+
+
+def _loss_back_native(p, t, grad, reduction) -> bool:
+    if not (_loss_native(p, t, reduction) and _same_float(p, grad)):
+        return False
+    return grad.shape == p.shape if reduction == "none" else grad.size == 1
+
+
+def mse(pred: np.ndarray, target: np.ndarray, reduction: str = "mean") -> np.ndarray:
+    """(pred - target)^2, reduced."""
+    if _loss_native(pred, target, reduction):
+        return _C.mse(_contig(pred), _contig(target), reduction)
+    return _np.mse(pred, target, reduction)
+
+
+def mse_back(pred: np.ndarray, target: np.ndarray, grad: np.ndarray,
+             reduction: str = "mean") -> np.ndarray:
+    """2 (pred - target) * grad (/ n for 'mean')."""
+    if _loss_back_native(pred, target, grad, reduction):
+        return _C.mse_back(_contig(pred), _contig(target), _contig(grad), reduction)
+    return _np.mse_back(pred, target, grad, reduction)
+
+
+def bce(prob: np.ndarray, target: np.ndarray, reduction: str = "mean") -> np.ndarray:
+    """Binary cross-entropy of probabilities, logs clamped at -100."""
+    if _loss_native(prob, target, reduction):
+        return _C.bce(_contig(prob), _contig(target), reduction)
+    return _np.bce(prob, target, reduction)
+
+
+def bce_back(prob: np.ndarray, target: np.ndarray, grad: np.ndarray,
+             reduction: str = "mean") -> np.ndarray:
+    """(p - t) / max(p (1 - p), 1e-12) * grad."""
+    if _loss_back_native(prob, target, grad, reduction):
+        return _C.bce_back(_contig(prob), _contig(target), _contig(grad), reduction)
+    return _np.bce_back(prob, target, grad, reduction)
+
+
+def bce_with_logits(logits: np.ndarray, target: np.ndarray,
+                    reduction: str = "mean") -> np.ndarray:
+    """BCE of sigmoid(logits), stable for any logit."""
+    if _loss_native(logits, target, reduction):
+        return _C.bce_with_logits(_contig(logits), _contig(target), reduction)
+    return _np.bce_with_logits(logits, target, reduction)
+
+
+def bce_with_logits_back(logits: np.ndarray, target: np.ndarray, grad: np.ndarray,
+                         reduction: str = "mean") -> np.ndarray:
+    """(sigmoid(z) - t) * grad."""
+    if _loss_back_native(logits, target, grad, reduction):
+        return _C.bce_with_logits_back(_contig(logits), _contig(target), _contig(grad),
+                                       reduction)
+    return _np.bce_with_logits_back(logits, target, grad, reduction)
+
+
+def _targets(logits, target):
+    """int64 C-contiguous class indices when logits/target suit the native kernel, else None."""
+    if (_one(logits, _MIN_LOSS) and logits.ndim == 2 and logits.shape[1] > 0
+            and type(target) is np.ndarray and target.dtype.kind in "iu"
+            and target.shape == (logits.shape[0],)):
+        return np.ascontiguousarray(target, dtype=np.int64)  # integer widening only
+    return None
+
+
+def cross_entropy(logits: np.ndarray, target: np.ndarray, reduction: str = "mean"):
+    """(loss, log_probs) of softmax cross-entropy; a target outside [0, c) is a ValueError."""
+    t = _targets(logits, target) if reduction in _REDUCTIONS else None
+    if t is not None:
+        return _C.cross_entropy(_contig(logits), t, reduction)
+    return _np.cross_entropy(logits, target, reduction)
+
+
+def cross_entropy_back(log_probs: np.ndarray, target: np.ndarray, grad: np.ndarray,
+                       reduction: str = "mean") -> np.ndarray:
+    """(softmax - onehot(target)) * grad (/ n for 'mean')."""
+    t = _targets(log_probs, target) if reduction in _REDUCTIONS else None
+    if t is not None and _same_float(log_probs, grad) and (
+            grad.shape == target.shape if reduction == "none" else grad.size == 1):
+        return _C.cross_entropy_back(_contig(log_probs), t, _contig(grad), reduction)
+    return _np.cross_entropy_back(log_probs, target, grad, reduction)
+
+
+# --------------------------------------------------------------------------------------------
+# Optimizer steps: native when every parameter is a writable C-contiguous float array and its
+# state matches it (the update is in place, so a copy would be lost); else NumPy.
+# --------------------------------------------------------------------------------------------
+
+
+def _inplace_ok(arrays, dtype, shape) -> bool:
+    return (type(arrays) is np.ndarray and arrays.dtype == dtype and arrays.shape == shape
+            and arrays.flags.c_contiguous and arrays.flags.writeable)
+
+
+def _state_ok(params, *states) -> bool:
+    total = 0
+    for i, p in enumerate(params):
+        if not (type(p) is np.ndarray and p.dtype in _FLOATS
+                and _inplace_ok(p, p.dtype, p.shape)):
+            return False
+        for s in states:
+            if not _inplace_ok(s[i], p.dtype, p.shape):
+                return False
+        total += p.size
+    return total >= _MIN_OPTIM
+
+
+def _grads_ok(params, grads) -> list | None:
+    out = []
+    for p, g in zip(params, grads):
+        if not (type(g) is np.ndarray and g.dtype == p.dtype and g.shape == p.shape):
+            return None
+        out.append(_contig(g))
+    return out
+
+
+def sgd_step(params, grads, bufs, lr: float, momentum: float = 0.0, dampening: float = 0.0,
+             nesterov: bool = False, weight_decay: float = 0.0, first_step: bool = False) -> None:
+    """SGD as in torch.optim.SGD, in place (see numpy_kernels.sgd_step)."""
+    params, grads = list(params), list(grads)
+    states = (list(bufs),) if momentum else ()
+    if (len(params) == len(grads) and all(len(s) == len(params) for s in states)
+            and _state_ok(params, *states)):
+        g = _grads_ok(params, grads)
+        if g is not None:
+            _C.sgd_step(params, g, states[0] if states else None, float(lr), float(momentum),
+                        float(dampening), bool(nesterov), float(weight_decay), bool(first_step))
+            return
+    _np.sgd_step(params, grads, bufs, lr, momentum, dampening, nesterov, weight_decay,
+                 first_step)
+
+
+def adam_step(params, grads, exp_avgs, exp_avg_sqs, step: int, lr: float, beta1: float = 0.9,
+              beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
+              decoupled: bool = False) -> None:
+    """Adam / AdamW, in place (see numpy_kernels.adam_step)."""
+    params, grads = list(params), list(grads)
+    m, v = list(exp_avgs), list(exp_avg_sqs)
+    if len(params) == len(grads) == len(m) == len(v) and _state_ok(params, m, v):
+        g = _grads_ok(params, grads)
+        if g is not None:
+            # the bias corrections exactly as numpy_kernels computes them (Python floats)
+            bc1 = 1 - beta1 ** step
+            bc2_sqrt = math.sqrt(1 - beta2 ** step)
+            _C.adam_step(params, g, m, v, float(lr), bc1, bc2_sqrt, float(beta1), float(beta2),
+                         float(eps), float(weight_decay), bool(decoupled))
+            return
+    _np.adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps,
+                  weight_decay, decoupled)

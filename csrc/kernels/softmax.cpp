@@ -1,0 +1,120 @@
+#include "kernels/softmax.h"
+
+#include <cmath>
+
+namespace ag {
+namespace {
+
+template <class T>
+inline T row_max(const T* x, index_t cols) {
+  T m = x[0];
+  for (index_t c = 1; c < cols; ++c) m = (x[c] > m || std::isnan(x[c])) ? x[c] : m;
+  return m;
+}
+
+// Sum of a row, accumulated in double (float32 rows then match NumPy's pairwise sum closely).
+template <class T>
+inline double row_sum(const T* x, index_t cols) {
+  double s = 0;
+#pragma omp simd reduction(+ : s)
+  for (index_t c = 0; c < cols; ++c) s += x[c];
+  return s;
+}
+
+template <class T>
+inline T lse_row(const T* x, index_t cols) {
+  T m = row_max(x, cols);
+  if (!std::isfinite(m)) m = T(0);
+  double s = 0;
+  for (index_t c = 0; c < cols; ++c) s += std::exp(x[c] - m);
+  return static_cast<T>(std::log(static_cast<T>(s))) + m;
+}
+
+template <class F>
+inline void for_rows(index_t rows, index_t cols, F f) {
+#pragma omp parallel for schedule(static) if (rows * cols > kParallelHeavy && rows > 1)
+  for (index_t r = 0; r < rows; ++r) f(r);
+}
+
+}  // namespace
+
+template <class T>
+void softmax(const T* x, T* y, index_t rows, index_t cols) {
+  for_rows(rows, cols, [=](index_t r) {
+    const T* xr = x + r * cols;
+    T* yr = y + r * cols;
+    const T m = row_max(xr, cols);
+    double s = 0;
+    for (index_t c = 0; c < cols; ++c) {
+      yr[c] = std::exp(xr[c] - m);
+      s += yr[c];
+    }
+    const T st = static_cast<T>(s);
+    for (index_t c = 0; c < cols; ++c) yr[c] /= st;
+  });
+}
+
+template <class T>
+void softmax_back(const T* out, const T* grad, T* dx, index_t rows, index_t cols) {
+  for_rows(rows, cols, [=](index_t r) {
+    const T* o = out + r * cols;
+    const T* g = grad + r * cols;
+    T* d = dx + r * cols;
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (index_t c = 0; c < cols; ++c) s += static_cast<double>(g[c] * o[c]);
+    const T st = static_cast<T>(s);
+#pragma omp simd
+    for (index_t c = 0; c < cols; ++c) d[c] = o[c] * (g[c] - st);
+  });
+}
+
+template <class T>
+void log_softmax(const T* x, T* y, index_t rows, index_t cols) {
+  for_rows(rows, cols, [=](index_t r) {
+    const T* xr = x + r * cols;
+    T* yr = y + r * cols;
+    const T l = lse_row(xr, cols);
+#pragma omp simd
+    for (index_t c = 0; c < cols; ++c) yr[c] = xr[c] - l;
+  });
+}
+
+template <class T>
+void log_softmax_back(const T* out, const T* grad, T* dx, index_t rows, index_t cols) {
+  for_rows(rows, cols, [=](index_t r) {
+    const T* o = out + r * cols;
+    const T* g = grad + r * cols;
+    T* d = dx + r * cols;
+    const T s = static_cast<T>(row_sum(g, cols));
+    for (index_t c = 0; c < cols; ++c) d[c] = g[c] - std::exp(o[c]) * s;
+  });
+}
+
+template <class T>
+void logsumexp(const T* x, T* y, index_t rows, index_t cols) {
+  for_rows(rows, cols, [=](index_t r) { y[r] = lse_row(x + r * cols, cols); });
+}
+
+template <class T>
+void logsumexp_back(const T* x, const T* out, const T* grad, T* dx, index_t rows, index_t cols) {
+  for_rows(rows, cols, [=](index_t r) {
+    const T* xr = x + r * cols;
+    T* d = dx + r * cols;
+    const T o = out[r], g = grad[r];
+    for (index_t c = 0; c < cols; ++c) d[c] = g * std::exp(xr[c] - o);
+  });
+}
+
+#define AG_INSTANTIATE(T)                                                                   \
+  template void softmax<T>(const T*, T*, index_t, index_t);                                \
+  template void softmax_back<T>(const T*, const T*, T*, index_t, index_t);                 \
+  template void log_softmax<T>(const T*, T*, index_t, index_t);                            \
+  template void log_softmax_back<T>(const T*, const T*, T*, index_t, index_t);             \
+  template void logsumexp<T>(const T*, T*, index_t, index_t);                              \
+  template void logsumexp_back<T>(const T*, const T*, const T*, T*, index_t, index_t);
+AG_INSTANTIATE(float)
+AG_INSTANTIATE(double)
+#undef AG_INSTANTIATE
+
+}  // namespace ag
