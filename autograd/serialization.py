@@ -1,0 +1,463 @@
+"""Save and load models, state dicts and checkpoints as safetensors files, safely.
+
+``save(obj, path)`` writes the arrays with the ``safetensors`` package (so any safetensors reader
+opens the file) and describes everything else as JSON in the header's ``__metadata__``:
+
+* an ``nn.Module`` -> its architecture (layer types from an explicit allowlist, with their
+  constructor arguments) and its ``state_dict``; :func:`load` rebuilds the module;
+* a state dict, an optimizer (stored as its ``state_dict()``), numbers, strings, lists, tuples
+  and dicts (str or int keys) nested as you like, e.g. ``{"model": m, "optimizer": opt,
+  "epoch": 3}``; :func:`load` returns the same structure, with each optimizer as its state
+  dict (pass it to ``optimizer.load_state_dict``).
+
+Loading never runs code from the file: no pickle, no eval, no import of names it contains. The
+header is parsed and checked here (lengths, JSON, dtypes, shapes, offsets that must tile the
+data exactly) before any array is decoded, and every problem raises :class:`CorruptFileError`
+naming the file. Writes go to a temporary file in the same directory, are flushed and fsynced,
+then atomically renamed over ``path``: an interrupted save leaves the previous file intact.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import tempfile
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from .tensor import Tensor
+
+__all__ = ["save", "load", "load_metadata", "CorruptFileError", "LAYER_TYPES"]
+
+FORMAT_VERSION = "1"
+_TREE_KEY, _VERSION_KEY = "autograd.tree", "autograd.version"
+_MAX_HEADER = 100_000_000  # the limit the safetensors library itself enforces
+_MAX_DEPTH = 64
+_DTYPES = {"F32": np.float32, "F64": np.float64, "I8": np.int8, "I16": np.int16,
+           "I32": np.int32, "I64": np.int64, "U8": np.uint8, "U16": np.uint16,
+           "U32": np.uint32, "U64": np.uint64, "BOOL": np.bool_}
+
+
+class CorruptFileError(ValueError):
+    """A file is truncated, corrupt, hostile or does not describe what it claims; the message
+    names the file and the reason."""
+
+
+# ------------------------------------------------------------------------------------ layers
+# name -> argument schema. Kinds: "pos" positive int, "int", "float", "float?" (or None),
+# "bool", "init" (a Linear init name or None), "str".
+LAYER_TYPES: dict[str, dict[str, str]] = {
+    "Linear": {"in_features": "pos", "out_features": "pos", "bias": "bool", "init": "init"},
+    "ReLU": {}, "Sigmoid": {}, "Tanh": {}, "Identity": {},
+    "LeakyReLU": {"negative_slope": "float"}, "GELU": {"approximate": "str"},
+    "Softmax": {"dim": "int"}, "LogSoftmax": {"dim": "int"}, "Dropout": {"p": "float"},
+    "Flatten": {"start_dim": "int", "end_dim": "int"},
+    "BatchNorm1d": {"num_features": "pos", "eps": "float", "momentum": "float?",
+                    "affine": "bool", "track_running_stats": "bool"},
+    "Sequential": {"fuse": "bool"}, "Residual": {},
+}
+
+
+def _layer_classes() -> dict[str, type]:
+    from . import nn  # imported late: nn is optional for plain state dicts
+    # An explicit name -> class map: names read from a file are only ever looked up here.
+    return {"Linear": nn.Linear, "ReLU": nn.ReLU, "Sigmoid": nn.Sigmoid, "Tanh": nn.Tanh,
+            "Identity": nn.Identity, "LeakyReLU": nn.LeakyReLU, "GELU": nn.GELU,
+            "Softmax": nn.Softmax, "LogSoftmax": nn.LogSoftmax, "Dropout": nn.Dropout,
+            "Flatten": nn.Flatten, "BatchNorm1d": nn.BatchNorm1d, "Sequential": nn.Sequential,
+            "Residual": nn.Residual}
+
+
+def _describe(module: Any) -> dict:
+    """The architecture of an allowlisted module as JSON-able data (raises for others)."""
+    name = next((n for n, c in _layer_classes().items() if type(module) is c), None)
+    if name is None:
+        raise ValueError(f"save: cannot describe the architecture of {type(module).__name__}: "
+                         f"only {sorted(LAYER_TYPES)} are allowed; save model.state_dict() "
+                         f"instead and rebuild the model in code")
+    args = {k: getattr(module, k) for k in LAYER_TYPES[name]}
+    if name == "Linear":
+        args["bias"] = module.bias is not None
+        args["init"] = module.init if isinstance(module.init, str) else None
+    node: dict[str, Any] = {"type": name, "args": args}
+    if name in ("Sequential", "Residual"):
+        node["children"] = [[k, _describe(m)] for k, m in module.named_children()]
+    return node
+
+
+def _check_args(name: str, args: Any, err: Callable[[str], Exception]) -> dict:
+    schema = LAYER_TYPES[name]
+    if not isinstance(args, dict) or set(args) != set(schema):
+        raise err(f"layer {name}: arguments must be exactly {sorted(schema)}")
+    for k, kind in schema.items():
+        v = args[k]
+        is_int = isinstance(v, int) and not isinstance(v, bool)
+        ok = {"pos": is_int and 1 <= v < 2**40, "int": is_int and abs(v) < 64,
+              "float": (is_int or isinstance(v, float)) and math.isfinite(v),
+              "float?": v is None or ((is_int or isinstance(v, float)) and math.isfinite(v)),
+              "bool": isinstance(v, bool), "str": isinstance(v, str),
+              "init": v is None or v in ("he", "xavier", "normal", "zeros")}[kind]
+        if not ok:
+            raise err(f"layer {name}: bad value {v!r} for {k}")
+    return args
+
+
+def _check_node(node: Any, err: Callable[[str], Exception], depth: int = 0) -> int:
+    """Validate an architecture tree without building it; return a lower bound on the elements
+    it allocates (checked against the file first, so a hostile header cannot make us allocate
+    terabytes)."""
+    if depth > _MAX_DEPTH:
+        raise err("architecture nested too deeply")
+    if not isinstance(node, dict) or not isinstance(node.get("type"), str):
+        raise err("architecture node is not an object with a type")
+    name = node["type"]
+    if name not in LAYER_TYPES:
+        raise err(f"unknown layer type {name!r} (allowed: {sorted(LAYER_TYPES)})")
+    container = name in ("Sequential", "Residual")
+    if set(node) != ({"type", "args", "children"} if container else {"type", "args"}):
+        raise err(f"layer {name}: unexpected fields {sorted(node)}")
+    a = _check_args(name, node["args"], err)
+    total = {"Linear": lambda: a["in_features"] * a["out_features"],
+             "BatchNorm1d": lambda: a["num_features"] * (2 * a["affine"]
+                                                        + 2 * a["track_running_stats"]),
+             }.get(name, lambda: 0)()
+    if container:
+        kids = node["children"]
+        if not isinstance(kids, list) or not all(
+                isinstance(c, list) and len(c) == 2 and isinstance(c[0], str) for c in kids):
+            raise err(f"layer {name}: children must be [name, layer] pairs")
+        if len({k for k, _ in kids}) != len(kids):
+            raise err(f"layer {name}: duplicate child names")
+        if name == "Residual" and [k for k, _ in kids] != ["block"]:
+            raise err("layer Residual: needs exactly one child named 'block'")
+        total += sum(_check_node(c, err, depth + 1) for _, c in kids)
+    return total
+
+
+def _build(node: dict, err: Callable[[str], Exception]) -> Any:
+    """Instantiate a tree already validated by :func:`_check_node`."""
+    name, args = node["type"], dict(node["args"])
+    cls = _layer_classes()[name]
+    try:
+        if name == "Residual":
+            return cls(_build(node["children"][0][1], err))
+        if name == "Sequential":
+            return cls(OrderedDict((k, _build(c, err)) for k, c in node["children"]), **args)
+        if name == "Linear":
+            init = args.pop("init")
+            layer = cls(**args, init="zeros")  # no random draws: the weights are loaded next
+            layer.init = init
+            return layer
+        return cls(**args)
+    except CorruptFileError:
+        raise
+    except (ValueError, TypeError, KeyError, OverflowError, MemoryError) as exc:
+        raise err(f"layer {name} cannot be built from {args}: {exc}") from None
+
+
+# ------------------------------------------------------------------------------ the tree
+def _is_module(obj: Any) -> bool:
+    from .nn import Module
+    return isinstance(obj, Module)
+
+
+class _Encoder:
+    """Turns a Python structure into a JSON tree plus a flat dict of named arrays."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def key(self, path: str, array: np.ndarray) -> str:
+        name, n = path or "tensor", 1
+        while name in self.arrays:  # a dotted dict key may collide with a nested path
+            n += 1
+            name = f"{path}#{n}"
+        # Not np.ascontiguousarray: it turns 0-d arrays into 1-d ones.
+        self.arrays[name] = array if array.flags.c_contiguous else array.copy(order="C")
+        return name
+
+    def encode(self, obj: Any, path: str = "", depth: int = 0) -> Any:
+        if depth > _MAX_DEPTH:
+            raise ValueError("save: structure nested too deeply")
+        join = (lambda k: f"{path}.{k}" if path else str(k))
+        if isinstance(obj, Tensor):
+            return {"t": "tensor", "key": self.key(path, obj._data),
+                    "requires_grad": obj.requires_grad}
+        if isinstance(obj, np.ndarray):
+            return {"t": "array", "key": self.key(path, obj)}
+        if isinstance(obj, np.generic):
+            return {"t": "scalar", "key": self.key(path, np.asarray(obj))}
+        if obj is None or isinstance(obj, (bool, int, float, str)):
+            return {"t": "value", "v": obj}
+        if _is_module(obj):
+            return {"t": "module", "arch": _describe(obj),
+                    "state": self.encode(obj.state_dict(), path, depth + 1)}
+        if callable(getattr(obj, "state_dict", None)) and hasattr(obj, "load_state_dict"):
+            return {"t": "optimizer", "class": type(obj).__name__,
+                    "state": self.encode(obj.state_dict(), path, depth + 1)}
+        if isinstance(obj, Mapping):
+            items = []
+            for k, v in obj.items():
+                if isinstance(k, bool) or not isinstance(k, (str, int)):
+                    raise TypeError(f"save: dict keys must be str or int, got {k!r}")
+                items.append([k, self.encode(v, join(k), depth + 1)])
+            return {"t": "dict", "items": items}
+        if isinstance(obj, (list, tuple)):
+            return {"t": "list" if isinstance(obj, list) else "tuple",
+                    "items": [self.encode(v, join(i), depth + 1) for i, v in enumerate(obj)]}
+        raise TypeError(f"save: cannot store a {type(obj).__name__} (at {path or 'the top'})")
+
+
+class _Decoder:
+    """Rebuilds the structure from a validated tree, checking every reference."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], err: Callable[[str], Exception]):
+        self.arrays, self.err, self.used = arrays, err, set()
+
+    def take(self, node: dict) -> np.ndarray:
+        k = node.get("key")
+        if not isinstance(k, str) or k not in self.arrays:
+            raise self.err(f"the structure refers to a missing tensor {k!r}")
+        if k in self.used:
+            raise self.err(f"tensor {k!r} is referred to twice")
+        self.used.add(k)
+        return self.arrays[k]
+
+    def decode(self, node: Any, depth: int = 0) -> Any:
+        err = self.err
+        if depth > _MAX_DEPTH:
+            raise err("structure nested too deeply")
+        t = node.get("t") if isinstance(node, dict) else None
+        t = t if isinstance(t, str) else None
+        fields = {"tensor": {"key", "requires_grad"}, "array": {"key"}, "scalar": {"key"},
+                  "value": {"v"}, "module": {"arch", "state"}, "optimizer": {"class", "state"},
+                  "dict": {"items"}, "list": {"items"}, "tuple": {"items"}}
+        if t not in fields or set(node) != fields[t] | {"t"}:
+            raise err(f"malformed structure node {str(node)[:80]!r}")
+        if t == "value":
+            if node["v"] is not None and not isinstance(node["v"], (bool, int, float, str)):
+                raise err("a stored value is not a number, string, bool or null")
+            return node["v"]
+        if t in ("array", "scalar"):
+            a = self.take(node)
+            return a if t == "array" else a[()]
+        if t == "tensor":
+            a = self.take(node)
+            out = Tensor._wrap(a)
+            if node["requires_grad"] is True and a.dtype.kind == "f":
+                out.requires_grad = True
+            return out
+        if t == "module":
+            return self.module(node, depth)
+        if t == "optimizer":
+            return self.decode(node["state"], depth + 1)
+        items = node["items"]
+        if not isinstance(items, list):
+            raise err(f"{t} items must be a list")
+        if t == "dict":
+            out = {}
+            for pair in items:
+                if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], (str, int))
+                        and not isinstance(pair[0], bool)) or pair[0] in out:
+                    raise err("dict items must be [key, value] pairs with unique str/int keys")
+                out[pair[0]] = self.decode(pair[1], depth + 1)
+            return out
+        values = [self.decode(v, depth + 1) for v in items]
+        return values if t == "list" else tuple(values)
+
+    def module(self, node: dict, depth: int) -> Any:
+        err = self.err
+        state = self.decode(node["state"], depth + 1)
+        if not isinstance(state, dict) or not all(isinstance(v, np.ndarray)
+                                                  for v in state.values()):
+            raise err("a module's state must be a dict of arrays")
+        arch = node["arch"]
+        need = _check_node(arch, err)
+        if need > sum(a.size for a in state.values()):
+            raise err(f"the architecture needs at least {need} weights but the file holds "
+                      f"{sum(a.size for a in state.values())}")
+        module = _build(arch, err)
+        own = {}
+        for mname, m in module.named_modules():
+            for k, t in list(m._parameters.items()) + list(m._buffers.items()):
+                if t is not None and k not in m._non_persistent:
+                    own[f"{mname}.{k}" if mname else k] = t
+        if set(own) != set(state):
+            raise err(f"the weights do not match the architecture: missing "
+                      f"{sorted(set(own) - set(state))}, unexpected "
+                      f"{sorted(set(state) - set(own))}")
+        for k, t in own.items():
+            a = state[k]
+            if a.shape != t.shape or a.dtype.kind != t.dtype.kind:
+                raise err(f"tensor {k!r} has shape {a.shape} and dtype {a.dtype}; the "
+                          f"architecture needs shape {t.shape} and a {t.dtype.kind!r} dtype")
+        floats = {a.dtype for a in state.values() if a.dtype.kind == "f"}
+        if len(floats) == 1:
+            module.astype(floats.pop())  # keep the saved precision (e.g. float64 training)
+        module.load_state_dict(state)
+        return module
+
+
+# ------------------------------------------------------------------------------ file format
+def _parse(data: bytes, err: Callable[[str], Exception]) -> tuple[dict, dict[str, np.ndarray]]:
+    """Validate a safetensors buffer completely, then decode it: (metadata, name -> array)."""
+    if len(data) < 8:
+        raise err(f"{len(data)} bytes is too short for the 8-byte header length")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > _MAX_HEADER:
+        raise err(f"header length {n} exceeds the {_MAX_HEADER}-byte limit")
+    if 8 + n > len(data):
+        raise err(f"header length {n} runs past the end of the {len(data)}-byte file")
+
+    def no_duplicates(pairs: list) -> dict:
+        keys = [k for k, _ in pairs]
+        if len(set(keys)) != len(keys):
+            raise err(f"duplicate key in header: {sorted(k for k in keys if keys.count(k) > 1)[0]!r}")
+        return dict(pairs)
+
+    try:
+        header = json.loads(data[8:8 + n].decode("utf-8"), object_pairs_hook=no_duplicates)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise err(f"header is not valid JSON ({type(exc).__name__})") from None
+    if not isinstance(header, dict):
+        raise err("header is not a JSON object")
+    meta = header.pop("__metadata__", {})
+    if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                             for k, v in meta.items()):
+        raise err("__metadata__ must map strings to strings")
+    body = len(data) - 8 - n
+    spans = []
+    for name, info in header.items():
+        if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+            raise err(f"tensor {name!r}: entry must have exactly dtype, shape, data_offsets")
+        dtype, shape, offs = info["dtype"], info["shape"], info["data_offsets"]
+        if dtype not in _DTYPES:
+            raise err(f"tensor {name!r}: unknown or unsupported dtype {dtype!r}")
+        ints = (lambda xs: isinstance(xs, list) and all(
+            isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in xs))
+        if not ints(shape) or len(shape) > 32:
+            raise err(f"tensor {name!r}: bad shape {shape!r}")
+        if not ints(offs) or len(offs) != 2 or offs[0] > offs[1]:
+            raise err(f"tensor {name!r}: bad data_offsets {offs!r}")
+        if offs[1] > body:
+            raise err(f"tensor {name!r}: data_offsets {offs} out of range for a "
+                      f"{body}-byte data section")
+        size = math.prod(shape) * np.dtype(_DTYPES[dtype]).itemsize
+        if offs[1] - offs[0] != size:
+            raise err(f"tensor {name!r}: {offs[1] - offs[0]} bytes of data, but dtype {dtype} "
+                      f"and shape {shape} need {size}")
+        spans.append((offs[0], offs[1], name))
+    end = 0
+    for begin, stop, name in sorted(spans):
+        if begin < end:
+            raise err(f"tensor {name!r}: data_offsets overlap another tensor's")
+        if begin > end:
+            raise err(f"unreferenced gap in the data section before tensor {name!r}")
+        end = stop
+    if end != body:
+        raise err(f"{body - end} trailing bytes after the last tensor")
+    arrays = {}
+    for begin, stop, name in sorted(spans):
+        info = header[name]
+        dt = np.dtype(_DTYPES[info["dtype"]]).newbyteorder("<")
+        if stop == begin:
+            arrays[name] = np.empty(info["shape"], dtype=dt.newbyteorder("="))
+            continue
+        a = np.frombuffer(data, dtype=dt, count=(stop - begin) // dt.itemsize,
+                          offset=8 + n + begin)
+        arrays[name] = a.reshape(info["shape"]).astype(dt.newbyteorder("="))  # a private copy
+    return meta, arrays
+
+
+def _error_for(path: Any) -> Callable[[str], CorruptFileError]:
+    return lambda reason: CorruptFileError(f"{os.fspath(path)}: {reason}")
+
+
+def _write_all(f: Any, data: bytes) -> None:
+    """Write in chunks (the hook tests use to interrupt a save halfway)."""
+    view = memoryview(data)
+    for start in range(0, len(view), 1 << 20):
+        f.write(view[start:start + (1 << 20)])
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            _write_all(f, data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable; not every platform can open a directory
+        dfd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
+# ------------------------------------------------------------------------------ public API
+def save(obj: Any, path: str | os.PathLike, *, metadata: Mapping[str, str] | None = None
+         ) -> None:
+    """Write a module, a state dict or a checkpoint structure to ``path`` (safetensors).
+
+    ``metadata`` (str -> str) is stored in the header for other tools; keys starting with
+    ``autograd.`` are reserved. The write is atomic: on any error the old file stays intact.
+    """
+    import safetensors.numpy as st
+
+    extra = dict(metadata or {})
+    for k, v in extra.items():
+        if not isinstance(k, str) or not isinstance(v, str) or k.startswith("autograd."):
+            raise ValueError(f"save: metadata must map str to str and not use the reserved "
+                             f"'autograd.' prefix; got {k!r}: {v!r}")
+    enc = _Encoder()
+    tree = enc.encode(obj)
+    for name, a in enc.arrays.items():
+        if a.dtype.newbyteorder("=") not in {np.dtype(d) for d in _DTYPES.values()}:
+            raise TypeError(f"save: tensor {name!r} has unsupported dtype {a.dtype}")
+    extra.update({_VERSION_KEY: FORMAT_VERSION, _TREE_KEY: json.dumps(tree)})
+    _atomic_write(Path(path), st.save(enc.arrays, metadata=extra))
+
+
+def load_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The user metadata stored by :func:`save` (without autograd's own keys)."""
+    meta, _ = _parse(Path(path).read_bytes(), _error_for(path))
+    return {k: v for k, v in meta.items() if not k.startswith("autograd.")}
+
+
+def load(path: str | os.PathLike) -> Any:
+    """Read what :func:`save` wrote: a rebuilt module, a state dict or the checkpoint structure.
+
+    A safetensors file written by another tool loads as a dict of name -> ndarray. Raises
+    :class:`CorruptFileError` (a ValueError) naming the file for anything malformed.
+    """
+    err = _error_for(path)
+    meta, arrays = _parse(Path(path).read_bytes(), err)
+    if _TREE_KEY not in meta:
+        return arrays
+    if meta.get(_VERSION_KEY) != FORMAT_VERSION:
+        raise err(f"unsupported autograd format version {meta.get(_VERSION_KEY)!r}")
+    try:
+        tree = json.loads(meta[_TREE_KEY])
+    except (json.JSONDecodeError, RecursionError):
+        raise err("the stored structure is not valid JSON") from None
+    decoder = _Decoder(arrays, err)
+    out = decoder.decode(tree)
+    if set(arrays) - decoder.used:
+        raise err(f"tensors not referred to by the structure: {sorted(set(arrays) - decoder.used)}")
+    return out
