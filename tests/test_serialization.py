@@ -369,3 +369,48 @@ def test_every_single_truncation_refused(tmp_path, good_file):
         path.write_bytes(good_file[:cut])
         with pytest.raises(CorruptFileError):
             load(path)
+
+
+# ------------------------------------------------------------------------------ resuming
+def _epochs(model, opt, loader, start, stop):
+    for _ in range(start, stop):
+        for xb, yb in loader:
+            opt.zero_grad()
+            autograd.mse_loss(model(xb), yb).backward()
+            opt.step()
+
+
+@pytest.mark.parametrize("make_opt", [
+    lambda p: autograd.optim.Adam(p, lr=0.01),
+    lambda p: autograd.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True),
+], ids=["adam", "sgd-nesterov"])
+def test_resumed_training_matches_uninterrupted_run(tmp_path, make_opt):
+    import autograd.optim  # noqa: F401
+    from autograd.data import DataLoader, TensorDataset
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((32, 3)), rng.standard_normal((32, 1))
+    loader = DataLoader(TensorDataset(x, y), batch_size=8)
+
+    def fresh():
+        autograd.manual_seed(5)
+        model = nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.BatchNorm1d(6),
+                              nn.Linear(6, 1)).double()
+        return model, make_opt(model.parameters())
+
+    straight, opt = fresh()
+    _epochs(straight, opt, loader, 0, 6)
+
+    first, opt = fresh()
+    _epochs(first, opt, loader, 0, 3)
+    save({"model": first, "optimizer": opt, "epoch": 3}, tmp_path / "ckpt.safetensors")
+    del first, opt
+
+    ckpt = load(tmp_path / "ckpt.safetensors")
+    model = ckpt["model"]
+    opt = make_opt(model.parameters())
+    opt.load_state_dict(ckpt["optimizer"])
+    _epochs(model, opt, loader, ckpt["epoch"], 6)
+    for (k, a), (_, b) in zip(straight.state_dict().items(), model.state_dict().items()):
+        assert a.dtype in (np.float64, np.int64)
+        np.testing.assert_array_equal(a, b, err_msg=k)
