@@ -1,0 +1,75 @@
+"""Adam (L2 penalty added to the gradient) and AdamW (decoupled weight decay)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import backend
+from ..tensor import Tensor
+from .optimizer import Optimizer, ParamsT
+
+__all__ = ["Adam", "AdamW"]
+
+
+class Adam(Optimizer):
+    """Adam as ``torch.optim.Adam``: g = grad + weight_decay * p;
+    m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+    p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+
+    Each group is updated by one call of the fused ``adam_step`` kernel. State per parameter:
+    ``step`` (int), ``exp_avg`` and ``exp_avg_sq`` (arrays like the parameter).
+    """
+
+    _decoupled = False
+
+    def __init__(self, params: ParamsT, lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay))
+
+    def _validate(self, group: dict[str, Any]) -> None:
+        super()._validate(group)
+        name = type(self).__name__
+        betas = group["betas"]
+        if len(betas) != 2:
+            raise ValueError(f"{name}: betas must be a pair, got {betas!r}")
+        for i, b in enumerate(betas):
+            if not 0.0 <= b < 1.0:
+                raise ValueError(f"{name}: invalid beta parameter at index {i}: {b!r} "
+                                 f"(must be in [0, 1))")
+        if not group["eps"] >= 0:
+            raise ValueError(f"{name}: invalid epsilon {group['eps']!r} (must be >= 0)")
+
+    def _update(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        for p in params:
+            if p not in self.state or "exp_avg" not in self.state[p]:
+                self.state[p] = {"step": 0, "exp_avg": np.zeros_like(p._data),
+                                 "exp_avg_sq": np.zeros_like(p._data)}
+            self.state[p]["step"] += 1
+        # The kernel takes one step count for bias correction. Parameters of a group share it
+        # unless some had no gradient on an earlier step: then one call per distinct count.
+        by_step: dict[int, list[Tensor]] = {}
+        for p in params:
+            by_step.setdefault(self.state[p]["step"], []).append(p)
+        b1, b2 = group["betas"]
+        for step, subset in by_step.items():
+            st = [self.state[p] for p in subset]
+            backend.k.adam_step([p._data for p in subset], [p.grad._data for p in subset],
+                                [s["exp_avg"] for s in st], [s["exp_avg_sq"] for s in st],
+                                step, float(group["lr"]), float(b1), float(b2),
+                                float(group["eps"]), float(group["weight_decay"]),
+                                self._decoupled)
+
+
+class AdamW(Adam):
+    """AdamW as ``torch.optim.AdamW``: Adam whose weight decay is decoupled from the gradient,
+    p *= 1 - lr * weight_decay before the Adam update (default weight_decay 1e-2)."""
+
+    _decoupled = True
+
+    def __init__(self, params: ParamsT, lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2):
+        super().__init__(params, lr, betas, eps, weight_decay)
