@@ -1,0 +1,641 @@
+"""The op database: one :class:`OpInfo` per differentiable op (PyTorch's OpInfo, small).
+
+Each entry names a registered op (a key of :data:`autograd.function.REGISTRY`), the public
+function that applies it, a hypothesis strategy of :class:`Sample` inputs, a NumPy reference for
+the forward, and :class:`ErrorInput` cases with the error each one must raise. The test suite
+generates forward, gradient and error tests from this table and fails when a registered op has
+no entry. An op reached through several public functions has one entry per variant.
+"""
+from __future__ import annotations
+
+import math
+import operator
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from .. import functional as F
+from ..creation import from_numpy
+from ..tensor import Tensor
+from . import strategies as S
+
+__all__ = ["Sample", "ErrorInput", "OpInfo", "OP_DB", "op_db_by_id", "to_args"]
+
+
+# --------------------------------------------------------------------------------------------
+# The entry types
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Sample:
+    """One call of an op: ``inputs`` (float64 arrays become tensors; other arrays become
+    integer/boolean tensors; anything else is passed as it is), keyword arguments, the layout of
+    each input, and the float inputs that are not differentiated (e.g. a BCE target)."""
+
+    inputs: tuple
+    kwargs: dict = field(default_factory=dict)
+    layouts: tuple[str, ...] = ()
+    nograd: tuple[int, ...] = ()
+
+    def arrays(self, dtype: Any = np.float64) -> list:
+        """The inputs with float arrays cast to ``dtype`` and laid out as drawn."""
+        out = []
+        for i, x in enumerate(self.inputs):
+            if isinstance(x, np.ndarray) and x.dtype.kind == "f":
+                layout = self.layouts[i] if i < len(self.layouts) else "contiguous"
+                x = S.with_layout(x.astype(dtype), layout)
+            out.append(x)
+        return out
+
+    def differentiable(self) -> list[int]:
+        """Indices of the inputs whose gradient is checked."""
+        return [i for i, x in enumerate(self.inputs)
+                if isinstance(x, np.ndarray) and x.dtype.kind == "f" and i not in self.nograd]
+
+    def tensors(self, dtype: Any = np.float64, requires_grad: bool = True) -> list:
+        """The inputs as the op takes them: Tensors sharing memory with :meth:`arrays`."""
+        grads = set(self.differentiable()) if requires_grad else set()
+        return [from_numpy(x, requires_grad=i in grads) if isinstance(x, np.ndarray) else x
+                for i, x in enumerate(self.arrays(dtype))]
+
+
+@dataclass(frozen=True)
+class ErrorInput:
+    """Arguments an op must reject with ``error`` whose message matches the regex ``match``.
+
+    float32/float64 arrays are passed as Tensors; anything else (float16 arrays, lists,
+    integer targets) as it is.
+    """
+
+    inputs: tuple
+    kwargs: dict
+    error: type[BaseException]
+    match: str
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    """Everything the generated tests need to know about one op."""
+
+    name: str  # the key in autograd.function.REGISTRY
+    op: Callable[..., Tensor]  # the public function (or a thin adapter to it)
+    ref: Callable[..., np.ndarray]  # the NumPy reference on float arrays, same arguments
+    samples: st.SearchStrategy[Sample]
+    errors: tuple[ErrorInput, ...] = ()
+    variant: str = ""
+    aliases: tuple[Callable[..., Tensor], ...] = ()  # operators/methods that must agree with op
+    rtol32: float = 1e-4
+    atol32: float = 1e-5
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}.{self.variant}" if self.variant else self.name
+
+    def __repr__(self) -> str:  # short, for hypothesis' falsifying-example reports
+        return f"<OpInfo {self.id}>"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self))
+
+
+def to_args(inputs: tuple) -> list:
+    """Error-input arguments: float32/float64 arrays as Tensors, the rest as they are."""
+    return [from_numpy(x) if isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64)
+            else x for x in inputs]
+
+
+def _z(*shape: int, dtype: Any = np.float64) -> np.ndarray:
+    return np.zeros(shape, dtype=dtype)
+
+
+def _shape_re(shape: tuple) -> str:
+    return re.escape(str(tuple(shape)))
+
+
+_F16 = np.zeros(3, dtype=np.float16)
+_F16_ERROR = (r"unsupported floating dtype float16", TypeError)
+
+
+def _unary_errors() -> tuple[ErrorInput, ...]:
+    """Every op converts its inputs the same way: dtypes other than float32/64 are refused."""
+    match, error = _F16_ERROR
+    return (ErrorInput((_F16,), {}, error, match),)
+
+
+# --------------------------------------------------------------------------------------------
+# Sample strategies
+# --------------------------------------------------------------------------------------------
+
+@st.composite
+def _unary(draw, elements=None, min_dims=0, **kwargs_strategies):
+    shape = draw(S.shapes(min_dims=min_dims))
+    x = draw(S.arrays(shape, elements))
+    kwargs = {k: draw(v) for k, v in kwargs_strategies.items()}
+    return Sample((x,), kwargs, (draw(S.layouts()),))
+
+
+@st.composite
+def _binary(draw, a_elements=None, b_elements=None):
+    sa, sb = draw(S.broadcastable_shapes(2))
+    a = draw(S.arrays(sa, a_elements))
+    b = draw(S.arrays(sb, b_elements))
+    return Sample((a, b), {}, (draw(S.layouts()), draw(S.layouts())))
+
+
+@st.composite
+def _pow(draw):
+    if draw(st.booleans()):  # tensor exponent: positive base so a^b and log(a) are smooth
+        return draw(_binary(S.floats(0.5, 2.0), S.floats(-2.0, 2.0)))
+    # a Python integer exponent: any sign of base, not differentiated
+    shape = draw(S.shapes())
+    x = draw(S.arrays(shape, S.away_from_zero(0.2, 2.0)))
+    return Sample((x, draw(st.sampled_from([1, 2, 3, -1]))), {}, (draw(S.layouts()),))
+
+
+@st.composite
+def _where(draw):
+    sc, sa, sb = draw(S.broadcastable_shapes(3))
+    cond = draw(hnp.arrays(np.bool_, sc))
+    a, b = draw(S.arrays(sa)), draw(S.arrays(sb))
+    return Sample((cond, a, b), {}, ("contiguous", draw(S.layouts()), draw(S.layouts())))
+
+
+_CLIP_BOUNDS = st.sampled_from([(-0.5, 0.5), (None, 0.5), (-0.5, None), (0.0, 1.0)])
+_CLIP_VALUES = st.one_of(S.floats(-2.0, -0.55), S.floats(-0.45, -0.05), S.floats(0.05, 0.45),
+                         S.floats(0.55, 0.95), S.floats(1.05, 2.0))
+
+
+@st.composite
+def _clip(draw):
+    lo, hi = draw(_CLIP_BOUNDS)
+    shape = draw(S.shapes())
+    return Sample((draw(S.arrays(shape, _CLIP_VALUES)),), {"min": lo, "max": hi},
+                  (draw(S.layouts()),))
+
+
+@st.composite
+def _reduction(draw, distinct=False, ddof=False):
+    shape = draw(S.shapes())
+    x = draw(S.distinct_arrays(shape) if distinct else S.arrays(shape))
+    axis = draw(S.axes(len(shape)))
+    kwargs = {"axis": axis, "keepdims": draw(st.booleans())}
+    if ddof:
+        count = _count(shape, axis)
+        kwargs["ddof"] = draw(st.sampled_from([0, 1] if count > 1 else [0]))
+    return Sample((x,), kwargs, (draw(S.layouts()),))
+
+
+def _count(shape, axis) -> int:
+    if axis is None:
+        return int(np.prod(shape))
+    axes = (axis,) if isinstance(axis, int) else axis
+    return int(np.prod([shape[a] for a in axes]))
+
+
+@st.composite
+def _reshape(draw):
+    shape = draw(S.shapes())
+    dims = list(draw(st.permutations(shape)))
+    for _ in range(draw(st.integers(0, 2))):
+        dims.insert(draw(st.integers(0, len(dims))), 1)
+    if len(dims) >= 2 and draw(st.booleans()):
+        i = draw(st.integers(0, len(dims) - 2))
+        dims[i:i + 2] = [dims[i] * dims[i + 1]]
+    if dims and draw(st.booleans()):
+        dims[draw(st.integers(0, len(dims) - 1))] = -1
+    x = draw(S.arrays(shape))
+    return Sample((x,), {"shape": tuple(dims)}, (draw(S.layouts()),))
+
+
+@st.composite
+def _permute(draw):
+    shape = draw(S.shapes())
+    axes = tuple(draw(st.permutations(range(len(shape)))))
+    if axes and draw(st.booleans()):
+        axes = tuple(a - len(shape) if draw(st.booleans()) else a for a in axes)
+    return Sample((draw(S.arrays(shape)),), {"axes": axes}, (draw(S.layouts()),))
+
+
+@st.composite
+def _swapaxes(draw):
+    shape = draw(S.shapes(min_dims=1))
+    n = len(shape)
+    kwargs = {"axis0": draw(st.integers(-n, n - 1)), "axis1": draw(st.integers(-n, n - 1))}
+    return Sample((draw(S.arrays(shape)),), kwargs, (draw(S.layouts()),))
+
+
+@st.composite
+def _expand(draw):
+    shape = draw(S.shapes(max_dims=3))
+    prefix = tuple(draw(st.lists(st.integers(1, 3), max_size=4 - len(shape))))
+    target = prefix + tuple(draw(st.integers(1, 3)) if d == 1 else d for d in shape)
+    return Sample((draw(S.arrays(shape)),), {"shape": target}, (draw(S.layouts()),))
+
+
+@st.composite
+def _basic_index(draw):
+    shape = draw(S.shapes())
+    index = draw(hnp.basic_indices(shape, allow_newaxis=True))
+    return Sample((draw(S.arrays(shape)),), {"index": index}, (draw(S.layouts()),))
+
+
+@st.composite
+def _advanced_index(draw):
+    shape = draw(S.shapes(min_dims=1))
+    n = shape[0]
+    kind = draw(st.sampled_from(["ints", "mask", "mixed"] if len(shape) > 1 else
+                                ["ints", "mask"]))
+    ints = np.asarray(draw(st.lists(st.integers(-n, n - 1), min_size=1, max_size=4)),
+                      dtype=np.int64)  # repeats allowed: their gradients must accumulate
+    if kind == "ints":
+        index = ints
+    elif kind == "mask":
+        index = draw(hnp.arrays(np.bool_, shape))
+    else:
+        index = (draw(st.sampled_from([slice(None), slice(None, None, -1), 0])),
+                 np.asarray([i % shape[1] for i in ints], dtype=np.int64))
+    return Sample((draw(S.arrays(shape)),), {"index": index}, (draw(S.layouts()),))
+
+
+@st.composite
+def _concatenate_samples(draw):
+    shape = draw(S.shapes(min_dims=1))
+    n = len(shape)
+    axis = draw(st.integers(-n, n - 1))
+    pieces = []
+    for _ in range(draw(st.integers(1, 3))):
+        s = list(shape)
+        s[axis] = draw(st.integers(1, 3))
+        pieces.append(draw(S.arrays(tuple(s))))
+    return Sample(tuple(pieces), {"axis": axis}, tuple(draw(S.layouts()) for _ in pieces))
+
+
+@st.composite
+def _stack_samples(draw):
+    shape = draw(S.shapes(max_dims=3))
+    n = len(shape)
+    axis = draw(st.integers(-n - 1, n))
+    pieces = [draw(S.arrays(shape)) for _ in range(draw(st.integers(1, 3)))]
+    return Sample(tuple(pieces), {"axis": axis}, tuple(draw(S.layouts()) for _ in pieces))
+
+
+_SIDE = st.integers(1, 3)
+
+
+@st.composite
+def _matmul(draw):
+    n, k, m = draw(_SIDE), draw(_SIDE), draw(_SIDE)
+    kind = draw(st.sampled_from(["mm", "vm", "mv", "vv", "batched", "vb", "bv"]))
+    ba, bb = draw(S.broadcastable_shapes(2, min_dims=1, max_dims=2, max_side=2))
+    sa = {"mm": (n, k), "vm": (k,), "mv": (n, k), "vv": (k,), "batched": ba + (n, k),
+          "vb": (k,), "bv": ba + (n, k)}[kind]
+    sb = {"mm": (k, m), "vm": (k, m), "mv": (k,), "vv": (k,), "batched": bb + (k, m),
+          "vb": bb + (k, m), "bv": (k,)}[kind]
+    a, b = draw(S.arrays(sa)), draw(S.arrays(sb))
+    return Sample((a, b), {}, (draw(S.layouts()), draw(S.layouts())))
+
+
+@st.composite
+def _linear(draw):
+    lead = tuple(draw(st.lists(_SIDE, max_size=2)))
+    n_in, n_out = draw(_SIDE), draw(_SIDE)
+    activation = draw(st.sampled_from([None, "relu", "sigmoid", "tanh"]))
+    if activation == "relu":
+        # values on grids so that x @ w.T + b (a multiple of 1/4 plus 1/8) is never near the
+        # kink at 0
+        x = draw(S.arrays(lead + (n_in,), S.grid(0.5, 0.0, 4)))
+        w = draw(S.arrays((n_out, n_in), S.grid(0.5, 0.0, 4)))
+        b = draw(S.arrays((n_out,), S.grid(0.25, 0.125, 8)))
+    else:
+        x, w = draw(S.arrays(lead + (n_in,))), draw(S.arrays((n_out, n_in)))
+        b = draw(S.arrays((n_out,))) if draw(st.booleans()) else None
+    inputs = (x, w) if b is None else (x, w, b)
+    return Sample(inputs, {"activation": activation},
+                  tuple(draw(S.layouts()) for _ in inputs))
+
+
+@st.composite
+def _along_axis(draw, keepdims=False):
+    shape = draw(S.shapes(min_dims=1))
+    kwargs = {"axis": draw(st.integers(-len(shape), len(shape) - 1))}
+    if keepdims:
+        kwargs["keepdims"] = draw(st.booleans())
+    x = draw(S.arrays(shape, S.floats(-3.0, 3.0)))
+    return Sample((x,), kwargs, (draw(S.layouts()),))
+
+
+_REDUCTION = st.sampled_from(["mean", "sum", "none"])
+
+
+@st.composite
+def _loss(draw, pred_elements, target_elements, target_grad):
+    shape = draw(S.shapes())
+    p = draw(S.arrays(shape, pred_elements))
+    t = draw(S.arrays(shape, target_elements))
+    return Sample((p, t), {"reduction": draw(_REDUCTION)},
+                  (draw(S.layouts()), draw(S.layouts())), () if target_grad else (1,))
+
+
+@st.composite
+def _cross_entropy(draw):
+    n, c = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    logits = draw(S.arrays((n, c)))
+    target = np.asarray(draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)),
+                        dtype=np.int64)
+    return Sample((logits, target), {"reduction": draw(_REDUCTION)}, (draw(S.layouts()),))
+
+
+# --------------------------------------------------------------------------------------------
+# NumPy references (written from the definitions, not from the kernels)
+# --------------------------------------------------------------------------------------------
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _gelu(x):
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def _logsumexp(x, axis, keepdims=False):
+    m = np.max(x, axis=axis, keepdims=True)
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+def _softmax(x, axis):
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _reduce(loss, reduction):
+    return {"mean": np.mean, "sum": np.sum, "none": lambda v: v}[reduction](loss)
+
+
+def _linear_ref(x, w, b=None, activation=None):
+    z = x @ w.T + (0 if b is None else b)
+    act = {None: lambda v: v, "relu": lambda v: np.maximum(v, 0), "sigmoid": _sigmoid,
+           "tanh": np.tanh}[activation]
+    return act(z)
+
+
+def _bce_ref(p, t, reduction="mean"):
+    return _reduce(-(t * np.log(p) + (1 - t) * np.log(1 - p)), reduction)
+
+
+def _bce_logits_ref(z, t, reduction="mean"):
+    p = _sigmoid(z)
+    return _reduce(-(t * np.log(p) + (1 - t) * np.log(1 - p)), reduction)
+
+
+def _cross_entropy_ref(logits, target, reduction="mean"):
+    logp = logits - _logsumexp(logits, 1, keepdims=True)
+    return _reduce(-logp[np.arange(len(target)), target], reduction)
+
+
+# --------------------------------------------------------------------------------------------
+# Error inputs
+# --------------------------------------------------------------------------------------------
+
+def _broadcast_errors(name: str) -> tuple[ErrorInput, ...]:
+    return (
+        ErrorInput((_z(2, 3), _z(4)), {}, ValueError,
+                   rf"{name}: shapes \(2, 3\) and \(4,\) cannot be broadcast together"),
+        ErrorInput((_z(2, dtype=np.float32), _z(2)), {}, TypeError,
+                   rf"{name}: mixed dtypes float32 and float64"),
+    )
+
+
+def _axis_errors(name: str) -> tuple[ErrorInput, ...]:
+    return (
+        ErrorInput((_z(2, 3),), {"axis": 2}, ValueError,
+                   rf"{name}: axis 2 is out of range for a tensor of shape \(2, 3\)"),
+        ErrorInput((_z(2, 3),), {"axis": (0, -2)}, ValueError, rf"{name}: repeated axis"),
+    )
+
+
+def _softmax_errors(name: str) -> tuple[ErrorInput, ...]:
+    return (
+        ErrorInput((_z(2, 3),), {"axis": -3}, ValueError,
+                   rf"{name}: axis -3 is out of range for a tensor of shape \(2, 3\)"),
+        ErrorInput((_z(),), {}, ValueError,
+                   rf"{name}: needs at least 1 dimension, got a 0-d tensor"),
+    )
+
+
+def _loss_errors(name: str) -> tuple[ErrorInput, ...]:
+    return (
+        ErrorInput((_z(3), _z(3)), {"reduction": "avg"}, ValueError,
+                   rf"{name}: reduction must be one of .*'avg'"),
+        ErrorInput((_z(3), _z(4)), {}, ValueError,
+                   rf"{name}: input of shape \(3,\) and target of shape \(4,\) cannot be "
+                   rf"broadcast together"),
+        ErrorInput((_z(3), _z(3, dtype=np.float32)), {}, TypeError,
+                   rf"{name}: target dtype float32 differs from input dtype float64"),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The table
+# --------------------------------------------------------------------------------------------
+
+# Adapters where the public function takes a sequence or varargs: samples pass keywords.
+def _concatenate(*xs, axis=0):
+    return F.concatenate(xs, axis=axis)
+
+
+def _stack(*xs, axis=0):
+    return F.stack(xs, axis=axis)
+
+
+def _reshape_fn(x, shape):
+    return F.reshape(x, shape)
+
+
+def _permute_fn(x, axes):
+    return F.permute(x, axes)
+
+
+def _expand_fn(x, shape):
+    return F.expand(x, shape)
+
+
+_ANY = S.floats()
+_NONZERO = S.away_from_zero()
+
+OP_DB: tuple[OpInfo, ...] = (
+    # ---------------------------------------------------------------- arithmetic
+    OpInfo("add", F.add, np.add, _binary(), _broadcast_errors("add"), aliases=(operator.add,)),
+    OpInfo("sub", F.sub, np.subtract, _binary(), _broadcast_errors("sub"),
+           aliases=(operator.sub,)),
+    OpInfo("mul", F.mul, np.multiply, _binary(), _broadcast_errors("mul"),
+           aliases=(operator.mul,)),
+    OpInfo("div", F.div, np.divide, _binary(_ANY, S.away_from_zero(0.5, 2.0)),
+           _broadcast_errors("div"), aliases=(operator.truediv,)),
+    OpInfo("pow", F.pow, np.power, _pow(), _broadcast_errors("pow"), aliases=(operator.pow,)),
+    OpInfo("maximum", F.maximum, np.maximum,
+           _binary(S.grid(0.25, 0.0), S.grid(0.25, 0.125)), _broadcast_errors("maximum")),
+    OpInfo("minimum", F.minimum, np.minimum,
+           _binary(S.grid(0.25, 0.0), S.grid(0.25, 0.125)), _broadcast_errors("minimum")),
+    OpInfo("where", F.where, np.where, _where(), (
+        ErrorInput((_z(3), _z(3), _z(3)), {}, TypeError,
+                   r"where: condition must be boolean, got dtype float64"),
+        ErrorInput((np.ones(2, dtype=bool), _z(3), _z(3)), {}, ValueError,
+                   r"where: condition \(2,\) and operands \(3,\), \(3,\) cannot be broadcast"),
+    )),
+    OpInfo("neg", F.neg, np.negative, _unary(), _unary_errors(), aliases=(operator.neg,)),
+    OpInfo("exp", F.exp, np.exp, _unary(), _unary_errors(), aliases=(Tensor.exp,)),
+    OpInfo("log", F.log, np.log, _unary(S.positive()), _unary_errors(), aliases=(Tensor.log,)),
+    OpInfo("sqrt", F.sqrt, np.sqrt, _unary(S.positive()), _unary_errors(),
+           aliases=(Tensor.sqrt,)),
+    OpInfo("abs", F.abs, np.abs, _unary(_NONZERO), _unary_errors(), aliases=(operator.abs,)),
+    OpInfo("clip", F.clip, lambda x, min=None, max=None: np.clip(x, min, max), _clip(), (
+        ErrorInput((_z(3),), {}, ValueError, r"clip: give at least one of min and max"),
+        ErrorInput((_z(3),), {"min": 1.0, "max": 0.0}, ValueError,
+                   r"clip: min 1.0 is greater than max 0.0"),
+    ), aliases=(Tensor.clip,)),
+    # ---------------------------------------------------------------- reductions
+    OpInfo("sum", F.sum, lambda x, axis=None, keepdims=False: np.sum(x, axis, keepdims=keepdims),
+           _reduction(), _axis_errors("sum"), aliases=(Tensor.sum,)),
+    OpInfo("mean", F.mean,
+           lambda x, axis=None, keepdims=False: np.mean(x, axis, keepdims=keepdims),
+           _reduction(), _axis_errors("mean"), aliases=(Tensor.mean,)),
+    OpInfo("max", F.max, lambda x, axis=None, keepdims=False: np.max(x, axis, keepdims=keepdims),
+           _reduction(distinct=True), _axis_errors("max") + (
+               ErrorInput((_z(0, 2),), {"axis": 0}, ValueError,
+                          r"max: cannot reduce an empty tensor of shape \(0, 2\)"),),
+           aliases=(Tensor.max,)),
+    OpInfo("min", F.min, lambda x, axis=None, keepdims=False: np.min(x, axis, keepdims=keepdims),
+           _reduction(distinct=True), _axis_errors("min") + (
+               ErrorInput((_z(0),), {}, ValueError,
+                          r"min: cannot reduce an empty tensor of shape \(0,\)"),),
+           aliases=(Tensor.min,)),
+    OpInfo("var", F.var,
+           lambda x, axis=None, keepdims=False, ddof=0: np.var(x, axis, ddof=ddof,
+                                                               keepdims=keepdims),
+           _reduction(ddof=True), _axis_errors("var"), aliases=(Tensor.var,)),
+    # ---------------------------------------------------------------- shape
+    OpInfo("reshape", _reshape_fn, lambda x, shape: np.reshape(x, shape), _reshape(), (
+        ErrorInput((_z(2, 3),), {"shape": (4,)}, ValueError,
+                   r"reshape: cannot reshape a tensor of shape \(2, 3\) \(size 6\) into \(4,\)"),
+        ErrorInput((_z(2, 3),), {"shape": (-1, -1)}, ValueError,
+                   r"reshape: cannot reshape a tensor of shape \(2, 3\)"),
+    ), aliases=(lambda x, shape: x.reshape(*shape),)),
+    OpInfo("transpose", _permute_fn, lambda x, axes: np.transpose(x, axes), _permute(), (
+        ErrorInput((_z(2, 3),), {"axes": (0, 0)}, ValueError,
+                   r"permute: \(0, 0\) is not a permutation of the axes of a tensor of shape "
+                   r"\(2, 3\)"),
+        ErrorInput((_z(2, 3),), {"axes": (0,)}, ValueError, r"permute: .* not a permutation"),
+    ), variant="permute", aliases=(lambda x, axes: x.permute(*axes),)),
+    OpInfo("transpose", F.transpose, lambda x, axis0, axis1: np.swapaxes(x, axis0, axis1), _swapaxes(), (
+        ErrorInput((_z(2, 3),), {"axis0": 0, "axis1": 2}, ValueError,
+                   r"transpose: axes 0 and 2 are out of range for shape \(2, 3\)"),
+    ), variant="swapaxes", aliases=(Tensor.transpose,)),
+    OpInfo("transpose", F.transpose, np.transpose, _unary(), (), variant="reverse",
+           aliases=(lambda x: x.T,)),
+    OpInfo("expand", _expand_fn, lambda x, shape: np.broadcast_to(x, shape), _expand(), (
+        ErrorInput((_z(2, 3),), {"shape": (3, 3)}, ValueError,
+                   r"expand: a tensor of shape \(2, 3\) cannot be broadcast to \(3, 3\)"),
+        ErrorInput((_z(2, 3),), {"shape": (3,)}, ValueError,
+                   r"expand: a tensor of shape \(2, 3\) cannot be broadcast to \(3,\)"),
+    ), aliases=(lambda x, shape: x.expand(*shape),)),
+    OpInfo("get_item", F.getitem, lambda x, index: x[index], _basic_index(), (
+        ErrorInput((_z(2, 3),), {"index": (0, 3)}, IndexError,
+                   r"getitem: index \(0, 3\) is invalid for a tensor of shape \(2, 3\)"),
+        ErrorInput((_z(2, 3),), {"index": np.array([0.5])}, IndexError,
+                   r"getitem: index arrays must be integer or boolean, got float64"),
+    ), variant="basic", aliases=(lambda x, index: x[index],)),
+    OpInfo("get_item", F.getitem, lambda x, index: x[index], _advanced_index(), (
+        ErrorInput((_z(2, 3),), {"index": np.array([2])}, IndexError,
+                   r"getitem: index .* is invalid for a tensor of shape \(2, 3\)"),
+        ErrorInput((_z(2, 3),), {"index": np.ones(3, dtype=bool)}, IndexError,
+                   r"getitem: index .* is invalid for a tensor of shape \(2, 3\)"),
+    ), variant="advanced", aliases=(lambda x, index: x[index],)),
+    OpInfo("concatenate", _concatenate, lambda *xs, axis=0: np.concatenate(xs, axis),
+           _concatenate_samples(), (
+               ErrorInput((), {}, ValueError, r"concatenate: needs at least one tensor"),
+               ErrorInput((_z(2, 3), _z(3, 3)), {"axis": 1}, ValueError,
+                          r"concatenate: shapes \(2, 3\) and \(3, 3\) differ outside axis 1"),
+               ErrorInput((_z(2, 3), _z(2, 3)), {"axis": 2}, ValueError,
+                          r"concatenate: axis 2 is out of range for tensors of shape \(2, 3\)"),
+           )),
+    OpInfo("stack", _stack, lambda *xs, axis=0: np.stack(xs, axis), _stack_samples(), (
+        ErrorInput((), {}, ValueError, r"stack: needs at least one tensor"),
+        ErrorInput((_z(2, 3), _z(3, 2)), {}, ValueError,
+                   r"stack: all tensors must have one shape, got \(2, 3\) and \(3, 2\)"),
+        ErrorInput((_z(2, 3),), {"axis": 3}, ValueError,
+                   r"stack: axis 3 is out of range for tensors of shape \(2, 3\)"),
+    )),
+    # ---------------------------------------------------------------- linear algebra
+    OpInfo("matmul", F.matmul, np.matmul, _matmul(), (
+        ErrorInput((_z(2, 3), _z(4, 5)), {}, ValueError,
+                   r"matmul: shapes \(2, 3\) and \(4, 5\) are not aligned"),
+        ErrorInput((_z(), _z(3)), {}, ValueError,
+                   r"matmul: both operands need at least 1 dimension"),
+        ErrorInput((_z(2, 2, 3), _z(3, 3, 1)), {}, ValueError,
+                   r"matmul: batch shapes of \(2, 2, 3\) and \(3, 3, 1\) cannot be broadcast"),
+        ErrorInput((_z(2, 3, dtype=np.float32), _z(3, 2)), {}, TypeError,
+                   r"matmul: mixed dtypes float32 and float64"),
+    ), aliases=(operator.matmul,), rtol32=1e-4, atol32=1e-5),
+    OpInfo("linear", F.linear, _linear_ref, _linear(), (
+        ErrorInput((_z(2, 3), _z(4, 5)), {}, ValueError,
+                   r"linear: input of shape \(2, 3\) does not match weight of shape \(4, 5\)"),
+        ErrorInput((_z(2, 3), _z(4, 3), _z(3)), {}, ValueError,
+                   r"linear: bias of shape \(3,\) does not match weight of shape \(4, 3\)"),
+        ErrorInput((_z(2, 3), _z(4, 3)), {"activation": "gelu"}, ValueError,
+                   r"linear: unknown activation 'gelu'"),
+    )),
+    # ---------------------------------------------------------------- activations
+    OpInfo("sigmoid", F.sigmoid, _sigmoid, _unary(S.floats(-4.0, 4.0)), _unary_errors(),
+           aliases=(Tensor.sigmoid,)),
+    OpInfo("tanh", F.tanh, np.tanh, _unary(), _unary_errors(), aliases=(Tensor.tanh,)),
+    OpInfo("relu", F.relu, lambda x: np.maximum(x, 0), _unary(_NONZERO), _unary_errors(),
+           aliases=(Tensor.relu,)),
+    OpInfo("leaky_relu", F.leaky_relu,
+           lambda x, negative_slope=0.01: np.where(x > 0, x, negative_slope * x),
+           _unary(_NONZERO, negative_slope=st.sampled_from([0.01, 0.2])), _unary_errors()),
+    OpInfo("gelu", F.gelu, _gelu, _unary(S.floats(-3.0, 3.0)), _unary_errors()),
+    OpInfo("softmax", F.softmax, _softmax, _along_axis(), _softmax_errors("softmax"),
+           aliases=(Tensor.softmax,)),
+    OpInfo("log_softmax", F.log_softmax, lambda x, axis: x - _logsumexp(x, axis, True),
+           _along_axis(), _softmax_errors("log_softmax"), aliases=(Tensor.log_softmax,)),
+    OpInfo("logsumexp", F.logsumexp, _logsumexp, _along_axis(keepdims=True),
+           _softmax_errors("logsumexp"), aliases=(Tensor.logsumexp,)),
+    # ---------------------------------------------------------------- losses
+    OpInfo("mse_loss", F.mse_loss,
+           lambda p, t, reduction="mean": _reduce((p - t) ** 2, reduction),
+           _loss(_ANY, _ANY, target_grad=True), _loss_errors("mse_loss")),
+    OpInfo("binary_cross_entropy", F.binary_cross_entropy, _bce_ref,
+           _loss(S.floats(0.05, 0.95), S.floats(0.0, 1.0), target_grad=False),
+           _loss_errors("binary_cross_entropy") + (
+               ErrorInput((np.array([0.5, 1.5]), np.array([0.0, 1.0])), {}, ValueError,
+                          r"binary_cross_entropy: input must hold probabilities in \[0, 1\], "
+                          r"got values in \[0.5, 1.5\]"),)),
+    OpInfo("binary_cross_entropy_with_logits", F.binary_cross_entropy_with_logits,
+           _bce_logits_ref, _loss(S.floats(-3.0, 3.0), S.floats(0.0, 1.0), target_grad=False),
+           _loss_errors("binary_cross_entropy_with_logits")),
+    OpInfo("cross_entropy", F.cross_entropy, _cross_entropy_ref, _cross_entropy(), (
+        ErrorInput((_z(2, 3), np.array([0, 3])), {}, ValueError,
+                   r"cross_entropy: target 3 is out of range for 3 classes \(valid: 0\.\.2\)"),
+        ErrorInput((_z(2, 3), np.array([0, -1])), {}, ValueError,
+                   r"cross_entropy: target -1 is out of range for 3 classes"),
+        ErrorInput((_z(2, 3), np.array([0, 1, 2])), {}, ValueError,
+                   r"cross_entropy: batch mismatch: logits \(2, 3\) need targets of shape "
+                   r"\(2,\), got \(3,\)"),
+        ErrorInput((_z(2, 3), np.array([0.0, 1.0])), {}, TypeError,
+                   r"cross_entropy: targets must be integer class indices, got dtype float64"),
+        ErrorInput((_z(3),), {"target": np.array([0])}, ValueError,
+                   r"cross_entropy: expected logits of shape \(batch, classes\), got \(3,\)"),
+        ErrorInput((_z(2, 3), np.array([0, 1])), {"reduction": "avg"}, ValueError,
+                   r"cross_entropy: reduction must be one of"),
+    )),
+)
+
+
+def op_db_by_id() -> dict[str, OpInfo]:
+    """The entries by id (``name`` or ``name.variant``)."""
+    return {info.id: info for info in OP_DB}

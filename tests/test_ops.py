@@ -1,0 +1,146 @@
+"""Tests generated from the op database (autograd.testing.opdb), on every kernel provider.
+
+For each entry: the forward matches its NumPy reference (float64 tightly, float32 loosely, the
+dtype kept, the inputs untouched, aliases agreeing); gradcheck passes in float64; the backward
+of a random cotangent matches finite differences (on the drawn, possibly non-contiguous layout)
+and float32 gradients agree with float64 ones; every error input raises its documented error.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import autograd
+from autograd.engine import topological_order
+from autograd.function import REGISTRY
+from autograd.testing.opdb import OP_DB, OpInfo, Sample, to_args
+
+# The backend fixture switches the kernel provider once per test, which is right for every
+# example of that test, so hypothesis' warning about function-scoped fixtures does not apply.
+with_fixtures = settings(suppress_health_check=[*settings().suppress_health_check,
+                                                HealthCheck.function_scoped_fixture])
+
+OPS = [pytest.param(info, id=info.id) for info in OP_DB]
+ERRORS = [pytest.param(info, err, id=f"{info.id}-{i}")
+          for info in OP_DB for i, err in enumerate(info.errors)]
+
+#: Full Jacobians while (backward passes + forward passes) stays under this; fast mode above.
+FULL_JACOBIAN_BUDGET = 200
+
+
+def _call(info: OpInfo, sample: Sample, args: list) -> autograd.Tensor:
+    return info.op(*args, **sample.kwargs)
+
+
+def _reference(info: OpInfo, sample: Sample, dtype) -> np.ndarray:
+    """The reference in float64 on exactly the (possibly float32-rounded) input values."""
+    arrays = [a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
+              for a in sample.arrays(dtype)]
+    # samples avoid poles and overflow, so the reference must be clean (underflow is fine)
+    with np.errstate(divide="raise", over="raise", invalid="raise", under="ignore"):
+        return np.asarray(info.ref(*arrays, **sample.kwargs))
+
+
+def test_every_registered_op_has_an_entry():
+    names = {info.name for info in OP_DB}
+    assert sorted(set(REGISTRY) - names) == [], "registered ops without an OpInfo entry"
+    assert sorted(names - set(REGISTRY)) == [], "OpInfo entries for ops that do not exist"
+    ids = [info.id for info in OP_DB]
+    assert len(ids) == len(set(ids)), "two entries share an id"
+
+
+def test_every_registered_op_has_error_inputs():
+    with_errors = {info.name for info in OP_DB if info.errors}
+    assert sorted(set(REGISTRY) - with_errors) == []
+
+
+@pytest.mark.parametrize("info", OPS)
+@with_fixtures
+@given(data=st.data())
+def test_forward_matches_numpy(info, backend_name, data):
+    sample = data.draw(info.samples, label="sample")
+    for dtype, rtol, atol in ((np.float64, 1e-9, 1e-12), (np.float32, info.rtol32, info.atol32)):
+        args = sample.tensors(dtype, requires_grad=True)
+        before = [a.numpy().copy() for a in args if isinstance(a, autograd.Tensor)]
+        out = _call(info, sample, args)
+        expected = _reference(info, sample, dtype)
+        assert out.shape == expected.shape
+        assert out.dtype == dtype, f"{info.id} changed the dtype {dtype} to {out.dtype}"
+        np.testing.assert_allclose(out.numpy(), expected, rtol=rtol, atol=atol)
+        after = [a.numpy() for a in args if isinstance(a, autograd.Tensor)]
+        for b, a in zip(before, after):
+            np.testing.assert_array_equal(a, b, err_msg=f"{info.id} modified its input")
+        # the entry really exercises its registered op
+        assert info.name in {n.op.name for n in topological_order(out._node)}
+        for alias in info.aliases:
+            np.testing.assert_allclose(_call_alias(alias, sample, args).numpy(), out.numpy(),
+                                       rtol=1e-6, atol=0)
+
+
+def _call_alias(alias, sample: Sample, args: list) -> autograd.Tensor:
+    return alias(*args, **sample.kwargs)
+
+
+@pytest.mark.parametrize("info", OPS)
+@with_fixtures
+@given(data=st.data())
+def test_gradcheck(info, backend_name, data):
+    sample = data.draw(info.samples, label="sample")
+    args = sample.tensors(np.float64)
+    n_in = sum(args[i].size for i in sample.differentiable())
+    n_out = _call(info, sample, args).size
+    fast = n_out + 2 * n_in > FULL_JACOBIAN_BUDGET
+    assert autograd.gradcheck(lambda *a: _call(info, sample, list(a)), args, fast_mode=fast)
+
+
+def _numerical_vjp(info: OpInfo, sample: Sample, u: np.ndarray, i: int,
+                   eps: float = 1e-6) -> np.ndarray:
+    """d <u, f(x)> / d x_i by central differences, one element at a time, in float64."""
+    base = sample.arrays(np.float64)
+    x = base[i]
+    grad = np.zeros(x.shape)
+    for j in np.ndindex(x.shape):
+        vals = []
+        for step in (eps, -eps):
+            moved = x.copy()
+            moved[j] += step
+            args = to_args(tuple(base[:i]) + (moved,) + tuple(base[i + 1:]))
+            with autograd.no_grad():
+                vals.append(float(np.sum(u * _call(info, sample, args).numpy())))
+        grad[j] = (vals[0] - vals[1]) / (2 * eps)
+    return grad
+
+
+@pytest.mark.parametrize("info", OPS)
+@with_fixtures
+@given(data=st.data())
+def test_backward_of_random_cotangent(info, backend_name, data):
+    sample = data.draw(info.samples, label="sample")
+    seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
+    args64 = sample.tensors(np.float64)
+    out64 = _call(info, sample, args64)
+    u = np.random.default_rng(seed).standard_normal(out64.shape)
+    out64.backward(u)
+    args32 = sample.tensors(np.float32)
+    out32 = _call(info, sample, args32)
+    out32.backward(u.astype(np.float32))
+    for i in sample.differentiable():
+        x64, x32 = args64[i], args32[i]
+        assert x64.grad is not None and x32.grad is not None, f"input {i} got no gradient"
+        assert x64.grad.shape == x64.shape and x64.grad.dtype == np.float64
+        assert x32.grad.shape == x32.shape and x32.grad.dtype == np.float32
+        g64 = x64.grad.numpy()
+        np.testing.assert_allclose(g64, _numerical_vjp(info, sample, u, i), rtol=1e-4,
+                                   atol=1e-6, err_msg=f"{info.id}: input {i}, float64")
+        scale = max(1.0, float(np.max(np.abs(g64), initial=0.0)))
+        np.testing.assert_allclose(x32.grad.numpy(), g64, rtol=10 * info.rtol32,
+                                   atol=10 * info.atol32 * scale,
+                                   err_msg=f"{info.id}: input {i}, float32 against float64")
+
+
+@pytest.mark.parametrize("info, err", ERRORS)
+def test_error_inputs(info, err, backend_name):
+    with pytest.raises(err.error, match=err.match):
+        info.op(*to_args(err.inputs), **err.kwargs)
