@@ -1,0 +1,286 @@
+"""The backward engine, on both engines (plain Python and Cython-compiled): graph shapes, long
+chains, accumulation, grad modes, freed graphs, the version counter, leaks and anomaly mode."""
+from __future__ import annotations
+
+import gc
+import weakref
+
+import numpy as np
+import pytest
+
+import autograd
+from autograd.function import Node
+
+
+def _leaf(values, dtype=np.float64):
+    return autograd.tensor(np.asarray(values, dtype=dtype), requires_grad=True)
+
+
+# -------------------------------------------------------------------------------- graph shapes
+
+def test_tensor_used_twice_in_one_op_sums_both_gradients(engine_name):
+    x = _leaf([1.0, -2.0, 3.0])
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy())
+
+
+def test_same_array_for_two_inputs_is_not_shared_with_the_leaf(engine_name):
+    x = _leaf([1.0, 2.0])
+    u = np.ones(2)
+    (x + x).backward(u)  # Add returns the one upstream array for both inputs
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 2.0])
+    u[:] = 100.0  # the caller's cotangent must not alias the leaf's gradient
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 2.0])
+
+
+def test_diamond_graph_sums_the_paths(engine_name):
+    x = _leaf([0.5, -1.5])
+    a = x * 2.0
+    b = a + 1.0
+    c = a * 3.0
+    d = (b * c).sum()  # d = (2x + 1) * 6x = 12x^2 + 6x
+    d.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 24 * x.numpy() + 6)
+    assert a.grad is None and b.grad is None, "only leaves keep .grad"
+
+
+def test_reused_intermediate_and_broadcast_leaf(engine_name):
+    x = _leaf(np.arange(6.0).reshape(2, 3))
+    b = _leaf([1.0, 2.0, 3.0])
+    h = x * b  # b broadcast over the rows
+    loss = (h * h + h).sum()
+    loss.backward()
+    dh = 2 * (x.numpy() * b.numpy()) + 1
+    np.testing.assert_allclose(x.grad.numpy(), dh * b.numpy())
+    np.testing.assert_allclose(b.grad.numpy(), (dh * x.numpy()).sum(axis=0))
+    assert b.grad.shape == (3,)
+
+
+def test_chain_of_100_000_ops_needs_no_recursion(engine_name):
+    x = _leaf([1.5])
+    y = x
+    for _ in range(100_000):
+        y = -y
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0])
+    del y  # freeing the chain must not recurse either
+
+
+def test_detach_stops_the_gradient(engine_name):
+    x = _leaf([2.0])
+    (x * x.detach()).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0])
+
+
+# -------------------------------------------------------------------------------- accumulation
+
+def test_gradients_accumulate_across_backward_calls_until_cleared(engine_name):
+    p = _leaf([1.0, 2.0])
+    (p * 3.0).sum().backward()
+    (p * 3.0).sum().backward()
+    np.testing.assert_array_equal(p.grad.numpy(), [6.0, 6.0])
+    p.grad = None
+    (p * 3.0).sum().backward()
+    np.testing.assert_array_equal(p.grad.numpy(), [3.0, 3.0])
+
+
+def test_backward_with_explicit_cotangent(engine_name):
+    x = _leaf([1.0, 2.0, 3.0])
+    (x * x).backward(np.array([1.0, 0.0, -1.0]))
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 0.0, -6.0])
+
+
+# -------------------------------------------------------------------------------- grad modes
+
+def test_no_grad_context_records_nothing(engine_name):
+    x = _leaf([1.0])
+    with autograd.no_grad():
+        assert not autograd.is_grad_enabled()
+        y = x * 2.0
+        with autograd.enable_grad():
+            assert autograd.is_grad_enabled()
+            z = x * 2.0
+    assert autograd.is_grad_enabled()
+    assert not y.requires_grad and y.is_leaf
+    assert z.requires_grad and not z.is_leaf
+
+
+def test_no_grad_and_enable_grad_as_decorators(engine_name):
+    x = _leaf([1.0])
+
+    @autograd.no_grad()
+    def frozen(t):
+        return t * 2.0
+
+    @autograd.enable_grad()
+    def tracked(t):
+        return t * 2.0
+
+    assert not frozen(x).requires_grad
+    with autograd.no_grad():
+        assert tracked(x).requires_grad
+        assert not autograd.is_grad_enabled()
+
+
+def test_no_grad_restores_the_mode_after_an_exception(engine_name):
+    with pytest.raises(ZeroDivisionError):
+        with autograd.no_grad():
+            1 / 0
+    assert autograd.is_grad_enabled()
+
+
+# -------------------------------------------------------------------------------- misuse
+
+def test_second_backward_through_a_freed_graph_raises(engine_name):
+    x = _leaf([1.0, 2.0])
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(autograd.FreedGraphError, match="retain_graph=True"):
+        y.backward()
+
+
+def test_retain_graph_allows_a_second_backward(engine_name):
+    x = _leaf([1.0, 2.0])
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), 2 * 2 * x.numpy())
+
+
+def test_backward_of_a_non_scalar_needs_a_gradient(engine_name):
+    x = _leaf([1.0, 2.0])
+    with pytest.raises(RuntimeError, match=r"shape \(2,\), so pass grad="):
+        (x * 2.0).backward()
+
+
+def test_backward_gradient_must_match_shape_and_dtype(engine_name):
+    x = _leaf([1.0, 2.0])
+    with pytest.raises(ValueError, match="does not match"):
+        (x * 2.0).backward(np.ones(3))
+    with pytest.raises(ValueError, match="does not match"):
+        (x * 2.0).backward(np.ones(2, dtype=np.float32))
+
+
+def test_backward_on_a_tensor_without_grad_raises(engine_name):
+    x = autograd.tensor([1.0, 2.0])
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        x.sum().backward()
+
+
+def test_in_place_change_of_a_leaf_requiring_grad(engine_name):
+    w = _leaf([1.0, 2.0])
+    with pytest.raises(RuntimeError, match=r"add_: in-place change of a leaf that requires "
+                                           r"grad.*no_grad"):
+        w.add_(1.0)
+    with autograd.no_grad():
+        w.add_(1.0)
+    np.testing.assert_array_equal(w.numpy(), [2.0, 3.0])
+    with pytest.raises(RuntimeError, match="only allowed on leaf tensors"):
+        (w * 2.0).mul_(2.0)
+
+
+def test_modifying_a_saved_input_before_backward_raises(engine_name):
+    x = _leaf([1.0, 2.0])
+    w = _leaf([3.0, 4.0])
+    y = x * w  # mul saves both inputs
+    with autograd.no_grad():
+        w.add_(1.0)
+    with pytest.raises(autograd.InplaceModificationError, match=r"mul: .*modified in place"):
+        y.sum().backward()
+
+
+def test_modifying_an_unsaved_input_before_backward_is_fine(engine_name):
+    x = _leaf([1.0, 2.0])
+    w = _leaf([3.0, 4.0])
+    y = x + w  # add saves nothing
+    with autograd.no_grad():
+        w.add_(1.0)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 1.0])
+    np.testing.assert_array_equal(w.grad.numpy(), [1.0, 1.0])
+
+
+def test_mixed_float_dtypes_raise_naming_the_op(engine_name):
+    a = _leaf([1.0], dtype=np.float32)
+    b = _leaf([1.0], dtype=np.float64)
+    with pytest.raises(TypeError, match=r"mul: mixed dtypes float32 and float64"):
+        a * b
+    with pytest.raises(TypeError, match=r"matmul: mixed dtypes"):
+        autograd.matmul(a, b)
+
+
+# -------------------------------------------------------------------------------- memory
+
+def _live_nodes() -> int:
+    return sum(isinstance(o, Node) for o in gc.get_objects())
+
+
+def test_graph_is_freed_by_reference_counting_alone(engine_name):
+    gc.collect()
+    baseline = _live_nodes()
+    gc.disable()
+    try:
+        x = _leaf(np.linspace(-1.0, 1.0, 50))
+        h = x * 2.0
+        e = h.exp()
+        loss = (e * h).sum()
+        refs = [weakref.ref(t) for t in (h, e, loss)] + [weakref.ref(e.numpy())]
+        assert _live_nodes() == baseline + 4
+        del h, e
+        loss.backward()
+        del loss
+        assert [r() for r in refs] == [None] * len(refs), "graph kept alive by a cycle"
+        assert _live_nodes() == baseline
+        assert x.grad is not None and x.grad.is_leaf and x.grad._node is None
+    finally:
+        gc.enable()
+
+
+def test_backward_frees_saved_arrays(engine_name):
+    x = _leaf(np.arange(10.0))
+    loss = x.var()
+    saved = weakref.ref(loss._node.saved[0])  # var keeps x - mean for its backward
+    loss.backward(retain_graph=True)
+    assert saved() is not None, "retain_graph=True keeps saved arrays"
+    loss.backward()
+    assert saved() is None, "backward must drop saved arrays unless retain_graph=True"
+
+
+# -------------------------------------------------------------------------------- anomalies
+
+def _sqrt_forward(x):
+    return autograd.sqrt(x)  # the creation site anomaly mode must report
+
+
+def test_detect_anomaly_names_the_op_and_its_creation_site(engine_name):
+    x = _leaf([0.0, 4.0])
+    with autograd.detect_anomaly():
+        y = _sqrt_forward(x)
+        with pytest.raises(autograd.AnomalyError) as info:
+            y.sum().backward()
+    message = str(info.value)
+    assert message.startswith("sqrt:")
+    assert "NaN or inf" in message
+    assert __file__ in message or "test_engine.py" in message
+    assert f"line {_sqrt_forward.__code__.co_firstlineno + 1}" in message
+
+
+def test_detect_anomaly_on_log_of_zero(engine_name):
+    x = _leaf([0.0, 1.0])
+    with autograd.detect_anomaly():
+        y = autograd.log(x) * 2.0
+        with pytest.raises(autograd.AnomalyError, match=r"(?s)^log: .*test_engine\.py"):
+            y.sum().backward()
+
+
+def test_without_anomaly_mode_an_infinite_gradient_passes_silently(engine_name):
+    x = _leaf([0.0, 4.0])
+    autograd.sqrt(x).sum().backward()
+    assert np.isinf(x.grad.numpy()[0]) and x.grad.numpy()[1] == 0.25
+
+
+def test_anomaly_mode_is_restored(engine_name):
+    from autograd.grad_mode import is_anomaly_enabled
+    with autograd.detect_anomaly():
+        assert is_anomaly_enabled()
+    assert not is_anomaly_enabled()
