@@ -58,7 +58,13 @@ def _import_core():
 _C, _CORETYPE_SET = _import_core()
 
 _FLOATS = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
-_contig = np.ascontiguousarray
+
+
+def _contig(x: np.ndarray) -> np.ndarray:
+    """x itself when C-contiguous, else a C-contiguous copy (ascontiguousarray would turn a 0-d
+    array into shape (1,))."""
+    return x if x.flags.c_contiguous else np.ascontiguousarray(x)
+
 
 # Helpers that are not kernels (not in numpy_kernels): thread control and a report.
 EXTRAS = ("set_num_threads", "get_num_threads", "blas_info", "info")
