@@ -82,6 +82,10 @@ class Tensor:
     @classmethod
     def _wrap(cls, array: np.ndarray, node: Any = None) -> "Tensor":
         """The fast constructor ops use: no copy, no checks; ``node`` made it (None for leaves)."""
+        if not isinstance(array, np.ndarray):
+            # NumPy ufuncs return scalars (np.float64) for 0-d results; keep an ndarray so
+            # .numpy(), in-place updates and .grad behave the same at every rank.
+            array = np.asarray(array)
         t = object.__new__(cls)
         t._data = array
         t._node = node
@@ -234,7 +238,7 @@ class Tensor:
         if self.grad is None:
             self.grad = Tensor._wrap(g)
         else:
-            self.grad._data = self.grad._data + g
+            self.grad._data = np.asarray(self.grad._data + g)  # 0-d sums are scalars
 
     # ---------------------------------------------------------------- in place (leaves only)
     def _inplace(self, name: str) -> None:
