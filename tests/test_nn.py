@@ -466,3 +466,15 @@ def test_nn_functional_reexports():
     import autograd.functional as core
     for name in core.__all__:
         assert getattr(F, name) is getattr(core, name)
+
+
+def test_deepcopy_and_pickle_keep_parameters():
+    import copy
+    import pickle
+    m = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.ReLU())
+    x = ag.randn(4, 2)
+    for clone in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
+        assert all(isinstance(p, Parameter) and p.requires_grad for p in clone.parameters())
+        assert clone[0].weight is not m[0].weight
+        np.testing.assert_array_equal(clone(x).numpy(), m(x).numpy())
+        assert list(clone.state_dict()) == list(m.state_dict())

@@ -365,3 +365,20 @@ def test_clip_grad_value():
     np.testing.assert_array_equal(params[0].grad.numpy(), [-1.0, 0.5, 1.0])
     with pytest.raises(ValueError, match="non-negative"):
         clip_grad_value_(params, -1)
+
+
+@pytest.mark.parametrize("cls,kw", [(optim.SGD, dict(lr=0.5, momentum=0.9)),
+                                    (optim.Adam, dict(lr=0.05)), (optim.AdamW, dict(lr=0.05))])
+def test_optimizers_learn_xor(cls, kw):
+    ag.manual_seed(0)
+    x = ag.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    y = ag.tensor([[0.0], [1.0], [1.0], [0.0]])
+    model = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
+    opt = cls(model.parameters(), **kw)
+    for _ in range(300):
+        opt.zero_grad()
+        loss = nn.BCEWithLogitsLoss()(model(x), y)
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.05
+    np.testing.assert_array_equal(model(x).numpy() > 0, y.numpy() > 0.5)
