@@ -21,6 +21,8 @@ from .grad_mode import detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from .gradcheck import gradcheck
 from .tensor import Tensor
 
+from . import data, datasets, nn, optim  # noqa: E402  (built on everything above)
+
 __version__ = "0.1.0"
 
 float32 = np.dtype(np.float32)
@@ -48,7 +50,7 @@ __all__ = [
     "zeros_like", "ones_like", "manual_seed", "default_generator", "float32", "float64", "int64",
     "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly", "gradcheck",
     "GradcheckError", "AnomalyError", "FreedGraphError", "InplaceModificationError", "backend",
-    "functional", "set_num_threads", "get_num_threads",
+    "functional", "set_num_threads", "get_num_threads", "nn", "optim", "data", "datasets",
     "abs", "clip", "concatenate", "cross_entropy", "exp", "expand", "flatten", "gelu",
     "leaky_relu", "linear", "log", "log_softmax", "logsumexp", "matmul", "max", "maximum",
     "mean", "min", "minimum", "mse_loss", "permute", "relu", "reshape", "sigmoid", "softmax",

@@ -58,5 +58,5 @@ def test_mnist_mlp_trains_on_real_data():
     data = mnist_dir()
     if data is None:
         pytest.skip("MNIST files not found (set AUTOGRAD_MNIST_DIR)")
-    result = load("mnist_mlp").main(["--data", data, "--epochs", "1", "--limit", "12000"])
-    assert result["test_accuracy"] > 0.92
+    result = load("mnist_mlp").main(["--data", data, "--epochs", "2", "--limit", "12000"])
+    assert result["test_accuracy"] > 0.93  # 2 epochs on 12k images; an untrained net is ~10%
