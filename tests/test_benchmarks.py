@@ -1,0 +1,44 @@
+"""The benchmark scripts keep working: each case runs once (untimed; speed is never a test)."""
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(BENCH))
+    try:
+        yield importlib.import_module("bench_training"), importlib.import_module("bench_kernels")
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_every_training_case_runs_on_every_backend(bench):
+    training, _ = bench
+    from autograd import backend
+    for key, (ag_case, np_case, _) in training.CASES.items():
+        for name in backend.available():
+            with backend.use(name):
+                ag_case()()
+        np_case()()
+
+
+def test_every_kernel_case_runs_on_every_provider(bench):
+    _, kernels = bench
+    x = np.linspace(-1, 1, 1000, dtype=np.float32)
+    for mod in kernels.providers().values():
+        for call in kernels.ELEMENTWISE.values():
+            assert call(mod, x, x).size > 0
+        assert mod.matmul(x.reshape(10, 100), x.reshape(100, 10)).shape == (10, 10)
+
+
+def test_median_timer_returns_a_positive_time(bench):
+    from timing import median_seconds
+    assert median_seconds(lambda: sum(range(100)), repeat=3, min_time=0.001) > 0
