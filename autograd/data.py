@@ -8,14 +8,15 @@ dataset may offer ``__getitems__(indices)`` to fetch a whole batch itself.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Protocol, runtime_checkable
+from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from . import creation
 from .tensor import Tensor, _to_array
 
-__all__ = ["Dataset", "TensorDataset", "DataLoader"]
+__all__ = ["DataLoader", "Dataset", "TensorDataset"]
 
 
 @runtime_checkable

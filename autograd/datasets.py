@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CorruptDatasetError", "load_mnist", "read_idx", "spirals", "xor", "blobs"]
+__all__ = ["CorruptDatasetError", "blobs", "load_mnist", "read_idx", "spirals", "xor"]
 
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions (count, rows, columns)
 LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension (count)

@@ -24,14 +24,15 @@ import os
 import struct
 import tempfile
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from .tensor import Tensor
 
-__all__ = ["save", "load", "load_metadata", "CorruptFileError", "LAYER_TYPES"]
+__all__ = ["LAYER_TYPES", "CorruptFileError", "load", "load_metadata", "save"]
 
 FORMAT_VERSION = "1"
 _TREE_KEY, _VERSION_KEY = "autograd.tree", "autograd.version"
@@ -316,7 +317,7 @@ def _parse(data: bytes, err: Callable[[str], Exception]) -> tuple[dict, dict[str
     def no_duplicates(pairs: list) -> dict:
         keys = [k for k, _ in pairs]
         if len(set(keys)) != len(keys):
-            raise err(f"duplicate key in header: {sorted(k for k in keys if keys.count(k) > 1)[0]!r}")
+            raise err(f"duplicate key in header: {min(k for k in keys if keys.count(k) > 1)!r}")
         return dict(pairs)
 
     try:

@@ -42,7 +42,7 @@ def test_batch_sizes_and_len(n, bs, drop, expect):
 def test_unshuffled_order_and_batch_types():
     x = np.arange(12, dtype=np.float64).reshape(6, 2)
     loader = DataLoader(TensorDataset(x, np.arange(6)), batch_size=4)
-    (xb, yb), (xb2, yb2) = list(loader)
+    (xb, yb), (_, yb2) = list(loader)
     assert xb.dtype == np.float64 and yb.dtype == np.int64
     np.testing.assert_array_equal(xb.numpy(), x[:4])
     np.testing.assert_array_equal(yb2.numpy(), [4, 5])

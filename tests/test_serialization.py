@@ -385,7 +385,7 @@ def _epochs(model, opt, loader, start, stop):
     lambda p: autograd.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True),
 ], ids=["adam", "sgd-nesterov"])
 def test_resumed_training_matches_uninterrupted_run(tmp_path, make_opt):
-    import autograd.optim  # noqa: F401
+    import autograd.optim
     from autograd.data import DataLoader, TensorDataset
 
     rng = np.random.default_rng(0)
