@@ -1,0 +1,419 @@
+"""The Keras ``Sequential`` model over an ``nn.Sequential``, and JSON / weight round trips.
+
+The model is a thin driver: its layers' nn modules form one ``nn.Sequential`` (so Linear +
+activation pairs run fused), ``compile`` picks a loss and binds a Keras optimizer (which wraps
+an :mod:`autograd.optim` one), and ``fit`` loops over an :class:`autograd.data.DataLoader`.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from .. import nn, serialization
+from ..data import DataLoader, TensorDataset
+from ..grad_mode import no_grad
+from ..tensor import Tensor
+from . import losses
+from . import optimizers as keras_optimizers
+from .callbacks import Callback, History
+from .layers import Activation, Dense, Dropout, Layer
+
+__all__ = ["Sequential", "load_model", "model_from_json"]
+
+
+class Sequential:
+    """A linear stack of Keras layers: ``add``, ``compile``, ``fit``, ``evaluate``,
+    ``predict``, ``summary``, ``to_json``, ``save_weights`` / ``load_weights``.
+
+    The first layer needs ``input_dim`` (or ``input_shape``) unless the model is built by its
+    first ``fit`` / ``predict`` from the data's width.
+    """
+
+    def __init__(self, layers: list[Layer] | None = None, name: str | None = None) -> None:
+        self.name = name or "sequential"
+        self.layers: list[Layer] = []
+        self.stop_training = False
+        self.history: History | None = None
+        self._loss: str | None = None
+        self._optimizer: keras_optimizers.Optimizer | None = None
+        self._metrics: list[str] = []
+        self.module = nn.Sequential()
+        for layer in layers or []:
+            self.add(layer)
+
+    # ------------------------------------------------------------------ building
+    def add(self, layer: Layer) -> None:
+        """Append ``layer``, building it from the previous layer's output width if known."""
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add: expected a Keras layer (Dense, Activation, "
+                            f"Dropout), got {type(layer).__name__}")
+        prev = self.layers[-1].output_dim if self.layers else None
+        if prev is not None:
+            layer.build(prev)  # raises if the layer declared a different input width
+        self.layers.append(layer)
+        self._sync()
+
+    def _build(self, input_dim: int) -> None:
+        width = input_dim
+        for layer in self.layers:
+            if not layer.built:
+                layer.build(width)
+            elif layer.input_dim != width:
+                raise ValueError(f"layer {layer.name} expects inputs of width "
+                                 f"{layer.input_dim}, got {width}")
+            width = layer.output_dim
+        self._sync()
+
+    def _sync(self) -> None:
+        mods = [m for layer in self.layers for m in layer.modules]
+        self.module = nn.Sequential(*mods)
+        # Softmax + a categorical loss: train on the logits before it (log-softmax, stable).
+        self._trunk = nn.Sequential(*mods[:-1]) if mods and type(mods[-1]) is nn.Softmax \
+            else None
+
+    @property
+    def built(self) -> bool:
+        """Whether every layer has its weights."""
+        return bool(self.layers) and all(layer.built for layer in self.layers)
+
+    def _require_built(self, what: str) -> None:
+        if not self.built:
+            raise ValueError(f"{what}: the model is not built yet; give the first layer "
+                             f"input_dim or call fit/predict on data first")
+
+    # ------------------------------------------------------------------ training
+    def compile(self, optimizer: Any = None, loss: str | None = None,
+                metrics: list[str] | None = None) -> None:
+        """Choose the loss (see :mod:`autograd.keras.losses`), the optimizer (a Keras
+        optimizer or 'sgd' / 'adam') and the metrics (['accuracy'] or none)."""
+        if optimizer is None or loss is None:
+            raise ValueError("compile: both optimizer= and loss= are required")
+        losses.get(loss)
+        for m in metrics or []:
+            if m not in losses.METRICS:
+                raise ValueError(f"compile: unknown metric {m!r}; supported: "
+                                 f"{list(losses.METRICS)}")
+        self._loss, self._metrics = loss, list(metrics or [])
+        self._optimizer = keras_optimizers.get(optimizer)
+
+    @property
+    def optimizer(self) -> keras_optimizers.Optimizer | None:
+        """The Keras optimizer chosen in ``compile``."""
+        return self._optimizer
+
+    def _dtype(self) -> np.dtype:
+        for p in self.module.parameters():
+            return p.dtype
+        return np.dtype(np.float32)
+
+    def _arrays(self, x: Any, y: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
+        x = np.asarray(x.numpy() if isinstance(x, Tensor) else x)
+        if x.ndim != 2:
+            raise ValueError(f"expected inputs of shape (samples, features), got {x.shape}")
+        if not self.built:
+            self._build(x.shape[1])
+        x = x.astype(self._dtype(), copy=False)
+        if y is None:
+            return x, None
+        y = np.asarray(y.numpy() if isinstance(y, Tensor) else y)
+        if len(y) != len(x):
+            raise ValueError(f"inputs and targets differ in length: {len(x)} vs {len(y)}")
+        if self._loss == "sparse_categorical_crossentropy":
+            y = y.astype(np.int64)
+        else:
+            y = y.astype(self._dtype())
+            if y.ndim == 1:
+                y = y[:, None]
+        return x, y
+
+    def _forward_loss(self, xb: Tensor, yb: Tensor) -> tuple[Tensor, np.ndarray]:
+        """The loss and the predicted probabilities for one batch."""
+        fn = losses.get(self._loss)
+        if self._trunk is not None and self._loss in losses.LOGIT_LOSSES:
+            logits = self._trunk(xb)
+            z = logits.numpy()
+            e = np.exp(z - z.max(-1, keepdims=True))
+            return fn(logits, yb, from_logits=True), e / e.sum(-1, keepdims=True)
+        out = self.module(xb)
+        return fn(out, yb), out.numpy()
+
+    def _metric_values(self, pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        return {m: losses.accuracy(pred, y, losses.accuracy_kind(m, self._loss, pred.shape[-1]))
+                for m in self._metrics}
+
+    def fit(self, x: Any, y: Any, batch_size: int | None = 32, epochs: int = 1,
+            verbose: int = 1, callbacks: list[Callback] | None = None,
+            validation_split: float = 0.0, validation_data: tuple | None = None,
+            shuffle: bool = True, initial_epoch: int = 0, nb_epoch: int | None = None
+            ) -> History:
+        """Train for ``epochs`` epochs of mini-batches; returns the :class:`History`.
+
+        ``validation_split`` holds out the last fraction of the data (before shuffling, as
+        Keras). ``verbose``: 0 silent, 1 a tqdm progress bar per epoch, 2 one line per epoch.
+        Shuffling draws from autograd's default generator (seed with ``manual_seed``).
+        """
+        if self._optimizer is None:
+            raise RuntimeError("fit: call compile(optimizer=..., loss=...) first")
+        epochs = nb_epoch if nb_epoch is not None else epochs  # Keras 1 spelling
+        x, y = self._arrays(x, y)
+        if validation_data is None and validation_split:
+            if not 0.0 < validation_split < 1.0:
+                raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
+            split = int(len(x) * (1.0 - validation_split))
+            x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
+        if validation_data is not None:
+            if len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (x_val, y_val)")
+            validation_data = self._arrays(*validation_data)
+        self._optimizer.bind(self.module.parameters())
+        loader = DataLoader(TensorDataset(x, y), batch_size=batch_size or 32, shuffle=shuffle)
+        history = History()
+        cbs = [history] + list(callbacks or [])
+        for cb in cbs:
+            cb.set_model(self)
+            cb.params = {"epochs": epochs, "steps": len(loader), "verbose": verbose}
+            cb.on_train_begin()
+        self.stop_training = False
+        for epoch in range(initial_epoch, epochs):
+            for cb in cbs:
+                cb.on_epoch_begin(epoch)
+            logs = self._train_epoch(loader, epoch, epochs, verbose, validation_data)
+            for cb in cbs:
+                cb.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        for cb in cbs:
+            cb.on_train_end()
+        self.history = history
+        return history
+
+    def _train_epoch(self, loader: DataLoader, epoch: int, epochs: int, verbose: int,
+                     validation_data: tuple | None) -> dict[str, float]:
+        self.module.train()
+        bar = tqdm(total=len(loader), desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
+                   disable=verbose != 1, file=sys.stdout, leave=True, dynamic_ncols=True)
+        total, seen, preds, targets = 0.0, 0, [], []
+        for xb, yb in loader:
+            loss, pred = self._forward_loss(xb, yb)
+            loss.backward()
+            self._optimizer.step()
+            total += loss.item() * len(xb)
+            seen += len(xb)
+            if self._metrics:
+                preds.append(pred)
+                targets.append(yb.numpy())
+            bar.update(1)
+            bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
+        logs = {"loss": total / max(seen, 1)}
+        if self._metrics and preds:
+            logs.update(self._metric_values(np.concatenate(preds), np.concatenate(targets)))
+        if validation_data is not None:
+            values = self._evaluate_arrays(*validation_data, batch_size=loader.batch_size)
+            logs.update({"val_" + k: v for k, v in values.items()})
+        bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=True)
+        bar.close()
+        if verbose == 2:
+            print(f"Epoch {epoch + 1}/{epochs} - " + _format(logs))
+        return logs
+
+    # ------------------------------------------------------------------ inference
+    def _evaluate_arrays(self, x: np.ndarray, y: np.ndarray, batch_size: int
+                         ) -> dict[str, float]:
+        self.module.eval()
+        total, preds = 0.0, []
+        with no_grad():
+            for xb, yb in DataLoader(TensorDataset(x, y), batch_size=batch_size):
+                loss, pred = self._forward_loss(xb, yb)
+                total += loss.item() * len(xb)
+                preds.append(pred)
+        self.module.train()
+        out = {"loss": total / max(len(x), 1)}
+        if self._metrics and preds:
+            out.update(self._metric_values(np.concatenate(preds), y))
+        return out
+
+    def evaluate(self, x: Any, y: Any, batch_size: int | None = 32, verbose: int = 1
+                 ) -> float | list[float]:
+        """The loss (and metrics) on ``x``, ``y`` with dropout off: a float without metrics,
+        else ``[loss, metric, ...]`` as Keras."""
+        if self._loss is None:
+            raise RuntimeError("evaluate: call compile first")
+        x, y = self._arrays(x, y)
+        values = self._evaluate_arrays(x, y, batch_size or 32)
+        if verbose:
+            print(f"{len(x)}/{len(x)} - " + _format(values))
+        return values["loss"] if not self._metrics else list(values.values())
+
+    def predict(self, x: Any, batch_size: int | None = 32, verbose: int = 0) -> np.ndarray:
+        """The model's outputs for ``x`` (dropout off) as a NumPy array."""
+        x, _ = self._arrays(x)
+        self.module.eval()
+        with no_grad():
+            outs = [self.module(xb).numpy() for (xb,) in
+                    DataLoader(TensorDataset(x), batch_size=batch_size or 32)]
+        self.module.train()
+        return np.concatenate(outs) if outs else np.zeros((0, self.layers[-1].output_dim))
+
+    predict_proba = predict
+
+    def predict_classes(self, x: Any, batch_size: int | None = 32, verbose: int = 0
+                        ) -> np.ndarray:
+        """Class predictions: (p > 0.5) as int32 of shape (n, 1) for one output, else the
+        argmax of each row (as Keras 2's ``predict_classes``)."""
+        p = self.predict(x, batch_size)
+        if p.shape[-1] == 1:
+            return (p > 0.5).astype(np.int32)
+        return p.argmax(axis=-1)
+
+    # ------------------------------------------------------------------ inspection
+    def count_params(self) -> int:
+        """The number of scalar weights."""
+        self._require_built("count_params")
+        return sum(layer.count_params() for layer in self.layers)
+
+    def summary(self, line_length: int = 65, print_fn: Any = None) -> None:
+        """Print each layer's name (type), output shape and parameter count, then totals."""
+        self._require_built("summary")
+        emit = print_fn or print
+        cols = [int(line_length * f) for f in (0.45, 0.85, 1.0)]
+
+        def row(*fields: str) -> str:
+            line = ""
+            for text, stop in zip(fields, cols):
+                line = (line + text)[:stop].ljust(stop)
+            return line.rstrip()
+
+        emit(f'Model: "{self.name}"')
+        emit("_" * line_length)
+        emit(row("Layer (type)", "Output Shape", "Param #"))
+        emit("=" * line_length)
+        for i, layer in enumerate(self.layers):
+            emit(row(f"{layer.name} ({type(layer).__name__})", f"(None, {layer.output_dim})",
+                     str(layer.count_params())))
+            emit(("=" if i == len(self.layers) - 1 else "_") * line_length)
+        total = self.count_params()
+        trainable = sum(int(p.size) for p in self.module.parameters() if p.requires_grad)
+        emit(f"Total params: {total:,}")
+        emit(f"Trainable params: {trainable:,}")
+        emit(f"Non-trainable params: {total - trainable:,}")
+        emit("_" * line_length)
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Every layer's weights in order, in Keras's layout (kernels are (in, out))."""
+        return [w for layer in self.layers for w in layer.get_weights()]
+
+    def set_weights(self, weights: list[np.ndarray]) -> None:
+        """Set the weights from a list like :meth:`get_weights` returns."""
+        weights = list(weights)
+        need = sum(len(layer.get_weights()) for layer in self.layers)
+        if len(weights) != need:
+            raise ValueError(f"set_weights: the model has {need} weight arrays, got "
+                             f"{len(weights)}")
+        for layer in self.layers:
+            n = len(layer.get_weights())
+            layer.set_weights(weights[:n])
+            weights = weights[n:]
+
+    # ------------------------------------------------------------------ persistence
+    def get_config(self) -> dict[str, Any]:
+        """The architecture as Keras's config dict."""
+        return {"name": self.name, "layers": [{"class_name": type(layer).__name__,
+                                               "config": layer.get_config()}
+                                              for layer in self.layers]}
+
+    def to_json(self, **kwargs: Any) -> str:
+        """The architecture as Keras-style JSON (no weights)."""
+        return json.dumps({"class_name": "Sequential", "config": self.get_config(),
+                           "backend": "autograd"}, **kwargs)
+
+    def save_weights(self, filepath: Any) -> None:
+        """Write the weights (a safetensors file, via :func:`autograd.serialization.save`,
+        with the architecture JSON in its metadata)."""
+        self._require_built("save_weights")
+        serialization.save(self.module.state_dict(), filepath,
+                           metadata={"keras_model": self.to_json()})
+
+    def load_weights(self, filepath: Any) -> None:
+        """Read weights written by :meth:`save_weights` into this (same-shaped) model."""
+        self._require_built("load_weights")
+        state = serialization.load(filepath)
+        if not isinstance(state, dict) or not all(isinstance(v, np.ndarray)
+                                                  for v in state.values()):
+            raise ValueError(f"load_weights: {filepath} does not hold a weights file")
+        try:
+            self.module.load_state_dict(state)
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"load_weights: {filepath} does not fit this model: "
+                             f"{exc}") from None
+
+    def save(self, filepath: Any) -> None:
+        """Architecture and weights in one file; read it back with :func:`load_model`."""
+        self.save_weights(filepath)
+
+
+def _format(values: dict[str, float]) -> str:
+    return " - ".join(f"{k}: {v:.4f}" for k, v in values.items())
+
+
+# Keras config keys we accept only with their default (harmless) values.
+_IGNORED = {"trainable": True, "dtype": "float32", "bias_initializer": None,
+            "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
+            "kernel_constraint": None, "bias_constraint": None, "noise_shape": None,
+            "seed": None}
+_LAYERS: dict[str, type] = {"Dense": Dense, "Activation": Activation, "Dropout": Dropout}
+
+
+def _layer_from_config(spec: Any) -> Layer:
+    if not isinstance(spec, dict) or spec.get("class_name") not in _LAYERS:
+        name = spec.get("class_name") if isinstance(spec, dict) else spec
+        raise ValueError(f"model_from_json: unsupported layer {name!r}; supported: "
+                         f"{sorted(_LAYERS)}")
+    cfg = dict(spec.get("config") or {})
+    for key, default in _IGNORED.items():
+        value = cfg.pop(key, default)
+        if key == "bias_initializer" and value in ("zeros", {"class_name": "Zeros",
+                                                              "config": {}}):
+            continue
+        if value != default and value is not None:
+            raise ValueError(f"model_from_json: {key}={value!r} is not supported")
+    shape = cfg.pop("batch_input_shape", None)
+    if shape is not None:
+        cfg["input_dim"] = shape[-1]
+    try:
+        return _LAYERS[spec["class_name"]](**cfg)
+    except TypeError as exc:
+        raise ValueError(f"model_from_json: bad config for {spec['class_name']}: "
+                         f"{exc}") from None
+
+
+def model_from_json(json_string: str) -> Sequential:
+    """Rebuild a Sequential model (new random weights) from :meth:`Sequential.to_json`.
+
+    Only Dense, Activation and Dropout layers are read; anything else is refused.
+    """
+    try:
+        spec = json.loads(json_string)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"model_from_json: not valid JSON ({exc})") from None
+    if not isinstance(spec, dict) or spec.get("class_name") != "Sequential":
+        raise ValueError("model_from_json: only Sequential models are supported")
+    config = spec.get("config")
+    layers = config.get("layers") if isinstance(config, dict) else config
+    if not isinstance(layers, list):
+        raise ValueError("model_from_json: the config has no layer list")  # noqa: TRY004
+    name = config.get("name") if isinstance(config, dict) else None
+    return Sequential([_layer_from_config(s) for s in layers], name=name)
+
+
+def load_model(filepath: Any) -> Sequential:
+    """A model saved with :meth:`Sequential.save`: architecture, then weights."""
+    meta = serialization.load_metadata(filepath)
+    if "keras_model" not in meta:
+        raise ValueError(f"load_model: {filepath} has no model architecture in its metadata")
+    model = model_from_json(meta["keras_model"])
+    model.load_weights(filepath)
+    return model
