@@ -22,6 +22,7 @@ from .gradcheck import gradcheck
 from .tensor import Tensor
 
 from . import data, datasets, nn, optim  # noqa: E402  (built on everything above)
+from .serialization import load, save  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -51,6 +52,7 @@ __all__ = [
     "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly", "gradcheck",
     "GradcheckError", "AnomalyError", "FreedGraphError", "InplaceModificationError", "backend",
     "functional", "set_num_threads", "get_num_threads", "nn", "optim", "data", "datasets",
+    "save", "load",
     "abs", "clip", "concatenate", "cross_entropy", "exp", "expand", "flatten", "gelu",
     "leaky_relu", "linear", "log", "log_softmax", "logsumexp", "matmul", "max", "maximum",
     "mean", "min", "minimum", "mse_loss", "permute", "relu", "reshape", "sigmoid", "softmax",

@@ -90,7 +90,7 @@ def numpy_mlp_step(batch: int = 128):
     """The MLP Adam step as a NumPy script with hand-derived gradients."""
     rng = np.random.default_rng(0)
     sizes = [784, 256, 128, 10]
-    ws = [rng.standard_normal((i, o)).astype(np.float32) * np.sqrt(2 / i)
+    ws = [(rng.standard_normal((i, o)) * (2 / i) ** 0.5).astype(np.float32)
           for i, o in zip(sizes, sizes[1:])]
     bs = [np.zeros(o, np.float32) for o in sizes[1:]]
     params = ws + bs

@@ -67,8 +67,11 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"test MSE {test_mse:.4f} (the noise variance is 1.0)")
 
     path = args.out or os.path.join(tempfile.mkdtemp(), "regression.safetensors")
-    ag.save(model, path)
-    reloaded = ag.load(path)
+    # As in the PyTorch tutorial: save the weights, rebuild the class in code, load them.
+    # (A model made only of built-in layers, e.g. an nn.Sequential, can be saved whole.)
+    ag.save(model.state_dict(), path)
+    reloaded = Net()
+    reloaded.load_state_dict(ag.load(path))
     reloaded.eval()
     with ag.no_grad():
         same = np.array_equal(reloaded(x_test).numpy(), model(x_test).numpy())

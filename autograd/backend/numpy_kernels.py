@@ -416,19 +416,19 @@ def linear_back(x: np.ndarray, w: np.ndarray, out: np.ndarray, grad: np.ndarray,
 
 def _reduce(loss: np.ndarray, reduction: str) -> np.ndarray:
     if reduction == "mean":
-        return np.asarray(np.mean(loss) if loss.size else np.nan, dtype=loss.dtype)
+        total = np.add.reduce(loss, axis=None)
+        return np.asarray(total / loss.size if loss.size else np.nan, dtype=loss.dtype)
     if reduction == "sum":
-        return np.asarray(np.sum(loss), dtype=loss.dtype)
+        return np.asarray(np.add.reduce(loss, axis=None), dtype=loss.dtype)
     return loss
 
 
 def _unreduce(grad: np.ndarray, shape: tuple[int, ...], reduction: str) -> np.ndarray:
-    """The upstream gradient of a reduced loss, spread over the elements it reduced."""
+    """The upstream gradient of a reduced loss, per element: a 0-d array for 'mean' and 'sum'
+    (it broadcasts in the caller's product, cheaper than materialising it) or ``grad`` itself."""
     if reduction == "mean":
-        n = int(np.prod(shape))
-        return np.broadcast_to(grad / n if n else grad, shape)
-    if reduction == "sum":
-        return np.broadcast_to(grad, shape)
+        n = math.prod(shape)
+        return grad / n if n else grad
     return grad
 
 
