@@ -39,7 +39,7 @@ def _mnist_model(directory: str) -> tuple[Sequential, tuple, tuple, int]:
     return model, load_mnist(directory, "train"), load_mnist(directory, "test"), 5
 
 
-def main(argv: list[str] | None = None) -> float:
+def run(argv: list[str] | None = None) -> float:
     """Run the demo; returns the test accuracy."""
     parser = argparse.ArgumentParser(prog="autograd-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="train on MNIST from this directory of IDX files")
@@ -77,6 +77,11 @@ def main(argv: list[str] | None = None) -> float:
     print(f"trained {epochs} epochs in {elapsed:.1f} s on the '{backend.active()}' backend; "
           f"test loss {loss:.4f}, test accuracy {accuracy:.2%}")
     return accuracy
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``autograd-demo`` command (its exit status is 0 when training completed)."""
+    run(argv)
 
 
 if __name__ == "__main__":

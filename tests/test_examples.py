@@ -60,3 +60,12 @@ def test_mnist_mlp_trains_on_real_data():
         pytest.skip("MNIST files not found (set AUTOGRAD_MNIST_DIR)")
     result = load("mnist_mlp").main(["--data", data, "--epochs", "2", "--limit", "12000"])
     assert result["test_accuracy"] > 0.93  # 2 epochs on 12k images; an untrained net is ~10%
+
+
+def test_demo_trains_on_built_in_data_and_names_the_backend(capsys):
+    from autograd import backend, demo
+    accuracy = demo.run(["--quiet", "--epochs", "30"])
+    assert accuracy > 0.9  # three interleaved spirals: chance is 33%
+    out = capsys.readouterr().out
+    assert f"kernels '{backend.active()}'" in out
+    assert "Total params: 4,547" in out
