@@ -584,3 +584,48 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, step: int, lr: float, beta1:
             return
     _np.adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps,
                   weight_decay, decoupled)
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring the crossovers (not used at run time)
+# --------------------------------------------------------------------------------------------
+
+
+def _measure_crossovers(repeat: int = 200) -> dict[str, int]:
+    """For each _MIN_* family, the smallest power-of-two size at which this adapter, forced
+    native, beats the NumPy kernel on one representative call; prints a table as it goes."""
+    import builtins
+    import timeit
+
+    rng = np.random.default_rng(0)
+    rows = lambda n: builtins.max(n // 64, 1)  # noqa: E731
+    families = {
+        "_MIN_ARITH": lambda n: ("add", (rng.random(n), rng.random(n))),
+        "_MIN_TRANSC": lambda n: ("tanh", (rng.random(n),)),
+        "_MIN_ROWWISE": lambda n: ("softmax", (rng.random((rows(n), 64)), -1)),
+        "_MIN_REDUCE": lambda n: ("sum_to", (rng.random((rows(n), 64)), (64,))),
+        "_MIN_LOSS": lambda n: ("mse", (rng.random(n), rng.random(n))),
+        "_MIN_OPTIM": lambda n: ("adam_step", ([rng.random(n)], [rng.random(n)],
+                                               [rng.random(n)], [rng.random(n)], 1, 1e-3)),
+    }
+    saved = {k: v for k, v in globals().items() if k.startswith("_MIN_")}
+    found = {}
+    try:
+        for k in saved:
+            globals()[k] = 0
+        for family, make in families.items():
+            found[family] = -1
+            for e in range(4, 21):
+                name, args = make(1 << e)
+                t_nat = min(timeit.repeat(lambda: globals()[name](*args), number=repeat,
+                                          repeat=3))
+                t_np = min(timeit.repeat(lambda: getattr(_np, name)(*args), number=repeat,
+                                         repeat=3))
+                print(f"{family:13s} {name:10s} n={1 << e:8d} native/numpy = "
+                      f"{t_nat / t_np:5.2f}")
+                if t_nat < t_np:
+                    found[family] = 1 << e
+                    break
+    finally:
+        globals().update(saved)
+    return found

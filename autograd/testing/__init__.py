@@ -8,4 +8,4 @@ from __future__ import annotations
 from . import strategies
 from .opdb import OP_DB, ErrorInput, OpInfo, Sample, op_db_by_id
 
-__all__ = ["strategies", "OP_DB", "OpInfo", "Sample", "ErrorInput", "op_db_by_id"]
+__all__ = ["OP_DB", "ErrorInput", "OpInfo", "Sample", "op_db_by_id", "strategies"]

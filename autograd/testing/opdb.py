@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
@@ -23,7 +24,7 @@ from ..creation import from_numpy
 from ..tensor import Tensor
 from . import strategies as S
 
-__all__ = ["Sample", "ErrorInput", "OpInfo", "OP_DB", "op_db_by_id", "to_args"]
+__all__ = ["OP_DB", "ErrorInput", "OpInfo", "Sample", "op_db_by_id", "to_args"]
 
 
 # --------------------------------------------------------------------------------------------

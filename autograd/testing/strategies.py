@@ -15,9 +15,21 @@ from hypothesis.extra import numpy as hnp
 from ..creation import from_numpy
 from ..tensor import Tensor
 
-__all__ = ["LAYOUTS", "with_layout", "layouts", "shapes", "broadcastable_shapes", "floats",
-           "away_from_zero", "positive", "grid", "arrays", "distinct_arrays", "axes",
-           "tensors"]
+__all__ = [
+    "LAYOUTS",
+    "arrays",
+    "away_from_zero",
+    "axes",
+    "broadcastable_shapes",
+    "distinct_arrays",
+    "floats",
+    "grid",
+    "layouts",
+    "positive",
+    "shapes",
+    "tensors",
+    "with_layout",
+]
 
 #: contiguous, transposed (F order), strided (every other element of a bigger array) and
 #: reversed (negative strides): the layouts every op must accept.

@@ -20,7 +20,7 @@ void sigmoid_back(const T* out, const T* grad, T* dx, index_t n) {
 
 template <class T>
 void tanh(const T* x, T* y, index_t n) {
-  map1(x, y, n, kParallelHeavy, [](T v) { return std::tanh(v); });
+  map1(x, y, n, kParallelHeavy, [](T v) { return m_tanh(v); });
 }
 
 template <class T>
@@ -54,7 +54,7 @@ template <class T>
 void gelu(const T* x, T* y, index_t n) {
   const T c = T(kGeluC), a = T(kGeluA);
   map1(x, y, n, kParallelHeavy, [c, a](T v) {
-    const T t = std::tanh(c * (v + a * v * v * v));
+    const T t = m_tanh(c * (v + a * v * v * v));
     return T(0.5) * v * (T(1) + t);
   });
 }
@@ -63,7 +63,7 @@ template <class T>
 void gelu_back(const T* x, const T* grad, T* dx, index_t n) {
   const T c = T(kGeluC), a = T(kGeluA), a3 = T(3 * kGeluA);
   map2(x, grad, dx, n, kParallelHeavy, [c, a, a3](T v, T g) {
-    const T t = std::tanh(c * (v + a * v * v * v));
+    const T t = m_tanh(c * (v + a * v * v * v));
     const T dt = (T(1) - t * t) * c * (T(1) + a3 * v * v);
     return g * (T(0.5) * (T(1) + t) + T(0.5) * v * dt);
   });

@@ -30,8 +30,8 @@ template <class T> void gelu_back(const T* x, const T* grad, T* dx, index_t n);
 
 // Pointwise helpers shared with the fused linear layer.
 template <class T>
-inline T sigmoid1(T v) {
-  const T e = std::exp(-std::fabs(v));
+AG_INLINE inline T sigmoid1(T v) {
+  const T e = m_exp(-std::fabs(v));
   return v >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
 }
 

@@ -19,23 +19,39 @@ inline T load(const T* p, index_t c) {
   }
 }
 
+// Elements [lo, hi) of a flat (non-row) binary op.
+template <class T, class Op, Bcast MA, Bcast MB>
+AG_CLONES void binary_flat_chunk(const T* a, const T* b, T* y, index_t lo, index_t hi) {
+  const Op op;
+#pragma omp simd
+  for (index_t i = lo; i < hi; ++i) y[i] = op(load<MA>(a, i), load<MB>(b, i));
+}
+
+// Rows [lo, hi) of a binary op with a row operand.
+template <class T, class Op, Bcast MA, Bcast MB>
+AG_CLONES void binary_rows_chunk(const T* a, const T* b, T* y, index_t lo, index_t hi,
+                                 index_t cols) {
+  const Op op;
+  for (index_t r = lo; r < hi; ++r) {
+    const T* ar = MA == Bcast::Full ? a + r * cols : a;
+    const T* br = MB == Bcast::Full ? b + r * cols : b;
+    T* yr = y + r * cols;
+#pragma omp simd
+    for (index_t c = 0; c < cols; ++c) yr[c] = op(load<MA>(ar, c), load<MB>(br, c));
+  }
+}
+
 template <class T, class Op, Bcast MA, Bcast MB>
 void binary_loop(const T* a, const T* b, T* y, index_t rows, index_t cols) {
-  const index_t n = rows * cols;
   if constexpr (MA != Bcast::Row && MB != Bcast::Row) {
-    const Op op;
-#pragma omp parallel for simd schedule(static) if (n > kParallelCheap)
-    for (index_t i = 0; i < n; ++i) y[i] = op(load<MA>(a, i), load<MB>(b, i));
+    parallel_blocks(rows * cols, kParallelCheap, [=](index_t lo, index_t hi) {
+      binary_flat_chunk<T, Op, MA, MB>(a, b, y, lo, hi);
+    });
   } else {
-#pragma omp parallel for schedule(static) if (n > kParallelCheap)
-    for (index_t r = 0; r < rows; ++r) {
-      const Op op;
-      const T* ar = MA == Bcast::Full ? a + r * cols : a;
-      const T* br = MB == Bcast::Full ? b + r * cols : b;
-      T* yr = y + r * cols;
-#pragma omp simd
-      for (index_t c = 0; c < cols; ++c) yr[c] = op(load<MA>(ar, c), load<MB>(br, c));
-    }
+    // threshold in rows: the same element count as for the flat case
+    parallel_blocks(rows, cols ? kParallelCheap / cols : rows, [=](index_t lo, index_t hi) {
+      binary_rows_chunk<T, Op, MA, MB>(a, b, y, lo, hi, cols);
+    });
   }
 }
 
@@ -72,12 +88,12 @@ void neg(const T* x, T* y, index_t n) {
 
 template <class T>
 void exp(const T* x, T* y, index_t n) {
-  map1(x, y, n, kParallelHeavy, [](T v) { return std::exp(v); });
+  map1(x, y, n, kParallelHeavy, [](T v) { return m_exp(v); });
 }
 
 template <class T>
 void log(const T* x, T* y, index_t n) {
-  map1(x, y, n, kParallelHeavy, [](T v) { return std::log(v); });
+  map1(x, y, n, kParallelHeavy, [](T v) { return m_log(v); });
 }
 
 template <class T>

@@ -26,10 +26,7 @@ void loss_forward(const T* p, const T* t, T* y, index_t n, Reduction r, F f) {
     map2(p, t, y, n, kParallelHeavy, f);
     return;
   }
-  double s = 0;
-#pragma omp parallel for simd reduction(+ : s) schedule(static) if (n > kParallelHeavy)
-  for (index_t i = 0; i < n; ++i) s += f(p[i], t[i]);
-  y[0] = reduce_result<T>(s, n, r);
+  y[0] = reduce_result<T>(sum2(p, t, n, kParallelHeavy, f), n, r);
 }
 
 // dx = f(p, t) * grad, with grad per element (None) or one value (divided by n for Mean).
@@ -51,6 +48,20 @@ index_t first_bad_target(const std::int64_t* target, index_t rows, index_t cols)
   return -1;
 }
 
+// Rows [lo, hi) of cross_entropy_back.
+template <class T>
+AG_CLONES void ce_back_rows(const T* log_probs, const std::int64_t* target, const T* grad, T* dx,
+                            index_t lo, index_t hi, index_t cols, bool per_row, T scale) {
+  for (index_t i = lo; i < hi; ++i) {
+    const T* lp = log_probs + i * cols;
+    T* d = dx + i * cols;
+    const T g = per_row ? grad[i] : scale;
+    const index_t t = target[i];
+#pragma omp simd
+    for (index_t c = 0; c < cols; ++c) d[c] = (m_exp(lp[c]) - T(c == t)) * g;
+  }
+}
+
 }  // namespace
 
 template <class T>
@@ -69,7 +80,7 @@ void mse_back(const T* p, const T* t, const T* grad, T* dx, index_t n, Reduction
 template <class T>
 void bce(const T* p, const T* t, T* y, index_t n, Reduction r) {
   loss_forward(p, t, y, n, r, [](T a, T b) {
-    T lp = std::log(a), l1p = std::log1p(-a);
+    T lp = m_log(a), l1p = m_log1p(-a);
     if (lp < T(kLogFloor)) lp = T(kLogFloor);
     if (l1p < T(kLogFloor)) l1p = T(kLogFloor);
     return -(b * lp + (T(1) - b) * l1p);
@@ -89,7 +100,7 @@ template <class T>
 void bce_with_logits(const T* z, const T* t, T* y, index_t n, Reduction r) {
   loss_forward(z, t, y, n, r, [](T a, T b) {
     const T pos = a < T(0) ? T(0) : a;  // max(z, 0), nan stays nan
-    return pos - a * b + std::log1p(std::exp(-std::fabs(a)));
+    return pos - a * b + m_log1p(m_exp(-std::fabs(a)));
   });
 }
 
@@ -121,17 +132,9 @@ index_t cross_entropy_back(const T* log_probs, const std::int64_t* target, const
   if (bad >= 0) return bad;
   T scale = r == Reduction::None ? T(1) : grad[0];
   if (r == Reduction::Mean && rows) scale = scale / static_cast<T>(rows);
-#pragma omp parallel for schedule(static) if (rows * cols > kParallelHeavy && rows > 1)
-  for (index_t i = 0; i < rows; ++i) {
-    const T* lp = log_probs + i * cols;
-    T* d = dx + i * cols;
-    const T g = r == Reduction::None ? grad[i] : scale;
-    for (index_t c = 0; c < cols; ++c) {
-      T v = std::exp(lp[c]);
-      if (c == target[i]) v -= T(1);
-      d[c] = v * g;
-    }
-  }
+  parallel_blocks(rows, cols ? kParallelHeavy / cols : rows, [=](index_t lo, index_t hi) {
+    ce_back_rows(log_probs, target, grad, dx, lo, hi, cols, r == Reduction::None, scale);
+  });
   return -1;
 }
 

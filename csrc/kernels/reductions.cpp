@@ -2,17 +2,34 @@
 
 #include <algorithm>
 
-#include <omp.h>
-
 namespace ag {
 namespace {
 
 template <class T>
-double sum_contiguous(const T* x, index_t n) {
+AG_CLONES double sum_contiguous(const T* x, index_t n) {
   double s = 0;
 #pragma omp simd reduction(+ : s)
   for (index_t i = 0; i < n; ++i) s += x[i];
   return s;
+}
+
+constexpr index_t kColBlock = 256;
+
+// Tasks [lo, hi) of the column sums: task = (outer slice, block of kColBlock columns).
+template <class T>
+AG_CLONES void column_sums(const T* x, T* y, index_t lo, index_t hi, index_t blocks, index_t n,
+                           index_t inner) {
+  for (index_t task = lo; task < hi; ++task) {
+    const index_t o = task / blocks, b = task % blocks;
+    const index_t c0 = b * kColBlock, c1 = std::min(inner, c0 + kColBlock);
+    T* yo = y + o * inner;
+    for (index_t i = c0; i < c1; ++i) yo[i] = T(0);
+    for (index_t j = 0; j < n; ++j) {
+      const T* xr = x + (o * n + j) * inner;
+#pragma omp simd
+      for (index_t i = c0; i < c1; ++i) yo[i] += xr[i];
+    }
+  }
 }
 
 }  // namespace
@@ -22,33 +39,24 @@ void sum_axis(const T* x, T* y, index_t outer, index_t n, index_t inner) {
   const index_t total = outer * n * inner;
   if (inner == 1) {
     if (outer == 1) {
-      // One long row: split it across threads, combine the partial sums in order.
-      double s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static) if (n > kParallelCheap)
-      for (index_t b = 0; b < n; b += 4096) s += sum_contiguous(x + b, std::min<index_t>(4096, n - b));
-      y[0] = static_cast<T>(s);
+      // One long row: split across threads, partial sums in double.
+      y[0] = static_cast<T>(parallel_sum(n, kParallelCheap, [=](index_t lo, index_t hi) {
+        return sum_contiguous(x + lo, hi - lo);
+      }));
       return;
     }
-#pragma omp parallel for schedule(static) if (total > kParallelCheap)
-    for (index_t o = 0; o < outer; ++o) y[o] = static_cast<T>(sum_contiguous(x + o * n, n));
+    parallel_blocks(outer, n ? kParallelCheap / n : outer, [=](index_t lo, index_t hi) {
+      for (index_t o = lo; o < hi; ++o) y[o] = static_cast<T>(sum_contiguous(x + o * n, n));
+    });
     return;
   }
-  // Columns: each task owns a block of an (outer) slice's inner axis and walks the n rows.
-  constexpr index_t kBlock = 256;
-  const index_t blocks = (inner + kBlock - 1) / kBlock;
-#pragma omp parallel for collapse(2) schedule(static) if (total > kParallelCheap)
-  for (index_t o = 0; o < outer; ++o) {
-    for (index_t b = 0; b < blocks; ++b) {
-      const index_t lo = b * kBlock, hi = std::min(inner, lo + kBlock);
-      T* yo = y + o * inner;
-      for (index_t i = lo; i < hi; ++i) yo[i] = T(0);
-      for (index_t j = 0; j < n; ++j) {
-        const T* xr = x + (o * n + j) * inner;
-#pragma omp simd
-        for (index_t i = lo; i < hi; ++i) yo[i] += xr[i];
-      }
-    }
-  }
+  // Columns: each task owns a block of one outer slice's inner axis and walks the n rows.
+  const index_t blocks = (inner + kColBlock - 1) / kColBlock;
+  const index_t tasks = outer * blocks;
+  if (tasks == 0) return;
+  const index_t per_task = std::max<index_t>(total / tasks, 1);
+  parallel_blocks(tasks, kParallelCheap / per_task,
+                  [=](index_t lo, index_t hi) { column_sums(x, y, lo, hi, blocks, n, inner); });
 }
 
 template void sum_axis<float>(const float*, float*, index_t, index_t, index_t);
