@@ -144,3 +144,13 @@ def test_backward_of_random_cotangent(info, backend_name, data):
 def test_error_inputs(info, err, backend_name):
     with pytest.raises(err.error, match=err.match):
         info.op(*to_args(err.inputs), **err.kwargs)
+
+
+@pytest.mark.parametrize("layout", ["transposed", "strided", "reversed"])
+def test_sample_layouts_are_really_not_contiguous(layout):
+    from autograd.testing.strategies import with_layout
+    a = np.arange(12.0).reshape(3, 4)
+    b = with_layout(a, layout)
+    np.testing.assert_array_equal(b, a)
+    assert not b.flags.c_contiguous
+    assert autograd.from_numpy(b).numpy() is b
