@@ -698,6 +698,7 @@ void set_num_threads(int n) {
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "Native kernels of autograd (C++, OpenBLAS, OpenMP); use autograd.backend.native.";
+  ag::init_threads();
 
   // Elementwise arithmetic: same shape, a scalar, or a row (last-axis) broadcast.
   const std::pair<const char*, ag::BinOp> binops[] = {

@@ -82,16 +82,27 @@ def info() -> dict:
             "openblas_coretype_set_by_autograd": _CORETYPE_SET}
 
 
-# Crossovers, measured on the project machine (2-core AMD EPYC, AVX-512; numpy 2.4): the
-# element count at and above which the native call beats the NumPy kernel, because below it the
-# adapter + pybind11 call (~1.5 us) costs more than the work. Reproduce with
-#   python -c "import autograd.backend.native as n; n._measure_crossovers()"
-_MIN_ARITH = 4096      # add/sub/mul/div/neg/abs/sqrt, relu, *_back of cheap activations
-_MIN_TRANSC = 256      # exp/log/tanh/sigmoid/gelu and their derivatives (NumPy does several passes)
-_MIN_ROWWISE = 256     # softmax, log_softmax, logsumexp and their derivatives
-_MIN_REDUCE = 4096     # sum, sum_to
-_MIN_LOSS = 512        # mse, bce, bce_with_logits, cross_entropy and derivatives
-_MIN_OPTIM = 1024      # sgd_step / adam_step: total parameter elements
+# Crossovers: the element count at and above which the native call beats the NumPy kernel it
+# replaces. Measured on the project machine (2-core AMD EPYC with AVX-512, numpy 2.4, OpenMP
+# with 2 threads), as native/numpy time ratios at sizes 1, 4, ..., 2^20; reproduce with
+#   python -c "import autograd.backend.native as n; print(n._measure_crossovers())"
+# Where NumPy's kernel is one SIMD ufunc (add, neg, tanh) the native loop runs at the same speed
+# and the ~0.5 us adapter + pybind11 call decides until OpenMP threads help: native/numpy was
+# 1.8-1.9 at <= 256 elements, 1.07 at 2^16, 0.58 at 2^18 for add; tanh 1.27 at 1 element, 1.1
+# at 2^14, 0.57 at 2^16. Under load from other processes, threads help less.
+_MIN_ARITH = 1 << 18   # add, sub, mul, neg, abs
+_MIN_TRANSC = 1 << 16  # tanh
+# Where the NumPy kernel makes several passes or enters np.errstate (a context manager costs
+# ~1 us), native wins from one element on: div 0.58, sqrt 0.39, log 0.39, exp 0.42, sigmoid 0.13,
+# gelu 0.15, relu 0.72, tanh_back 0.64, leaky_relu 0.26, softmax 0.10, sum_to 0.68, mse 0.47,
+# adam_step 0.38 (ratios at 1-16 elements; all stay below 1 at every larger size measured).
+_MIN_FUSED = 1         # div, exp, log, sqrt, the activations and all their derivatives
+_MIN_ROWWISE = 1       # softmax, log_softmax, logsumexp and their derivatives
+_MIN_LOSS = 1          # mse, bce, bce_with_logits, cross_entropy and derivatives
+_MIN_OPTIM = 1         # sgd_step / adam_step: total parameter elements
+_MIN_SUM_TO = 1        # sum_to
+# sum: NumPy's one pairwise reduction vs ours: 1.10-1.15 up to 2^12 elements, 0.91 at 2^14.
+_MIN_SUM = 1 << 14
 
 _REDUCTIONS = frozenset({"mean", "sum", "none"})
 
@@ -127,8 +138,8 @@ def _is_row(r: np.ndarray, full: np.ndarray) -> bool:
             and r.size == r.shape[-1] and all(d == 1 for d in r.shape[:-1]))
 
 
-def _binary_native(a, b) -> bool:
-    if not _same_float(a, b) or (a.size < _MIN_ARITH and b.size < _MIN_ARITH):
+def _binary_native(a, b, n_min: int) -> bool:
+    if not _same_float(a, b) or (a.size < n_min and b.size < n_min):
         return False
     return (a.shape == b.shape or (b.size == 1 and b.ndim <= a.ndim)
             or (a.size == 1 and a.ndim <= b.ndim) or _is_row(b, a) or _is_row(a, b))
@@ -136,22 +147,22 @@ def _binary_native(a, b) -> bool:
 
 def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a + b (see numpy_kernels.add)."""
-    return _C.add(_contig(a), _contig(b)) if _binary_native(a, b) else _np.add(a, b)
+    return _C.add(_contig(a), _contig(b)) if _binary_native(a, b, _MIN_ARITH) else _np.add(a, b)
 
 
 def sub(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a - b (see numpy_kernels.sub)."""
-    return _C.sub(_contig(a), _contig(b)) if _binary_native(a, b) else _np.sub(a, b)
+    return _C.sub(_contig(a), _contig(b)) if _binary_native(a, b, _MIN_ARITH) else _np.sub(a, b)
 
 
 def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a * b (see numpy_kernels.mul)."""
-    return _C.mul(_contig(a), _contig(b)) if _binary_native(a, b) else _np.mul(a, b)
+    return _C.mul(_contig(a), _contig(b)) if _binary_native(a, b, _MIN_ARITH) else _np.mul(a, b)
 
 
 def div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a / b, IEEE semantics (see numpy_kernels.div)."""
-    return _C.div(_contig(a), _contig(b)) if _binary_native(a, b) else _np.div(a, b)
+    return _C.div(_contig(a), _contig(b)) if _binary_native(a, b, _MIN_FUSED) else _np.div(a, b)
 
 
 def neg(x: np.ndarray) -> np.ndarray:
@@ -161,17 +172,17 @@ def neg(x: np.ndarray) -> np.ndarray:
 
 def exp(x: np.ndarray) -> np.ndarray:
     """e ** x."""
-    return _C.exp(_contig(x)) if _one(x, _MIN_TRANSC) else _np.exp(x)
+    return _C.exp(_contig(x)) if _one(x, _MIN_FUSED) else _np.exp(x)
 
 
 def log(x: np.ndarray) -> np.ndarray:
     """Natural log (nan below 0, -inf at 0)."""
-    return _C.log(_contig(x)) if _one(x, _MIN_TRANSC) else _np.log(x)
+    return _C.log(_contig(x)) if _one(x, _MIN_FUSED) else _np.log(x)
 
 
 def sqrt(x: np.ndarray) -> np.ndarray:
     """Square root (nan below 0)."""
-    return _C.sqrt(_contig(x)) if _one(x, _MIN_ARITH) else _np.sqrt(x)
+    return _C.sqrt(_contig(x)) if _one(x, _MIN_FUSED) else _np.sqrt(x)
 
 
 def abs(x: np.ndarray) -> np.ndarray:  # noqa: A001 - kernel name mirrors the op
@@ -198,12 +209,12 @@ compare = _np.compare
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """1 / (1 + e^-x), overflow-free."""
-    return _C.sigmoid(_contig(x)) if _one(x, _MIN_TRANSC) else _np.sigmoid(x)
+    return _C.sigmoid(_contig(x)) if _one(x, _MIN_FUSED) else _np.sigmoid(x)
 
 
 def sigmoid_back(out: np.ndarray, grad: np.ndarray) -> np.ndarray:
     """grad * out * (1 - out)."""
-    if _two(out, grad, _MIN_TRANSC):
+    if _two(out, grad, _MIN_FUSED):
         return _C.sigmoid_back(_contig(out), _contig(grad))
     return _np.sigmoid_back(out, grad)
 
@@ -215,43 +226,43 @@ def tanh(x: np.ndarray) -> np.ndarray:
 
 def tanh_back(out: np.ndarray, grad: np.ndarray) -> np.ndarray:
     """grad * (1 - out^2)."""
-    if _two(out, grad, _MIN_TRANSC):
+    if _two(out, grad, _MIN_FUSED):
         return _C.tanh_back(_contig(out), _contig(grad))
     return _np.tanh_back(out, grad)
 
 
 def relu(x: np.ndarray) -> np.ndarray:
     """max(x, 0)."""
-    return _C.relu(_contig(x)) if _one(x, _MIN_ARITH) else _np.relu(x)
+    return _C.relu(_contig(x)) if _one(x, _MIN_FUSED) else _np.relu(x)
 
 
 def relu_back(x: np.ndarray, grad: np.ndarray) -> np.ndarray:
     """grad * 1[x > 0]."""
-    if _two(x, grad, _MIN_ARITH):
+    if _two(x, grad, _MIN_FUSED):
         return _C.relu_back(_contig(x), _contig(grad))
     return _np.relu_back(x, grad)
 
 
 def leaky_relu(x: np.ndarray, slope: float) -> np.ndarray:
     """x if x > 0 else slope * x."""
-    return _C.leaky_relu(_contig(x), slope) if _one(x, _MIN_ARITH) else _np.leaky_relu(x, slope)
+    return _C.leaky_relu(_contig(x), slope) if _one(x, _MIN_FUSED) else _np.leaky_relu(x, slope)
 
 
 def leaky_relu_back(x: np.ndarray, grad: np.ndarray, slope: float) -> np.ndarray:
     """grad * (1 if x > 0 else slope)."""
-    if _two(x, grad, _MIN_ARITH):
+    if _two(x, grad, _MIN_FUSED):
         return _C.leaky_relu_back(_contig(x), _contig(grad), slope)
     return _np.leaky_relu_back(x, grad, slope)
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
     """GELU, tanh form."""
-    return _C.gelu(_contig(x)) if _one(x, _MIN_TRANSC) else _np.gelu(x)
+    return _C.gelu(_contig(x)) if _one(x, _MIN_FUSED) else _np.gelu(x)
 
 
 def gelu_back(x: np.ndarray, grad: np.ndarray) -> np.ndarray:
     """d gelu/dx * grad, from the input."""
-    if _two(x, grad, _MIN_TRANSC):
+    if _two(x, grad, _MIN_FUSED):
         return _C.gelu_back(_contig(x), _contig(grad))
     return _np.gelu_back(x, grad)
 
@@ -328,7 +339,7 @@ def _sum_run(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
 
 def sum(x: np.ndarray, axis=None, keepdims: bool = False) -> np.ndarray:  # noqa: A001
     """Sum over ``axis`` (all when None) as an ndarray of x's dtype."""
-    if _one(x, _MIN_REDUCE):
+    if _one(x, _MIN_SUM):
         nd = x.ndim
         axes = tuple(range(nd)) if axis is None else (axis,) if type(axis) is int else axis
         if (type(axes) is tuple and axes and all(type(a) is int and -nd <= a < nd for a in axes)):
@@ -345,7 +356,7 @@ def sum(x: np.ndarray, axis=None, keepdims: bool = False) -> np.ndarray:  # noqa
 
 def sum_to(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Undo broadcasting: sum ``grad`` down to ``shape``."""
-    if grad.shape == shape or not _one(grad, _MIN_REDUCE):
+    if grad.shape == shape or not _one(grad, _MIN_SUM_TO):
         return _np.sum_to(grad, shape)
     lead = grad.ndim - len(shape)
     if lead < 0:
@@ -602,8 +613,10 @@ def _measure_crossovers(repeat: int = 200) -> dict[str, int]:
     families = {
         "_MIN_ARITH": lambda n: ("add", (rng.random(n), rng.random(n))),
         "_MIN_TRANSC": lambda n: ("tanh", (rng.random(n),)),
+        "_MIN_FUSED": lambda n: ("sigmoid", (rng.random(n),)),
         "_MIN_ROWWISE": lambda n: ("softmax", (rng.random((rows(n), 64)), -1)),
-        "_MIN_REDUCE": lambda n: ("sum_to", (rng.random((rows(n), 64)), (64,))),
+        "_MIN_SUM": lambda n: ("sum", (rng.random(n), None)),
+        "_MIN_SUM_TO": lambda n: ("sum_to", (rng.random((rows(n), 64)), (64,))),
         "_MIN_LOSS": lambda n: ("mse", (rng.random(n), rng.random(n))),
         "_MIN_OPTIM": lambda n: ("adam_step", ([rng.random(n)], [rng.random(n)],
                                                [rng.random(n)], [rng.random(n)], 1, 1e-3)),
@@ -615,7 +628,7 @@ def _measure_crossovers(repeat: int = 200) -> dict[str, int]:
             globals()[k] = 0
         for family, make in families.items():
             found[family] = -1
-            for e in range(4, 21):
+            for e in range(0, 21, 2):
                 name, args = make(1 << e)
                 t_nat = min(timeit.repeat(lambda: globals()[name](*args), number=repeat,
                                           repeat=3))
