@@ -61,10 +61,12 @@ std::string describe(const py::array& a) {
 
 // The float dtype of a C-contiguous array; TypeError for any other dtype, ValueError if strided.
 DType float_dtype(const std::string& fn, const char* arg, const py::array& a) {
+  // Equivalence, not identity: unpickled arrays carry their own dtype objects; a non-native
+  // byte order is not equivalent and is rejected.
   DType dt;
-  if (a.dtype().is(py::dtype::of<float>())) {
+  if (py::isinstance<py::array_t<float>>(a)) {
     dt = DType::F32;
-  } else if (a.dtype().is(py::dtype::of<double>())) {
+  } else if (py::isinstance<py::array_t<double>>(a)) {
     dt = DType::F64;
   } else {
     type_error(fn, std::string(arg) + " must be float32 or float64, got a " + describe(a));
@@ -435,7 +437,7 @@ py::array loss_back(const std::string& fn, const py::array& p, const py::array& 
 void check_targets(const std::string& fn, const py::array& logits, const py::array& target) {
   if (logits.ndim() != 2)
     value_error(fn, "logits must be 2-D (n, classes), got shape " + shape_str(logits));
-  if (!target.dtype().is(py::dtype::of<std::int64_t>()))
+  if (!py::isinstance<py::array_t<std::int64_t>>(target))
     type_error(fn, "target must be int64, got a " + describe(target));
   if (!(target.flags() & py::array::c_style))
     value_error(fn, "target must be C-contiguous, got shape " + shape_str(target));

@@ -269,7 +269,8 @@ def test_softmax_forward_backward(name, dtype, data, last):
     axis = -1 if last else 0
     native = name if last or x.ndim == 1 else None
     out, want = run_both(name, x, axis, native=native)
-    check(out, want, ROWRED, dtype)
+    check(out, want, ROWRED, dtype,
+          scale=_log_softmax_scale(x, axis) if name == "log_softmax" and x.size else None)
     g = data.draw(arrays(shape, dtype))
     saved = ref.softmax(x, axis) if name == "softmax" else ref.log_softmax(x, axis)
     native_b = f"{name}_back" if last or x.ndim == 1 else None
@@ -277,6 +278,13 @@ def test_softmax_forward_backward(name, dtype, data, last):
              else _softmax_back_scale(saved, g, axis))
     check(*run_both(f"{name}_back", saved, g, axis, native=native_b), ROWRED, dtype,
           scale=scale)
+
+
+# log_softmax = x - logsumexp(x): both terms carry rounding, so the error is relative to
+# |x| + |logsumexp(x)|, not to the (possibly tiny) difference.
+def _log_softmax_scale(x, axis=-1):
+    x = x.astype(np.float64)
+    return np.abs(x) + np.abs(ref.logsumexp(x, axis, keepdims=True))
 
 
 # The backward formulas subtract a row sum from each element: the error is relative to the
@@ -468,11 +476,17 @@ def test_cross_entropy(reduction, dtype, data):
     target = np.asarray(data.draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)),
                         dtype=np.int64)
     (loss, logp), (loss_r, logp_r) = run_both("cross_entropy", logits, target, reduction)
-    check(logp, logp_r, ROWRED, dtype)
+    check(logp, logp_r, ROWRED, dtype, scale=_log_softmax_scale(logits, 1) if n else None)
     check(loss, loss_r, ROWRED, dtype, scale=None if reduction == "none" or n == 0
           else np.abs(logp_r).sum() + 1e-300)
     g = data.draw(arrays((n,) if reduction == "none" else (), dtype))
-    check(*run_both("cross_entropy_back", logp_r, target, g, reduction), ROWRED, dtype)
+    # exp(log_probs) - 1 cancels at the target: error relative to (p + 1) |upstream grad|
+    g_eff = np.abs(g.astype(np.float64))
+    g_eff = g_eff[:, None] if reduction == "none" else g_eff / (n if reduction == "mean" and n
+                                                                 else 1)
+    scale = (np.exp(logp_r.astype(np.float64)) + 1) * g_eff
+    check(*run_both("cross_entropy_back", logp_r, target, g, reduction), ROWRED, dtype,
+          scale=scale)
 
 
 # --------------------------------------------------------------------------------------------

@@ -91,7 +91,10 @@ def info() -> dict:
 # 1.8-1.9 at <= 256 elements, 1.07 at 2^16, 0.58 at 2^18 for add; tanh 1.27 at 1 element, 1.1
 # at 2^14, 0.57 at 2^16. Under load from other processes, threads help less.
 _MIN_ARITH = 1 << 18   # add, sub, mul, neg, abs
-_MIN_TRANSC = 1 << 16  # tanh
+# tanh alone would cross at 1 << 16, but it stays native at every size: the fused linear layer
+# computes tanh with the same vector routine, so a fused and an unfused layer agree to the bit.
+# The price is <= 0.3 us per call on tiny arrays.
+_MIN_TRANSC = 1
 # Where the NumPy kernel makes several passes or enters np.errstate (a context manager costs
 # ~1 us), native wins from one element on: div 0.58, sqrt 0.39, log 0.39, exp 0.42, sigmoid 0.13,
 # gelu 0.15, relu 0.72, tanh_back 0.64, leaky_relu 0.26, softmax 0.10, sum_to 0.68, mse 0.47,

@@ -5,16 +5,30 @@
 #include "kernels/reductions.h"
 
 namespace ag {
+namespace {
+
+// Rows [lo, hi) of y += b.
+template <class T>
+AG_CLONES void add_bias_rows(T* y, const T* b, index_t lo, index_t hi, index_t out) {
+  for (index_t r = lo; r < hi; ++r) {
+    T* yr = y + r * out;
+#pragma omp simd
+    for (index_t c = 0; c < out; ++c) yr[c] += b[c];
+  }
+}
+
+}  // namespace
 
 template <class T>
 void linear(const T* x, const T* w, const T* b, T* y, index_t n, index_t in, index_t out,
             Activation act) {
+  gemm<T>(false, true, n, out, in, T(1), x, in, w, in, T(0), y, out);
   if (b != nullptr) {
-#pragma omp parallel for schedule(static) if (n * out > kParallelCheap)
-    for (index_t r = 0; r < n; ++r)
-      for (index_t c = 0; c < out; ++c) y[r * out + c] = b[c];
+    parallel_blocks(n, out ? kParallelCheap / out : n,
+                    [=](index_t lo, index_t hi) { add_bias_rows(y, b, lo, hi, out); });
   }
-  gemm<T>(false, true, n, out, in, T(1), x, in, w, in, b != nullptr ? T(1) : T(0), y, out);
+  // The activation kernels themselves, over the whole output: the SIMD routines' results depend
+  // on an element's position within a vector, so this keeps fused == unfused to the bit.
   const index_t size = n * out;
   switch (act) {
     case Activation::None: break;

@@ -7,9 +7,9 @@ namespace ag {
 
 enum class Activation : int { None = 0, Relu = 1, Sigmoid = 2, Tanh = 3 };
 
-// y (n, out) = act(x (n, in) @ w (out, in).T + b (out,)); b may be null (no bias). The bias is
-// written into y first and the product accumulated onto it by one gemm; the activation is applied
-// in place. y must not alias x, w or b.
+// y (n, out) = act(x (n, in) @ w (out, in).T + b (out,)); b may be null (no bias). One gemm,
+// a pass adding the bias, then the activation kernel in place: bit for bit what matmul, add and
+// the activation kernel give. y must not alias x, w or b.
 template <class T>
 void linear(const T* x, const T* w, const T* b, T* y, index_t n, index_t in, index_t out,
             Activation act);
