@@ -77,12 +77,12 @@ class Node:
 
     __slots__ = ("op", "inputs", "needs", "saved", "versions", "trace", "freed")
 
-    def __init__(self, op: type[Op], inputs: tuple, needs: tuple[bool, ...]):
+    def __init__(self, op: type[Op], inputs: tuple):
         self.op = op
         self.inputs = inputs
-        self.needs = needs
+        self.needs = tuple([t._requires_grad for t in inputs])
         self.saved: Any = None
-        self.versions = tuple(t._version for t in inputs)
+        self.versions = tuple([t._version for t in inputs])
         self.trace: list | None = None
         self.freed = False
 
@@ -118,33 +118,42 @@ def _holds(saved: Any, array: np.ndarray) -> bool:
     return False
 
 
+class _Scratch:
+    """Where an unrecorded forward stores what it would save; dropped with the call."""
+
+    __slots__ = ("saved",)
+
+
 def apply(op: type[Op], *inputs: Any, **params: Any):
     """Run ``op`` on Tensor inputs and return the output Tensor, recording a Node if needed.
 
     All floating inputs must share one dtype: mixing float32 and float64 raises TypeError
     naming the op, rather than casting silently.
     """
-    arrays = [t._data for t in inputs]
+    # One pass over the inputs, without generators: this runs for every op, and its cost is
+    # most of the per-op overhead on small arrays.
+    arrays = []
     dtype = None
-    for a in arrays:
-        if a.dtype.kind == "f":
+    record = False
+    for t in inputs:
+        a = t._data
+        arrays.append(a)
+        if t._requires_grad:
+            record = True
+        d = a.dtype
+        if d is not dtype and d.kind == "f":
             if dtype is None:
-                dtype = a.dtype
-            elif a.dtype != dtype:
+                dtype = d
+            elif d != dtype:
                 raise TypeError(
-                    f"{op.name}: mixed dtypes {dtype} and {a.dtype}; convert one explicitly "
+                    f"{op.name}: mixed dtypes {dtype} and {d}; convert one explicitly "
                     f"(e.g. x.astype('{dtype}')) - autograd never casts silently")
-    if op.broadcasting and len(arrays) >= 2 and arrays[0].shape != arrays[1].shape:
+    if op.broadcasting and len(arrays) > 1 and arrays[0].shape != arrays[1].shape:
         _check_broadcast(op, arrays)
-    if state.grad_enabled:
-        needs = tuple(t.requires_grad for t in inputs)
-        record = True in needs
-    else:
-        record = False
-    ctx = Node(op, inputs if record else (), needs if record else ())
+    if not (record and state.grad_enabled):
+        return Tensor._wrap(op.forward(_Scratch(), *arrays, **params))
+    ctx = Node(op, inputs)
     out = op.forward(ctx, *arrays, **params)
-    if not record:
-        return Tensor._wrap(out)
     if state.anomaly:
         ctx.trace = traceback.extract_stack()[:-2]
     return Tensor._wrap(out, ctx)
