@@ -1,4 +1,4 @@
-"""The backward pass: an iterative topological sort and one loop over the graph.
+"""The backward pass: count each node's consumers, then run nodes as their counts reach zero.
 
 This file is plain Python on purpose: the build compiles it with Cython into
 ``autograd._cengine`` (same source, same behaviour), and it runs as it is where that extension
@@ -12,42 +12,56 @@ from . import backend
 from .errors import AnomalyError, FreedGraphError
 from .grad_mode import state
 
-__all__ = ["run_backward", "topological_order"]
+__all__ = ["run_backward", "topological_order", "count_consumers"]
+
+
+def count_consumers(root) -> dict:
+    """For every node reachable from ``root`` (a Node), how many graph edges consume it.
+
+    An iterative traversal, so a chain of any length works (no recursion limit). Keyed by
+    ``id(node)``: the graph keeps every node alive while the counts are in use.
+    """
+    counts = {id(root): 0}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        for t in node.inputs:
+            child = t._node
+            if child is not None:
+                key = id(child)
+                if key in counts:
+                    counts[key] += 1
+                else:
+                    counts[key] = 1
+                    stack.append(child)
+    return counts
 
 
 def topological_order(root) -> list:
-    """Nodes reachable from ``root`` (a Node), each after every node that consumes it.
-
-    Iterative depth-first search, so a chain of any length works (no recursion limit).
-    """
+    """Nodes reachable from ``root``, each after every node that consumes it."""
+    counts = count_consumers(root)
     order = []
-    visited = {id(root)}
-    stack = [(root, 0)]
-    while stack:
-        node, i = stack[-1]
-        inputs = node.inputs
-        # advance to the next unvisited input that has a node of its own
-        while i < len(inputs):
-            child = inputs[i]._node
-            i += 1
-            if child is not None and id(child) not in visited:
-                visited.add(id(child))
-                stack[-1] = (node, i)
-                stack.append((child, 0))
-                break
-        else:
-            stack.pop()
-            order.append(node)
-    order.reverse()
+    ready = [root]
+    while ready:
+        node = ready.pop()
+        order.append(node)
+        for t in node.inputs:
+            child = t._node
+            if child is not None:
+                key = id(child)
+                counts[key] -= 1
+                if counts[key] == 0:
+                    ready.append(child)
     return order
 
 
 def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
     """Propagate ``grad`` (d output / d root) from the Tensor ``root`` to every leaf.
 
-    Gradients meeting at a node are summed; leaves accumulate into ``.grad``; each pending
-    gradient is dropped as soon as its node is done; saved arrays are freed unless
-    ``retain_graph``.
+    A node runs once all of its consumers have (their count of pending consumers reaches
+    zero, as in PyTorch's engine), so its gradient is complete; gradients meeting at a node are
+    summed; leaves accumulate into ``.grad``; each pending gradient is dropped as soon as its
+    node is done; saved arrays are freed unless ``retain_graph``.
     """
     top = root._node
     if top is None:
@@ -55,39 +69,47 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
         return
     sum_to = backend.k.sum_to
     anomaly = state.anomaly
+    counts = count_consumers(top)
     pending = {id(top): grad}
     # A leaf may keep the array it is first given as its .grad, so it must own it alone: arrays
     # already handed to a leaf (an op may return one array for two inputs), the caller's own
     # gradient, views and read-only broadcasts are copied first.
     handed = {id(grad)}
-    for node in topological_order(top):
+    ready = [top]
+    while ready:
+        node = ready.pop()
         g = pending.pop(id(node), None)
-        if g is None:
-            continue  # every path to this node carried no gradient
-        if node.freed:
-            raise FreedGraphError(
-                f"{node.op.name}: backward through the graph a second time, but its saved "
-                f"arrays were freed by the first backward; pass retain_graph=True to the "
-                f"first backward() if you need to call it again")
-        node.check_versions()
-        grads = node.op.backward(node, g)
-        if anomaly:
-            _check_finite(node, grads)
-        for t, gi, need in zip(node.inputs, grads, node.needs):
-            if gi is None or not need:
-                continue
-            if gi.shape != t._data.shape:
-                gi = sum_to(gi, t._data.shape)
+        grads = None
+        if g is not None:  # else every path to this node carried no gradient
+            if node.freed:
+                raise FreedGraphError(
+                    f"{node.op.name}: backward through the graph a second time, but its "
+                    f"saved arrays were freed by the first backward; pass retain_graph=True "
+                    f"to the first backward() if you need to call it again")
+            node.check_versions()
+            grads = node.op.backward(node, g)
+            if anomaly:
+                _check_finite(node, grads)
+        for i, t in enumerate(node.inputs):
             child = t._node
+            gi = None if grads is None or not node.needs[i] else grads[i]
+            if gi is not None and gi.shape != t._data.shape:
+                gi = sum_to(gi, t._data.shape)
             if child is None:
-                if id(gi) in handed or gi.base is not None or not gi.flags.writeable:
-                    gi = gi.copy()
-                handed.add(id(gi))
-                t._accumulate_grad(gi)
-            else:
-                key = id(child)
+                if gi is not None:
+                    if id(gi) in handed or gi.base is not None or not gi.flags.writeable:
+                        gi = gi.copy()
+                    handed.add(id(gi))
+                    t._accumulate_grad(gi)
+                continue
+            key = id(child)
+            if gi is not None:
                 prev = pending.get(key)
                 pending[key] = gi if prev is None else prev + gi
+            left = counts[key] - 1
+            counts[key] = left
+            if left == 0:
+                ready.append(child)
         if not retain_graph:
             node.release()
 
