@@ -142,7 +142,14 @@ def _is_row(r: np.ndarray, full: np.ndarray) -> bool:
 
 
 def _binary_native(a, b, n_min: int) -> bool:
-    if not _same_float(a, b) or (a.size < n_min and b.size < n_min):
+    # The size test comes first: it is the cheap one, and it settles every small array.
+    # A Python scalar operand (no .size) is NumPy's to handle, as numpy_kernels allows it.
+    try:
+        if a.size < n_min and b.size < n_min:
+            return False
+    except AttributeError:
+        return False
+    if not _same_float(a, b):
         return False
     return (a.shape == b.shape or (b.size == 1 and b.ndim <= a.ndim)
             or (a.size == 1 and a.ndim <= b.ndim) or _is_row(b, a) or _is_row(a, b))
