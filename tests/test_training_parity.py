@@ -22,7 +22,7 @@ def train(provider: str, dtype: str, opt_name: str, steps: int = 30) -> list[flo
         if dtype == "float64":
             model.double()
         opt = (optim.Adam(model.parameters(), lr=1e-2, weight_decay=1e-3) if opt_name == "adam"
-               else optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True,
+               else optim.SGD(model.parameters(), lr=0.5, momentum=0.9, nesterov=True,
                               weight_decay=1e-3))
         losses = []
         for _ in range(steps):
