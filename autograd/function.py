@@ -20,6 +20,7 @@ subclass registers it in :data:`REGISTRY`, which the test suite checks against i
 """
 from __future__ import annotations
 
+import os
 import traceback
 from typing import Any, ClassVar
 
@@ -29,6 +30,9 @@ from .errors import InplaceModificationError
 from .grad_mode import state
 
 __all__ = ["Op", "Node", "apply", "REGISTRY", "broadcast_shape"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_ORIGIN_FRAMES = 4  # enough to see the line and its callers, short enough to read
 
 #: Every differentiable op by name, filled as Op subclasses are defined.
 REGISTRY: dict[str, type["Op"]] = {}
@@ -101,10 +105,12 @@ class Node:
         self.freed = True
 
     def origin(self) -> str:
-        """Where the forward created this node (recorded only under ``detect_anomaly``)."""
+        """Where the forward created this node (recorded only under ``detect_anomaly``): the
+        innermost frames outside autograd itself, i.e. the user's code that called the op."""
         if not self.trace:
             return "(creation site not recorded: run the forward inside detect_anomaly())"
-        return "".join(traceback.format_list(self.trace)).rstrip()
+        outside = [f for f in self.trace if not f.filename.startswith(_PACKAGE_DIR)]
+        return "".join(traceback.format_list(outside[-_ORIGIN_FRAMES:])).rstrip()
 
     def __repr__(self) -> str:
         return f"<Node {self.op.name}>"
