@@ -7,22 +7,63 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import backend, functional
-from .creation import (arange, default_generator, eye, from_numpy, full, manual_seed, ones,
-                       ones_like, rand, randn, tensor, zeros, zeros_like)
-from .errors import (AnomalyError, FreedGraphError, GradcheckError,
-                     InplaceModificationError)
-from .functional import (abs, binary_cross_entropy, binary_cross_entropy_with_logits, clip,
-                         concatenate, cross_entropy, exp, expand, flatten, gelu, leaky_relu,
-                         linear, log, log_softmax, logsumexp, matmul, max, maximum, mean, min,
-                         minimum, mse_loss, permute, relu, reshape, sigmoid, softmax, sqrt,
-                         stack, sum, tanh, transpose, var, where)
+from . import backend, data, datasets, functional, nn, optim
+from .creation import (
+    arange,
+    default_generator,
+    eye,
+    from_numpy,
+    full,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from .errors import AnomalyError, FreedGraphError, GradcheckError, InplaceModificationError
+from .functional import (
+    abs,
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    clip,
+    concatenate,
+    cross_entropy,
+    exp,
+    expand,
+    flatten,
+    gelu,
+    leaky_relu,
+    linear,
+    log,
+    log_softmax,
+    logsumexp,
+    matmul,
+    max,
+    maximum,
+    mean,
+    min,
+    minimum,
+    mse_loss,
+    permute,
+    relu,
+    reshape,
+    sigmoid,
+    softmax,
+    sqrt,
+    stack,
+    sum,
+    tanh,
+    transpose,
+    var,
+    where,
+)
 from .grad_mode import detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from .gradcheck import gradcheck
+from .serialization import load, save
 from .tensor import Tensor
-
-from . import data, datasets, nn, optim  # noqa: E402  (built on everything above)
-from .serialization import load, save  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -184,7 +184,8 @@ class _Encoder:
     def encode(self, obj: Any, path: str = "", depth: int = 0) -> Any:
         if depth > _MAX_DEPTH:
             raise ValueError("save: structure nested too deeply")
-        join = (lambda k: f"{path}.{k}" if path else str(k))
+        def join(k: object) -> str:
+            return f"{path}.{k}" if path else str(k)
         if isinstance(obj, Tensor):
             return {"t": "tensor", "key": self.key(path, obj._data),
                     "requires_grad": obj.requires_grad}
@@ -262,7 +263,8 @@ class _Decoder:
         if t == "dict":
             out = {}
             for pair in items:
-                if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], (str, int))
+                if not (isinstance(pair, list) and len(pair) == 2
+                        and isinstance(pair[0], (str, int))
                         and not isinstance(pair[0], bool)) or pair[0] in out:
                     raise err("dict items must be [key, value] pairs with unique str/int keys")
                 out[pair[0]] = self.decode(pair[1], depth + 1)
@@ -338,8 +340,9 @@ def _parse(data: bytes, err: Callable[[str], Exception]) -> tuple[dict, dict[str
         dtype, shape, offs = info["dtype"], info["shape"], info["data_offsets"]
         if dtype not in _DTYPES:
             raise err(f"tensor {name!r}: unknown or unsupported dtype {dtype!r}")
-        ints = (lambda xs: isinstance(xs, list) and all(
-            isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in xs))
+        def ints(xs: object) -> bool:
+            return isinstance(xs, list) and all(
+                isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in xs)
         if not ints(shape) or len(shape) > 32:
             raise err(f"tensor {name!r}: bad shape {shape!r}")
         if not ints(offs) or len(offs) != 2 or offs[0] > offs[1]:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from timing import fmt_time, median_seconds, table
 
 import autograd as ag
 from autograd import backend
 from autograd.backend import numpy_kernels
-from timing import fmt_time, median_seconds, table
 
 MATMUL_SIZES = [16, 32, 64, 128, 256, 512, 1024, 2048]
 ELEMENTWISE_SIZES = [10**3, 10**4, 10**5, 10**6, 10**7]
@@ -48,7 +48,7 @@ def matmul_rows(mods: dict, repeat: int, min_time: float) -> list[list[str]]:
         a = rng.random((n, n), dtype=np.float32)
         b = rng.random((n, n), dtype=np.float32)
         flops = 2.0 * n ** 3
-        t = {name: median_seconds(lambda m=m: m.matmul(a, b), repeat, min_time)
+        t = {name: median_seconds(lambda m=m, a=a, b=b: m.matmul(a, b), repeat, min_time)
              for name, m in mods.items()}
         row = [f"matmul {n}"] + [f"{flops / t[name] / 1e9:.1f} GFLOP/s" for name in mods]
         row.append(f"{t['numpy'] / t['native']:.2f}x" if "native" in t else "-")
@@ -65,7 +65,7 @@ def elementwise_rows(mods: dict, repeat: int, min_time: float) -> list[list[str]
         for n in ELEMENTWISE_SIZES:
             x = rng.standard_normal(n).astype(np.float32)
             g = rng.standard_normal(n).astype(np.float32)
-            t = {name: median_seconds(lambda m=m: call(m, x, g), repeat, min_time)
+            t = {name: median_seconds(lambda m=m, c=call, x=x, g=g: c(m, x, g), repeat, min_time)
                  for name, m in mods.items()}
             ratio = t["numpy"] / t["native"] if "native" in t else None
             if ratio is not None and ratio >= 1 and crossover is None:

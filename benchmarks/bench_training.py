@@ -12,11 +12,11 @@ import argparse
 import resource
 
 import numpy as np
+from timing import fmt_time, median_seconds, table, torch_or_none
 
 import autograd as ag
 from autograd import backend, nn, optim
 from autograd import functional as F
-from timing import fmt_time, median_seconds, table, torch_or_none
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
 XOR_Y = np.array([[0], [1], [1], [0]], dtype=np.float32)

@@ -25,7 +25,7 @@ def fit(activation: str, x: ag.Tensor, y: ag.Tensor, epochs: int, lr: float) -> 
     w2 = ag.randn(3, 1, requires_grad=True)
     b2 = ag.zeros(1, requires_grad=True)
     params = [w1, b1, w2, b2]
-    for epoch in range(epochs):
+    for _ in range(epochs):
         pred = act(x @ w1 + b1) @ w2 + b2
         loss = ((pred - y) ** 2).mean()
         for p in params:

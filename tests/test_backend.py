@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -14,11 +15,15 @@ from autograd.backend import numpy_kernels
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
-    """Run code in a fresh interpreter importing the same autograd as this test run."""
+    """Run code in a fresh interpreter importing the same autograd as this test run.
+
+    It runs in a neutral directory: ``python -c`` puts the working directory first on the
+    path, and from a source checkout that would import the uncompiled source tree instead.
+    """
     root = os.path.dirname(os.path.dirname(ag.__file__))
     full_env = {**os.environ, "PYTHONPATH": root, **env}
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=full_env, timeout=120)
+                          env=full_env, timeout=120, cwd=tempfile.gettempdir())
 
 
 def test_import_prints_nothing():

@@ -23,7 +23,7 @@ def bench():
 def test_every_training_case_runs_on_every_backend(bench):
     training, _ = bench
     from autograd import backend
-    for key, (ag_case, np_case, _) in training.CASES.items():
+    for ag_case, np_case, _ in training.CASES.values():
         for name in backend.available():
             with backend.use(name):
                 ag_case()()

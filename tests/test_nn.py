@@ -95,7 +95,7 @@ def test_setattr_rules():
     del m.extra
     assert "extra" not in dict(m.named_children())
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        m.nope
+        _ = m.nope
 
 
 def test_parameter_and_buffer_registration():

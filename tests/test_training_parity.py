@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import need_native
 
 import autograd as ag
 from autograd import backend, nn, optim
 from autograd import functional as F
-from conftest import need_native
 
 
 def train(provider: str, dtype: str, opt_name: str, steps: int = 30) -> list[float]:

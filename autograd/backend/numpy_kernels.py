@@ -185,7 +185,10 @@ _GELU_C = math.sqrt(2.0 / math.pi)
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
-    """GELU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (PyTorch approximate='tanh')."""
+    """GELU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+
+    This is PyTorch's ``approximate='tanh'``; both providers compute exactly this formula.
+    """
     t = np.tanh(x.dtype.type(_GELU_C) * (x + x.dtype.type(0.044715) * x * x * x))
     return x.dtype.type(0.5) * x * (1 + t)
 

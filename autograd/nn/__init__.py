@@ -8,8 +8,19 @@ from __future__ import annotations
 
 from . import functional, init, utils
 from .container import Residual, Sequential
-from .layers import (GELU, Dropout, Flatten, Identity, LeakyReLU, Linear, LogSoftmax, ReLU,
-                     Sigmoid, Softmax, Tanh)
+from .layers import (
+                     GELU,
+                     Dropout,
+                     Flatten,
+                     Identity,
+                     LeakyReLU,
+                     Linear,
+                     LogSoftmax,
+                     ReLU,
+                     Sigmoid,
+                     Softmax,
+                     Tanh,
+)
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .module import IncompatibleKeys, Module, Parameter
 from .normalization import BatchNorm1d

@@ -532,7 +532,8 @@ OP_DB: tuple[OpInfo, ...] = (
                    r"\(2, 3\)"),
         ErrorInput((_z(2, 3),), {"axes": (0,)}, ValueError, r"permute: .* not a permutation"),
     ), variant="permute", aliases=(lambda x, axes: x.permute(*axes),)),
-    OpInfo("transpose", F.transpose, lambda x, axis0, axis1: np.swapaxes(x, axis0, axis1), _swapaxes(), (
+    OpInfo("transpose", F.transpose,
+           lambda x, axis0, axis1: np.swapaxes(x, axis0, axis1), _swapaxes(), (
         ErrorInput((_z(2, 3),), {"axis0": 0, "axis1": 2}, ValueError,
                    r"transpose: axes 0 and 2 are out of range for shape \(2, 3\)"),
     ), variant="swapaxes", aliases=(Tensor.transpose,)),
