@@ -58,8 +58,10 @@ def test_mnist_mlp_trains_on_real_data():
     data = mnist_dir()
     if data is None:
         pytest.skip("MNIST files not found (set AUTOGRAD_MNIST_DIR)")
-    result = load("mnist_mlp").main(["--data", data, "--epochs", "2", "--limit", "12000"])
-    assert result["test_accuracy"] > 0.93  # 2 epochs on 12k images; an untrained net is ~10%
+    # The claim exactly: at least 97.5% test accuracy after 5 epochs on all 60k images
+    # (about 4 s on the native backend; 98.0% with this seed when last measured).
+    result = load("mnist_mlp").main(["--data", data, "--epochs", "5"])
+    assert result["test_accuracy"] >= 0.975
 
 
 def test_demo_trains_on_built_in_data_and_names_the_backend(capsys):
