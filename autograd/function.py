@@ -47,6 +47,8 @@ class Op:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if cls.__name__.startswith("_"):
+            return  # a private base shared by several ops is not an op itself
         cls.name = cls.__dict__.get("name") or _snake(cls.__name__)
         if cls.name in REGISTRY:
             raise TypeError(f"op {cls.name!r} is defined twice")

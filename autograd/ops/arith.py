@@ -90,34 +90,32 @@ class Pow(Op):
         return da, db
 
 
-class Maximum(Op):
+class _Pairwise(Op):
+    """Elementwise max/min of two inputs: forward kernel ``kernel``, gradient ``kernel_back``."""
+
+    broadcasting = True
+    kernel = ""
+
+    @classmethod
+    def forward(cls, ctx, a, b):
+        ctx.saved = (a, b)
+        return getattr(B.k, cls.kernel)(a, b)
+
+    @classmethod
+    def backward(cls, ctx, g):
+        return getattr(B.k, cls.kernel + "_back")(*ctx.saved, g)
+
+
+class Maximum(_Pairwise):
     """d max(a, b) = 1 on the larger input; ties split the gradient equally."""
 
-    broadcasting = True
-
-    @staticmethod
-    def forward(ctx, a, b):
-        ctx.saved = (a, b)
-        return B.k.maximum(a, b)
-
-    @staticmethod
-    def backward(ctx, g):
-        return B.k.maximum_back(*ctx.saved, g)
+    kernel = "maximum"
 
 
-class Minimum(Op):
+class Minimum(_Pairwise):
     """d min(a, b) = 1 on the smaller input; ties split the gradient equally."""
 
-    broadcasting = True
-
-    @staticmethod
-    def forward(ctx, a, b):
-        ctx.saved = (a, b)
-        return B.k.minimum(a, b)
-
-    @staticmethod
-    def backward(ctx, g):
-        return B.k.minimum_back(*ctx.saved, g)
+    kernel = "minimum"
 
 
 class Where(Op):

@@ -58,34 +58,33 @@ class Mean(Op):
         return (_spread(B.k.div(g, g.dtype.type(n)), shape, axis),)
 
 
-class Max(Op):
+class _Extremum(Op):
+    """Max and min share a gradient: 1 at the extremum, shared equally among ties."""
+
+    kernel = ""  # the forward kernel's name
+
+    @classmethod
+    def forward(cls, ctx, x, axis=None, keepdims=False):
+        out = getattr(B.k, cls.kernel)(x, axis, keepdims)
+        ctx.saved = (x, out, axis, keepdims)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, out, axis, keepdims = ctx.saved
+        return (B.k.extremum_back(x, out, g, axis, keepdims),)
+
+
+class Max(_Extremum):
     """d max(x)/dx = 1 at the maximum, shared equally among ties."""
 
-    @staticmethod
-    def forward(ctx, x, axis=None, keepdims=False):
-        out = B.k.max(x, axis, keepdims)
-        ctx.saved = (x, out, axis, keepdims)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        x, out, axis, keepdims = ctx.saved
-        return (B.k.extremum_back(x, out, g, axis, keepdims),)
+    kernel = "max"
 
 
-class Min(Op):
+class Min(_Extremum):
     """d min(x)/dx = 1 at the minimum, shared equally among ties."""
 
-    @staticmethod
-    def forward(ctx, x, axis=None, keepdims=False):
-        out = B.k.min(x, axis, keepdims)
-        ctx.saved = (x, out, axis, keepdims)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        x, out, axis, keepdims = ctx.saved
-        return (B.k.extremum_back(x, out, g, axis, keepdims),)
+    kernel = "min"
 
 
 class Var(Op):
