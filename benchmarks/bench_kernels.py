@@ -78,6 +78,46 @@ def elementwise_rows(mods: dict, repeat: int, min_time: float) -> list[list[str]
     return rows
 
 
+CROSSOVER_FAMILIES = {  # adapter threshold name -> (kernel, arguments for n elements)
+    "_MIN_ARITH": lambda rng, n: ("add", (rng.random(n), rng.random(n))),
+    "_MIN_TRANSC": lambda rng, n: ("tanh", (rng.random(n),)),
+    "_MIN_FUSED": lambda rng, n: ("sigmoid", (rng.random(n),)),
+    "_MIN_ROWWISE": lambda rng, n: ("softmax", (rng.random((max(n // 64, 1), 64)), -1)),
+    "_MIN_SUM": lambda rng, n: ("sum", (rng.random(n), None)),
+    "_MIN_SUM_TO": lambda rng, n: ("sum_to", (rng.random((max(n // 64, 1), 64)), (64,))),
+    "_MIN_LOSS": lambda rng, n: ("mse", (rng.random(n), rng.random(n))),
+    "_MIN_OPTIM": lambda rng, n: ("adam_step", ([rng.random(n)], [rng.random(n)],
+                                                [rng.random(n)], [rng.random(n)], 1, 1e-3)),
+}
+
+
+def crossover_rows(native, repeat: int, min_time: float) -> list[list[str]]:
+    """Per kernel family: the smallest size (powers of 4) at which the native call, forced past
+    the adapter's size test, beats the NumPy kernel; beside the threshold the adapter uses."""
+    rng = np.random.default_rng(0)
+    thresholds = {k: getattr(native, k) for k in CROSSOVER_FAMILIES}
+    rows = []
+    try:
+        for k in thresholds:
+            setattr(native, k, 0)  # force the native path at every size
+        for family, make in CROSSOVER_FAMILIES.items():
+            found, ratios = None, []
+            for e in range(0, 21, 2):
+                name, args = make(rng, 1 << e)
+                fn_native, fn_numpy = getattr(native, name), getattr(numpy_kernels, name)
+                t_nat = median_seconds(lambda f=fn_native, a=args: f(*a), repeat, min_time)
+                t_np = median_seconds(lambda f=fn_numpy, a=args: f(*a), repeat, min_time)
+                ratios.append(f"{t_np / t_nat:.2f}")
+                if found is None and t_nat < t_np:
+                    found = 1 << e
+            rows.append([family, name, str(found) if found else "never", str(thresholds[family]),
+                         " ".join(ratios)])
+    finally:
+        for k, v in thresholds.items():
+            setattr(native, k, v)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the sweep and print two tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -90,6 +130,11 @@ def main(argv: list[str] | None = None) -> None:
     print(table(headers, matmul_rows(mods, repeat, min_time)))
     print()
     print(table(headers, elementwise_rows(mods, repeat, min_time)))
+    if "native" in mods:
+        print("\nCrossovers, native forced at every size "
+              "(native speed vs numpy at 1, 4, ..., 2^20):")
+        print(table(["family", "kernel", "native wins from", "adapter threshold",
+                     "speed ratios"], crossover_rows(mods["native"], repeat, min_time / 10)))
 
 
 if __name__ == "__main__":

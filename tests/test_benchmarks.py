@@ -42,3 +42,16 @@ def test_every_kernel_case_runs_on_every_provider(bench):
 def test_median_timer_returns_a_positive_time(bench):
     from timing import median_seconds
     assert median_seconds(lambda: sum(range(100)), repeat=3, min_time=0.001) > 0
+
+
+def test_crossover_table_restores_the_adapter_thresholds(bench):
+    from conftest import need_native
+
+    from autograd import backend
+    need_native()
+    _, kernels = bench
+    native = backend._load_native()
+    before = {k: getattr(native, k) for k in kernels.CROSSOVER_FAMILIES}
+    rows = kernels.crossover_rows(native, repeat=1, min_time=1e-6)
+    assert [r[0] for r in rows] == list(kernels.CROSSOVER_FAMILIES)
+    assert {k: getattr(native, k) for k in kernels.CROSSOVER_FAMILIES} == before

@@ -85,7 +85,7 @@ def info() -> dict:
 # Crossovers: the element count at and above which the native call beats the NumPy kernel it
 # replaces. Measured on the project machine (2-core AMD EPYC with AVX-512, numpy 2.4, OpenMP
 # with 2 threads), as native/numpy time ratios at sizes 1, 4, ..., 2^20; reproduce with
-#   python -c "import autograd.backend.native as n; print(n._measure_crossovers())"
+#   python benchmarks/bench_kernels.py   (its last table: forced-native crossovers)
 # Where NumPy's kernel is one SIMD ufunc (add, neg, tanh) the native loop runs at the same speed
 # and the ~0.5 us adapter + pybind11 call decides until OpenMP threads help: native/numpy was
 # 1.8-1.9 at <= 256 elements, 1.07 at 2^16, 0.58 at 2^18 for add; tanh 1.27 at 1 element, 1.1
@@ -605,52 +605,3 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, step: int, lr: float, beta1:
             return
     _np.adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps,
                   weight_decay, decoupled)
-
-
-# --------------------------------------------------------------------------------------------
-# Measuring the crossovers (not used at run time)
-# --------------------------------------------------------------------------------------------
-
-
-def _measure_crossovers(repeat: int = 200) -> dict[str, int]:
-    """For each _MIN_* family, the smallest power-of-two size at which this adapter, forced
-    native, beats the NumPy kernel on one representative call; prints a table as it goes."""
-    import builtins
-    import functools
-    import timeit
-
-    rng = np.random.default_rng(0)
-    rows = lambda n: builtins.max(n // 64, 1)  # noqa: E731
-    families = {
-        "_MIN_ARITH": lambda n: ("add", (rng.random(n), rng.random(n))),
-        "_MIN_TRANSC": lambda n: ("tanh", (rng.random(n),)),
-        "_MIN_FUSED": lambda n: ("sigmoid", (rng.random(n),)),
-        "_MIN_ROWWISE": lambda n: ("softmax", (rng.random((rows(n), 64)), -1)),
-        "_MIN_SUM": lambda n: ("sum", (rng.random(n), None)),
-        "_MIN_SUM_TO": lambda n: ("sum_to", (rng.random((rows(n), 64)), (64,))),
-        "_MIN_LOSS": lambda n: ("mse", (rng.random(n), rng.random(n))),
-        "_MIN_OPTIM": lambda n: ("adam_step", ([rng.random(n)], [rng.random(n)],
-                                               [rng.random(n)], [rng.random(n)], 1, 1e-3)),
-    }
-    saved = {k: v for k, v in globals().items() if k.startswith("_MIN_")}
-    found = {}
-    try:
-        for k in saved:
-            globals()[k] = 0
-        for family, make in families.items():
-            found[family] = -1
-            for e in range(0, 21, 2):
-                name, args = make(1 << e)
-                fn_nat, fn_np = globals()[name], getattr(_np, name)
-                t_nat = min(timeit.repeat(functools.partial(fn_nat, *args), number=repeat,
-                                          repeat=3))
-                t_np = min(timeit.repeat(functools.partial(fn_np, *args), number=repeat,
-                                         repeat=3))
-                print(f"{family:13s} {name:10s} n={1 << e:8d} native/numpy = "
-                      f"{t_nat / t_np:5.2f}")
-                if t_nat < t_np:
-                    found[family] = 1 << e
-                    break
-    finally:
-        globals().update(saved)
-    return found
