@@ -86,9 +86,16 @@ class Node:
     def __init__(self, op: type[Op], inputs: tuple):
         self.op = op
         self.inputs = inputs
-        self.needs = tuple([t._requires_grad for t in inputs])
+        # A plain loop: comprehensions are function calls in CPython 3.11, and this is the
+        # per-op hot path.
+        needs = []
+        versions = []
+        for t in inputs:
+            needs.append(t._requires_grad)
+            versions.append(t._version)
+        self.needs = tuple(needs)
+        self.versions = tuple(versions)
         self.saved: Any = None
-        self.versions = tuple([t._version for t in inputs])
         self.trace: list | None = None
         self.freed = False
 
