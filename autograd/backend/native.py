@@ -157,17 +157,23 @@ def _binary_native(a, b, n_min: int) -> bool:
 
 def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a + b (see numpy_kernels.add)."""
-    return _C.add(_contig(a), _contig(b)) if _binary_native(a, b, _MIN_ARITH) else _np.add(a, b)
+    if _binary_native(a, b, _MIN_ARITH):
+        return _C.add(_contig(a), _contig(b))
+    return np.add(a, b)  # exactly numpy_kernels.add, minus a call layer on the small-op path
 
 
 def sub(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a - b (see numpy_kernels.sub)."""
-    return _C.sub(_contig(a), _contig(b)) if _binary_native(a, b, _MIN_ARITH) else _np.sub(a, b)
+    if _binary_native(a, b, _MIN_ARITH):
+        return _C.sub(_contig(a), _contig(b))
+    return np.subtract(a, b)  # exactly numpy_kernels.sub, minus a call layer on the small-op path
 
 
 def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a * b (see numpy_kernels.mul)."""
-    return _C.mul(_contig(a), _contig(b)) if _binary_native(a, b, _MIN_ARITH) else _np.mul(a, b)
+    if _binary_native(a, b, _MIN_ARITH):
+        return _C.mul(_contig(a), _contig(b))
+    return np.multiply(a, b)  # exactly numpy_kernels.mul, minus a call layer on the small-op path
 
 
 def div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
