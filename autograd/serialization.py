@@ -317,14 +317,19 @@ def _parse(data: bytes, err: Callable[[str], Exception]) -> tuple[dict, dict[str
         raise err(f"header length {n} runs past the end of the {len(data)}-byte file")
 
     def no_duplicates(pairs: list) -> dict:
-        keys = [k for k, _ in pairs]
-        if len(set(keys)) != len(keys):
-            raise err(f"duplicate key in header: {min(k for k in keys if keys.count(k) > 1)!r}")
+        seen: set[str] = set()  # linear: a hostile header may hold millions of keys
+        for k, _ in pairs:
+            if k in seen:
+                raise err(f"duplicate key in header: {k!r}")
+            seen.add(k)
         return dict(pairs)
 
     try:
         header = json.loads(data[8:8 + n].decode("utf-8"), object_pairs_hook=no_duplicates)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except CorruptFileError:
+        raise
+    # ValueError beyond JSONDecodeError: an integer past Python's digit limit.
+    except (ValueError, RecursionError) as exc:
         raise err(f"header is not valid JSON ({type(exc).__name__})") from None
     if not isinstance(header, dict):
         raise err("header is not a JSON object")
@@ -343,14 +348,17 @@ def _parse(data: bytes, err: Callable[[str], Exception]) -> tuple[dict, dict[str
         def ints(xs: object) -> bool:
             return isinstance(xs, list) and all(
                 isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in xs)
-        if not ints(shape) or len(shape) > 32:
-            raise err(f"tensor {name!r}: bad shape {shape!r}")
+        itemsize = np.dtype(_DTYPES[dtype]).itemsize
+        # NumPy refuses shapes whose non-zero sizes multiply past 2**63 bytes, even empty ones.
+        if not ints(shape) or len(shape) > 32 \
+                or math.prod(max(d, 1) for d in shape) * itemsize >= 2**63:
+            raise err(f"tensor {name!r}: bad shape {str(shape)[:80]}")
         if not ints(offs) or len(offs) != 2 or offs[0] > offs[1]:
             raise err(f"tensor {name!r}: bad data_offsets {offs!r}")
         if offs[1] > body:
             raise err(f"tensor {name!r}: data_offsets {offs} out of range for a "
                       f"{body}-byte data section")
-        size = math.prod(shape) * np.dtype(_DTYPES[dtype]).itemsize
+        size = math.prod(shape) * itemsize
         if offs[1] - offs[0] != size:
             raise err(f"tensor {name!r}: {offs[1] - offs[0]} bytes of data, but dtype {dtype} "
                       f"and shape {shape} need {size}")
@@ -458,7 +466,7 @@ def load(path: str | os.PathLike) -> Any:
         raise err(f"unsupported autograd format version {meta.get(_VERSION_KEY)!r}")
     try:
         tree = json.loads(meta[_TREE_KEY])
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: JSONDecodeError or the digit limit
         raise err("the stored structure is not valid JSON") from None
     decoder = _Decoder(arrays, err)
     out = decoder.decode(tree)

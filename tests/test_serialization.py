@@ -235,6 +235,16 @@ RAW_CASES = [
     (_craft({"__metadata__": {"autograd.version": "1",
                               "autograd.tree": "[" * 5000 + "]" * 5000}}),
      "not valid JSON|malformed"),
+    # Integers past Python's 4300-digit conversion limit make json.loads raise a plain
+    # ValueError, in the header and in the stored structure alike.
+    (struct.pack("<Q", 5020) + b'{"w": ' + b"9" * 5000 + b"}" + b" " * 13,
+     "header is not valid JSON"),
+    (_craft({"__metadata__": {"autograd.version": "1",
+                              "autograd.tree": '{"t": "value", "v": ' + "9" * 5000 + "}"}}),
+     "stored structure is not valid JSON"),
+    # Empty tensors whose other dimensions no array can have (NumPy refuses to make them).
+    (_craft({"w": {**W, "shape": [0, 2**70], "data_offsets": [0, 0]}}), "bad shape"),
+    (_craft({"w": {**W, "shape": [0, 2**31, 2**31], "data_offsets": [0, 0]}}), "bad shape"),
 ]
 
 
