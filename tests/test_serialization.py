@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 import struct
 from pathlib import Path
 
@@ -163,6 +165,22 @@ def test_keyboard_interrupt_during_fsync_leaves_no_temp(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         save({"w": np.zeros(3)}, path)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_saved_file_gets_the_mode_a_plain_write_gives(tmp_path):
+    # A new file: 0666 minus the umask (not a temp file's private 0600); a replaced file
+    # keeps its mode (a checkpoint the user made private stays private).
+    path = tmp_path / "m"
+    umask = os.umask(0o027)
+    try:
+        save({"a": np.zeros(2)}, path)
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    path.chmod(0o604)
+    save({"a": np.ones(2)}, path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o604
 
 
 def test_save_replaces_existing_file(tmp_path):
