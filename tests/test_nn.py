@@ -190,6 +190,20 @@ def test_state_dict_round_trip_and_keys():
         np.testing.assert_array_equal(v, sd[k])
 
 
+def test_shared_module_is_in_state_dict_under_each_name():
+    # As PyTorch: parameters() lists a shared layer once, but state_dict() walks the tree and
+    # names it at every place it sits, so checkpoints of weight-tied models keep their keys.
+    lin = nn.Linear(2, 2)
+    m = nn.Sequential(lin, nn.ReLU(), lin)
+    sd = m.state_dict()
+    assert list(sd) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    np.testing.assert_array_equal(sd["2.weight"], lin.weight.numpy())
+    sd["0.weight"][...] = 1.0
+    sd["2.weight"][...] = 1.0
+    assert m.load_state_dict(sd) == ([], [])
+    assert np.all(lin.weight.numpy() == 1.0)
+
+
 def test_load_state_dict_errors_name_the_keys():
     m = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 1))
     sd = m.state_dict()

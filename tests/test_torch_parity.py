@@ -133,6 +133,17 @@ def test_state_dict_keys_and_loading_a_torch_checkpoint(rng):
     np.testing.assert_allclose(ours(t64(x)).numpy(), theirs(tt(x)).detach().numpy(), **TOL)
 
 
+def test_weight_tied_torch_checkpoint_loads():
+    shared = torch.nn.Linear(3, 3)
+    theirs = torch.nn.Sequential(shared, torch.nn.Tanh(), shared).double()
+    lin = nn.Linear(3, 3)
+    ours = nn.Sequential(lin, nn.Tanh(), lin).double()
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    x = np.ones((2, 3))
+    np.testing.assert_allclose(ours(t64(x)).numpy(), theirs(tt(x)).detach().numpy(), **TOL)
+
+
 def _loss_pairs(rng):
     p = rng.uniform(0.05, 0.95, (6, 2))
     y = rng.integers(0, 2, (6, 2)).astype(np.float64)

@@ -144,15 +144,18 @@ class Module:
             raise KeyError(f"invalid name {name!r}: a non-empty string without '.' is needed")
 
     # ---------------------------------------------------------------- traversal
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
-        """(dotted name, module) for this module and every descendant, each once."""
+    def named_modules(self, prefix: str = "", remove_duplicate: bool = True
+                      ) -> Iterator[tuple[str, "Module"]]:
+        """(dotted name, module) for this module and every descendant: each once, or, with
+        ``remove_duplicate=False``, a shared module under every name it has (as PyTorch)."""
         seen: set[int] = set()
         stack = [(prefix, self)]
         while stack:  # depth-first, children in registration order
             name, m = stack.pop()
-            if id(m) in seen:
-                continue
-            seen.add(id(m))
+            if remove_duplicate:
+                if id(m) in seen:
+                    continue
+                seen.add(id(m))
             yield name, m
             kids = [(f"{name}.{k}" if name else k, c) for k, c in m._modules.items()
                     if c is not None]
@@ -257,9 +260,10 @@ class Module:
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
-        """Parameters and persistent buffers as copies of their arrays, by dotted name."""
+        """Parameters and persistent buffers as copies of their arrays, by dotted name (a
+        shared module under each of its names, so the keys are PyTorch's)."""
         out: OrderedDict[str, np.ndarray] = OrderedDict()
-        for mname, m in self.named_modules():
+        for mname, m in self.named_modules(remove_duplicate=False):
             for registry in (m._parameters, m._buffers):
                 for k, t in registry.items():
                     if t is None or (registry is m._buffers and k in m._non_persistent):
@@ -275,7 +279,7 @@ class Module:
         and ValueError naming every key whose shape differs (always, as PyTorch does).
         """
         own = OrderedDict()
-        for mname, m in self.named_modules():
+        for mname, m in self.named_modules(remove_duplicate=False):
             for registry in (m._parameters, m._buffers):
                 for k, t in registry.items():
                     if t is not None and not (registry is m._buffers and k in m._non_persistent):
