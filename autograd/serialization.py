@@ -74,20 +74,28 @@ def _layer_classes() -> dict[str, type]:
             "Residual": nn.Residual}
 
 
-def _describe(module: Any) -> dict:
+def _describe(module: Any, seen: set[int] | None = None) -> dict:
     """The architecture of an allowlisted module as JSON-able data (raises for others)."""
     name = next((n for n, c in _layer_classes().items() if type(module) is c), None)
     if name is None:
         raise ValueError(f"save: cannot describe the architecture of {type(module).__name__}: "
                          f"only {sorted(LAYER_TYPES)} are allowed; save model.state_dict() "
                          f"instead and rebuild the model in code")
+    # The tree has no way to say "the same layer again": a second copy of a stateless layer is
+    # the same computation, but a layer with weights would load untied.
+    seen = set() if seen is None else seen
+    if id(module) in seen and module.state_dict():
+        raise ValueError(f"save: the {name} appears twice in the model (shared weights), which "
+                         f"the architecture cannot describe; save model.state_dict() instead "
+                         f"and rebuild the model in code")
+    seen.add(id(module))
     args = {k: getattr(module, k) for k in LAYER_TYPES[name]}
     if name == "Linear":
         args["bias"] = module.bias is not None
         args["init"] = module.init if isinstance(module.init, str) else None
     node: dict[str, Any] = {"type": name, "args": args}
     if name in ("Sequential", "Residual"):
-        node["children"] = [[k, _describe(m)] for k, m in module.named_children()]
+        node["children"] = [[k, _describe(m, seen)] for k, m in module.named_children()]
     return node
 
 

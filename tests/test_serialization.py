@@ -123,6 +123,12 @@ def test_unsupported_things_refused_at_save(tmp_path):
     for bad in (Custom(), nn.Sequential(nn.Linear(2, 2), Custom()), MyLinear(2, 2)):
         with pytest.raises(ValueError, match="only .* are allowed; save model.state_dict"):
             save(bad, tmp_path / "x")
+    lin = nn.Linear(2, 2)  # weight tying: the file could only describe two separate layers
+    with pytest.raises(ValueError, match="Linear appears twice .* save model.state_dict"):
+        save(nn.Sequential(lin, nn.ReLU(), lin), tmp_path / "x")
+    act = nn.Tanh()  # a shared layer without weights is the same computation twice: fine
+    save(nn.Sequential(nn.Linear(2, 2), act, nn.Linear(2, 2), act), tmp_path / "ok")
+    assert [type(m).__name__ for m in load(tmp_path / "ok")] == ["Linear", "Tanh"] * 2
     with pytest.raises(TypeError, match="cannot store a set"):
         save({"s": {1, 2}}, tmp_path / "x")
     with pytest.raises(TypeError, match="unsupported dtype float16"):
