@@ -44,15 +44,15 @@ def main(argv: list[str] | None = None) -> dict:
     loss, accuracy = model.evaluate(X, y, verbose=0)
     print(f"loss {loss:.4f}, accuracy {accuracy:.0%}")
 
-    folder = tempfile.mkdtemp()
-    with open(os.path.join(folder, "model.json"), "w") as f:
-        f.write(model.to_json())
-    model.save_weights(os.path.join(folder, "model.safetensors"))
-    with open(os.path.join(folder, "model.json")) as f:
-        reloaded = model_from_json(f.read())
-    reloaded.load_weights(os.path.join(folder, "model.safetensors"))
+    with tempfile.TemporaryDirectory() as folder:
+        with open(os.path.join(folder, "model.json"), "w") as f:
+            f.write(model.to_json())
+        model.save_weights(os.path.join(folder, "model.safetensors"))
+        with open(os.path.join(folder, "model.json")) as f:
+            reloaded = model_from_json(f.read())
+        reloaded.load_weights(os.path.join(folder, "model.safetensors"))
     same = np.allclose(reloaded.predict(X), model.predict(X))
-    print(f"reloaded from {folder}: predictions identical: {same}")
+    print(f"reloaded from JSON + weights: predictions identical: {same}")
     return {"accuracy": accuracy, "reload_identical": same}
 
 
