@@ -130,6 +130,15 @@ def test_save_and_load_weights(tmp_path):
     np.testing.assert_array_equal(again.predict(X), model.predict(X))
 
 
+def test_adding_a_built_layer_keeps_its_weights():
+    head = Dense(1, input_dim=3)
+    weights = [np.arange(3.0).reshape(3, 1), np.array([0.5])]
+    head.set_weights(weights)
+    model = Sequential([Dense(3, input_dim=2), head])
+    for got, want in zip(model.layers[1].get_weights(), weights):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_weights_use_keras_layout():
     layer = Dense(3, input_dim=2)
     kernel, bias = layer.get_weights()

@@ -100,10 +100,13 @@ class Layer:
         self.modules: list[nn.Module] = []
 
     def build(self, input_dim: int) -> None:
-        """Create the nn modules for inputs of width ``input_dim``."""
+        """Create the nn modules for inputs of width ``input_dim`` (once: a built layer keeps
+        its weights)."""
         if self.input_dim is not None and self.input_dim != input_dim:
             raise ValueError(f"layer {self.name}: expects inputs of width {self.input_dim}, "
                              f"got {input_dim}")
+        if self.built:
+            return
         self.input_dim = int(input_dim)
         self.output_dim = self._output_dim(self.input_dim)
         self.modules = self._make_modules()
