@@ -142,13 +142,16 @@ class _Scratch:
 def apply(op: type[Op], *inputs: Any, **params: Any):
     """Run ``op`` on Tensor inputs and return the output Tensor, recording a Node if needed.
 
-    All floating inputs must share one dtype: mixing float32 and float64 raises TypeError
-    naming the op, rather than casting silently.
+    All floating inputs must share one dtype, and may be combined with boolean but not with
+    integer tensors: mixing float32 and float64, or a float and an integer tensor (which NumPy
+    would promote, e.g. float32 with int64 to float64), raises TypeError naming the op, rather
+    than casting silently.
     """
     # One pass over the inputs, without generators: this runs for every op, and its cost is
     # most of the per-op overhead on small arrays.
     arrays = []
     dtype = None
+    integer = None
     record = False
     for t in inputs:
         a = t._data
@@ -156,13 +159,16 @@ def apply(op: type[Op], *inputs: Any, **params: Any):
         if t._requires_grad:
             record = True
         d = a.dtype
-        if d is not dtype and d.kind == "f":
-            if dtype is None:
-                dtype = d
-            elif d != dtype:
-                raise TypeError(
-                    f"{op.name}: mixed dtypes {dtype} and {d}; convert one explicitly "
-                    f"(e.g. x.astype('{dtype}')) - autograd never casts silently")
+        if d is not dtype:
+            if d.kind == "f":
+                if dtype is None:
+                    dtype = d
+                elif d != dtype:
+                    _mixed(op, dtype, d)
+            elif d.kind in "iu":
+                integer = d
+    if integer is not None and dtype is not None:
+        _mixed(op, dtype, integer)
     if op.broadcasting and len(arrays) > 1 and arrays[0].shape != arrays[1].shape:
         _check_broadcast(op, arrays)
     if not (record and state.grad_enabled):
@@ -172,6 +178,11 @@ def apply(op: type[Op], *inputs: Any, **params: Any):
     if state.anomaly:
         ctx.trace = traceback.extract_stack()[:-2]
     return Tensor._wrap(out, ctx)
+
+
+def _mixed(op: type[Op], dtype: np.dtype, other: np.dtype) -> None:
+    raise TypeError(f"{op.name}: mixed dtypes {dtype} and {other}; convert one explicitly "
+                    f"(e.g. x.astype('{dtype}')) - autograd never casts silently")
 
 
 def broadcast_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:

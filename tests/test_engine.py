@@ -208,6 +208,22 @@ def test_mixed_float_dtypes_raise_naming_the_op(engine_name):
         autograd.matmul(a, b)
 
 
+def test_float_and_integer_tensors_do_not_promote(engine_name):
+    x = _leaf([1.0, 2.0], dtype=np.float32)
+    # NumPy would give float64 (and a float64 .grad on a float32 leaf): refused instead
+    for other in (np.array([1, 2]), autograd.tensor(np.array([1, 2], dtype=np.int32))):
+        with pytest.raises(TypeError, match=r"mul: mixed dtypes float32 and int(64|32)"):
+            x * other
+    with pytest.raises(TypeError, match=r"add: mixed dtypes float32 and uint8"):
+        autograd.tensor(np.array([1, 2], dtype=np.uint8)) + x
+    y = x * (x > 1.5)  # a boolean mask keeps the float dtype, so it stays allowed
+    y.sum().backward()
+    assert y.dtype == np.float32 and x.grad.dtype == np.float32
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 1.0])
+    i = autograd.tensor([1, 2])
+    assert (i + i).dtype == np.int64  # integer-only arithmetic is untouched
+
+
 # -------------------------------------------------------------------------------- memory
 
 def _live_nodes() -> int:

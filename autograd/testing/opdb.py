@@ -408,6 +408,9 @@ def _broadcast_errors(name: str) -> tuple[ErrorInput, ...]:
                    rf"{name}: shapes \(2, 3\) and \(4,\) cannot be broadcast together"),
         ErrorInput((_z(2, dtype=np.float32), _z(2)), {}, TypeError,
                    rf"{name}: mixed dtypes float32 and float64"),
+        # NumPy would promote float32 with int64 to float64: refused like any mixed dtype
+        ErrorInput((_z(2, dtype=np.float32), _z(2, dtype=np.int64)), {}, TypeError,
+                   rf"{name}: mixed dtypes float32 and int64"),
     )
 
 
@@ -582,6 +585,8 @@ OP_DB: tuple[OpInfo, ...] = (
                    r"matmul: batch shapes of \(2, 2, 3\) and \(3, 3, 1\) cannot be broadcast"),
         ErrorInput((_z(2, 3, dtype=np.float32), _z(3, 2)), {}, TypeError,
                    r"matmul: mixed dtypes float32 and float64"),
+        ErrorInput((_z(2, 3, dtype=np.float32), _z(3, 2, dtype=np.int64)), {}, TypeError,
+                   r"matmul: mixed dtypes float32 and int64"),
     ), aliases=(operator.matmul,), rtol32=1e-4, atol32=1e-5),
     OpInfo("linear", F.linear, _linear_ref, _linear(), (
         ErrorInput((_z(2, 3), _z(4, 5)), {}, ValueError,
