@@ -209,8 +209,11 @@ def permute(x: Tensor, *axes) -> Tensor:
     x = as_tensor(x)
     if len(axes) == 1 and not isinstance(axes[0], numbers.Integral):
         axes = tuple(axes[0])
-    norm = tuple(int(a) % x.ndim for a in axes) if x.ndim else ()
-    if sorted(norm) != list(range(x.ndim)):
+    n = x.ndim
+    # the range test first: % alone would wrap an out-of-range axis onto a valid one
+    in_range = all(isinstance(a, numbers.Integral) and -n <= a < n for a in axes)
+    norm = tuple(int(a) % n for a in axes) if in_range and n else ()
+    if not in_range or sorted(norm) != list(range(n)):
         raise ValueError(f"permute: {tuple(axes)} is not a permutation of the axes of a "
                          f"tensor of shape {x.shape}")
     return apply(shape_ops.Transpose, x, axes=norm)

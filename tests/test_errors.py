@@ -103,6 +103,11 @@ def test_bad_axes(backend_name):
         x.transpose(0, 5)
     with pytest.raises(ValueError, match=r"permute: \(1, 1\) is not a permutation"):
         x.permute(1, 1)
+    # an out-of-range axis is refused, not wrapped (2 % 2 == 0 would make (2, 1) identity)
+    with pytest.raises(ValueError, match=r"permute: \(2, 1\) is not a permutation"):
+        x.permute(2, 1)
+    with pytest.raises(ValueError, match=r"permute: \(0, -3\) is not a permutation"):
+        x.permute(0, -3)
     with pytest.raises(ValueError, match=r"concatenate: axis 2 is out of range"):
         autograd.concatenate([x, x], axis=2)
 
