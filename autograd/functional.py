@@ -239,12 +239,12 @@ def expand(x: Tensor, *shape) -> Tensor:
     if len(shape) == 1 and not isinstance(shape[0], numbers.Integral):
         shape = tuple(shape[0])
     try:
-        np.broadcast_shapes(x.shape, shape)
-        if np.broadcast_shapes(x.shape, shape) != tuple(shape):
-            raise ValueError
+        fits = np.broadcast_shapes(x.shape, shape) == tuple(shape)
     except ValueError:
+        fits = False
+    if not fits:
         raise ValueError(f"expand: a tensor of shape {x.shape} cannot be broadcast to "
-                         f"{tuple(shape)}") from None
+                         f"{tuple(shape)}")
     return apply(shape_ops.Expand, x, shape=tuple(shape))
 
 
