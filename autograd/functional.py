@@ -79,7 +79,8 @@ def minimum(a, b) -> Tensor:
 
 def where(cond, a, b) -> Tensor:
     """a where cond else b (cond boolean, not differentiated)."""
-    c = np.asarray(cond._data if isinstance(cond, Tensor) else cond)
+    # a copy: backward reads the condition after the caller may have refilled their array
+    c = np.array(cond._data if isinstance(cond, Tensor) else cond)
     if c.dtype != np.bool_:
         raise TypeError(f"where: condition must be boolean, got dtype {c.dtype}")
     a, b = _pair(a, b)
@@ -261,7 +262,8 @@ def getitem(x: Tensor, index) -> Tensor:
 
 
 def _normalise_index(index):
-    """Tensors and lists in an index become arrays, so forward and backward see one index."""
+    """Tensors, lists and arrays in an index become private arrays, so forward and backward see
+    one index even if the caller changes theirs in between."""
     if isinstance(index, tuple):
         return tuple(_index_part(p) for p in index)
     return _index_part(index)
@@ -270,8 +272,8 @@ def _normalise_index(index):
 def _index_part(p):
     if isinstance(p, Tensor):
         p = p._data
-    if isinstance(p, list):
-        p = np.asarray(p)
+    if isinstance(p, (list, np.ndarray)):
+        p = np.array(p)
     if isinstance(p, np.ndarray) and p.dtype.kind not in "biu":
         raise IndexError(f"getitem: index arrays must be integer or boolean, got {p.dtype}")
     return p
@@ -495,5 +497,6 @@ def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:  # 
         bad = int(tgt[(tgt < 0) | (tgt >= n_classes)][0])
         raise ValueError(f"cross_entropy: target {bad} is out of range for {n_classes} "
                          f"classes (valid: 0..{n_classes - 1})")
-    return apply(loss.CrossEntropy, logits, target=tgt.astype(np.int64, copy=False),
-                 reduction=reduction)
+    # a copy (astype always copies): backward reads the targets after the caller may have
+    # refilled their array
+    return apply(loss.CrossEntropy, logits, target=tgt.astype(np.int64), reduction=reduction)

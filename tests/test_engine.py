@@ -188,6 +188,32 @@ def test_modifying_a_saved_input_before_backward_raises(engine_name):
         y.sum().backward()
 
 
+def test_index_target_and_condition_arrays_are_not_aliased(engine_name):
+    # getitem, cross_entropy and where keep these arrays for backward; the caller refilling
+    # them before backward (a reused batch buffer) must not move the gradient
+    x = _leaf(np.arange(4.0))
+    index = np.array([0, 1])
+    y = x[index]
+    index[:] = 3
+    y.backward(np.array([1.0, 2.0]))
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 2.0, 0.0, 0.0])
+
+    logits = _leaf(np.zeros((2, 3)))
+    target = np.array([0, 1])
+    loss = autograd.cross_entropy(logits, target, reduction="sum")
+    target[:] = 2
+    loss.backward()
+    expected = np.full((2, 3), 1 / 3) - np.eye(2, 3)
+    np.testing.assert_allclose(logits.grad.numpy(), expected)
+
+    a = _leaf([1.0, 2.0])
+    cond = np.array([True, False])
+    y = autograd.where(cond, a, 0.0)
+    cond[:] = False
+    y.backward(np.array([3.0, 4.0]))
+    np.testing.assert_array_equal(a.grad.numpy(), [3.0, 0.0])
+
+
 def test_modifying_an_unsaved_input_before_backward_is_fine(engine_name):
     x = _leaf([1.0, 2.0])
     w = _leaf([3.0, 4.0])
