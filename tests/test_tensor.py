@@ -274,6 +274,17 @@ def test_argmax_and_argmin():
     assert t.argmax(axis=1).dtype == np.int64
 
 
+def test_logsumexp_over_an_empty_axis_is_minus_inf(backend_name):
+    # log(sum of no exponentials) = log(0), as in PyTorch; the gradient is empty
+    x = autograd.tensor(np.zeros((2, 0), dtype=np.float32), requires_grad=True)
+    for keepdims, shape in ((False, (2,)), (True, (2, 1))):
+        y = x.logsumexp(axis=1, keepdims=keepdims)
+        assert y.shape == shape and y.dtype == np.float32
+        np.testing.assert_array_equal(y.numpy(), np.full(shape, -np.inf))
+        y.backward(np.ones(shape, dtype=np.float32))
+        assert x.grad.shape == (2, 0) and x.grad.dtype == np.float32
+
+
 # -------------------------------------------------------------------------------- in place
 
 def test_in_place_updates_and_version_counter():

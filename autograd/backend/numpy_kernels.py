@@ -232,8 +232,9 @@ def log_softmax_back(out: np.ndarray, grad: np.ndarray, axis: int) -> np.ndarray
 
 
 def logsumexp(x: np.ndarray, axis: int, keepdims: bool = False) -> np.ndarray:
-    """log(sum(exp(x), axis)), stable for large |x|; rows of all -inf give -inf."""
-    m = np.max(x, axis=axis, keepdims=True)
+    """log(sum(exp(x), axis)), stable for large |x|; rows of all -inf, and empty rows, give
+    -inf."""
+    m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)  # initial: empty rows have a max
     m = np.where(np.isfinite(m), m, 0)
     with np.errstate(divide="ignore"):
         out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
