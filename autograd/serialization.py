@@ -293,11 +293,7 @@ class _Decoder:
             raise err(f"the architecture needs at least {need} weights but the file holds "
                       f"{sum(a.size for a in state.values())}")
         module = _build(arch, err)
-        own = {}
-        for mname, m in module.named_modules():
-            for k, t in list(m._parameters.items()) + list(m._buffers.items()):
-                if t is not None and k not in m._non_persistent:
-                    own[f"{mname}.{k}" if mname else k] = t
+        own = module._state_tensors()
         if set(own) != set(state):
             raise err(f"the weights do not match the architecture: missing "
                       f"{sorted(set(own) - set(state))}, unexpected "

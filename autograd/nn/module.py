@@ -259,17 +259,20 @@ class Module:
         return self.astype(np.float32)
 
     # ---------------------------------------------------------------- state
-    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
-        """Parameters and persistent buffers as copies of their arrays, by dotted name (a
-        shared module under each of its names, so the keys are PyTorch's)."""
-        out: OrderedDict[str, np.ndarray] = OrderedDict()
+    def _state_tensors(self) -> "OrderedDict[str, Tensor]":
+        """The tensors ``state_dict`` saves, by dotted name: parameters and persistent buffers,
+        a shared module under each of its names (so the keys are PyTorch's)."""
+        out: OrderedDict[str, Tensor] = OrderedDict()
         for mname, m in self.named_modules(remove_duplicate=False):
             for registry in (m._parameters, m._buffers):
                 for k, t in registry.items():
-                    if t is None or (registry is m._buffers and k in m._non_persistent):
-                        continue
-                    out[f"{mname}.{k}" if mname else k] = t._data.copy()
+                    if t is not None and not (registry is m._buffers and k in m._non_persistent):
+                        out[f"{mname}.{k}" if mname else k] = t
         return out
+
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Parameters and persistent buffers as copies of their arrays, by dotted name."""
+        return OrderedDict((k, t._data.copy()) for k, t in self._state_tensors().items())
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True
                         ) -> IncompatibleKeys:
@@ -278,12 +281,7 @@ class Module:
         Raises KeyError naming missing and unexpected keys when ``strict`` (else returns them),
         and ValueError naming every key whose shape differs (always, as PyTorch does).
         """
-        own = OrderedDict()
-        for mname, m in self.named_modules(remove_duplicate=False):
-            for registry in (m._parameters, m._buffers):
-                for k, t in registry.items():
-                    if t is not None and not (registry is m._buffers and k in m._non_persistent):
-                        own[f"{mname}.{k}" if mname else k] = t
+        own = self._state_tensors()
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
