@@ -359,11 +359,14 @@ py::array logsumexp_back(const py::array& x, const py::array& out, const py::arr
 py::array sum_axis(const py::array& x, index_t outer, index_t n, index_t inner) {
   const std::string fn = "sum_axis";
   const DType dt = float_dtype(fn, "x", x);
-  if (outer < 0 || n < 0 || inner < 0 || outer * n * inner != x.size())
+  // Checked products: with n == 0, outer * inner is not bounded by x's size.
+  index_t size = 0, total = 0;  // outer * inner (the result) and outer * inner * n (x)
+  if (outer < 0 || n < 0 || inner < 0 || __builtin_mul_overflow(outer, inner, &size) ||
+      __builtin_mul_overflow(size, n, &total) || total != x.size())
     value_error(fn, "(outer, n, inner) = (" + std::to_string(outer) + ", " + std::to_string(n) +
                         ", " + std::to_string(inner) + ") does not cover x of shape " +
                         shape_str(x));
-  py::array y = new_array(dt, {static_cast<py::ssize_t>(outer * inner)});
+  py::array y = new_array(dt, {static_cast<py::ssize_t>(size)});
   dispatch(dt, [&](auto t) {
     using T = decltype(t);
     const T* px = cptr<T>(x);

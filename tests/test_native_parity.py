@@ -641,3 +641,6 @@ def test_layout_and_value_errors():
         _c().sgd_step([p], [np.ones(3)], None, 0.1)
     with pytest.raises(ValueError, match=r"does not cover"):
         _c().sum_axis(np.ones(6), 2, 2, 2)
+    # 2^40 * 0 * 2^40 == 0 == x.size, but the result's 2^80 elements overflow int64
+    with pytest.raises(ValueError, match=r"does not cover"):
+        _c().sum_axis(np.ones(0), 2**40, 0, 2**40)
