@@ -476,9 +476,16 @@ def test_cross_entropy(reduction, dtype, data):
     target = np.asarray(data.draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)),
                         dtype=np.int64)
     (loss, logp), (loss_r, logp_r) = run_both("cross_entropy", logits, target, reduction)
-    check(logp, logp_r, ROWRED, dtype, scale=_log_softmax_scale(logits, 1) if n else None)
-    check(loss, loss_r, ROWRED, dtype, scale=None if reduction == "none" or n == 0
-          else np.abs(logp_r).sum() + 1e-300)
+    logp_scale = _log_softmax_scale(logits, 1) if n else None
+    check(logp, logp_r, ROWRED, dtype, scale=logp_scale)
+    # each row's loss is -log_probs[target], the same cancelling difference as log_softmax
+    if n == 0:
+        loss_scale = None
+    elif reduction == "none":
+        loss_scale = logp_scale[np.arange(n), target]
+    else:
+        loss_scale = np.abs(logp_r).sum() + 1e-300
+    check(loss, loss_r, ROWRED, dtype, scale=loss_scale)
     g = data.draw(arrays((n,) if reduction == "none" else (), dtype))
     # exp(log_probs) - 1 cancels at the target: error relative to (p + 1) |upstream grad|
     g_eff = np.abs(g.astype(np.float64))
