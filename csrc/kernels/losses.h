@@ -23,8 +23,8 @@ template <class T> void bce_with_logits_back(const T* z, const T* t, const T* gr
                                              index_t n, Reduction r);
 
 // Softmax cross-entropy: logits (rows, cols), integer targets (rows,). Writes log_probs
-// (rows, cols) and the loss (rows values for None, else one). Returns the index of the first
-// target outside [0, cols), or -1 when all are valid (then nothing is written past the check).
+// (rows, cols) and the loss (rows values for None, else one) and returns -1 when every target
+// is valid; else returns the index of the first target outside [0, cols) and writes nothing.
 template <class T> index_t cross_entropy(const T* logits, const std::int64_t* target, T* loss,
                                          T* log_probs, index_t rows, index_t cols, Reduction r);
 // dx (rows, cols) = (exp(log_probs) - onehot(target)) * grad (grad per row for None, else one
