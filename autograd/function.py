@@ -92,7 +92,7 @@ class Node:
         versions = []
         for t in inputs:
             needs.append(t._requires_grad)
-            versions.append(t._version)
+            versions.append(t._vc[0])
         self.needs = tuple(needs)
         self.versions = tuple(versions)
         self.saved: Any = None
@@ -102,7 +102,7 @@ class Node:
     def check_versions(self) -> None:
         """Raise if an input whose array this node saved was changed in place since forward."""
         for t, v in zip(self.inputs, self.versions):
-            if t._version != v and _holds(self.saved, t._data):
+            if t._vc[0] != v and _holds(self.saved, t._data):
                 raise InplaceModificationError(
                     f"{self.op.name}: an input of shape {t.shape} that this op saved for "
                     f"backward was modified in place (version {v} at forward, {t._version} "
@@ -172,12 +172,24 @@ def apply(op: type[Op], *inputs: Any, **params: Any):
     if op.broadcasting and len(arrays) > 1 and arrays[0].shape != arrays[1].shape:
         _check_broadcast(op, arrays)
     if not (record and state.grad_enabled):
-        return Tensor._wrap(op.forward(_Scratch(), *arrays, **params))
+        return _output(op.forward(_Scratch(), *arrays, **params), None, inputs)
     ctx = Node(op, inputs)
     out = op.forward(ctx, *arrays, **params)
     if state.anomaly:
         ctx.trace = traceback.extract_stack()[:-2]
-    return Tensor._wrap(out, ctx)
+    return _output(out, ctx, inputs)
+
+
+def _output(out: np.ndarray, node: Node | None, inputs: tuple) -> "Tensor":
+    """Wrap an op's result; a view of its single input shares that input's version counter,
+    so an in-place change through either one invalidates graphs that saved the other."""
+    t = Tensor._wrap(out, node)
+    base = getattr(out, "base", None)
+    if base is not None and len(inputs) == 1:
+        a = inputs[0]._data
+        if base is a or base is a.base:
+            t._vc = inputs[0]._vc
+    return t
 
 
 def _mixed(op: type[Op], dtype: np.dtype, other: np.dtype) -> None:

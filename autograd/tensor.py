@@ -68,13 +68,16 @@ class Tensor:
     methods below build a graph when any input has ``requires_grad=True``.
     """
 
-    __slots__ = ("_data", "_node", "_requires_grad", "grad", "_version", "__weakref__")
+    # _vc is the version counter: a one-element list, shared by a tensor with its views and
+    # detached aliases (as in PyTorch), so an in-place change through any of them is seen by
+    # every graph that saved the memory they share.
+    __slots__ = ("_data", "_node", "_requires_grad", "grad", "_vc", "__weakref__")
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operators
 
     def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False):
         self._data = _to_array(data, dtype)
         self._node = None
-        self._version = 0
+        self._vc = [0]
         self.grad: Tensor | None = None
         self._requires_grad = False
         self.requires_grad = requires_grad
@@ -91,8 +94,17 @@ class Tensor:
         t._node = node
         t._requires_grad = node is not None
         t.grad = None
-        t._version = 0
+        t._vc = [0]
         return t
+
+    @property
+    def _version(self) -> int:
+        """How many in-place changes the memory behind this tensor has seen."""
+        return self._vc[0]
+
+    @_version.setter
+    def _version(self, value: int) -> None:
+        self._vc[0] = value
 
     # ---------------------------------------------------------------- attributes
     @property
@@ -184,8 +196,10 @@ class Tensor:
         return bool(self._data.item())
 
     def detach(self) -> "Tensor":
-        """The same values (shared memory) cut off from the graph."""
-        return Tensor._wrap(self._data)
+        """The same values (shared memory, shared version counter) cut off from the graph."""
+        t = Tensor._wrap(self._data)
+        t._vc = self._vc
+        return t
 
     def astype(self, dtype: Any) -> "Tensor":
         """A copy converted to ``dtype`` (not differentiable across the conversion)."""
@@ -248,7 +262,7 @@ class Tensor:
         if self._requires_grad and state.grad_enabled:
             raise RuntimeError(f"{name}: in-place change of a leaf that requires grad; wrap "
                                f"it in `with autograd.no_grad():` (as optimizers do)")
-        self._version += 1
+        self._vc[0] += 1
 
     def _operand(self, other: Any) -> np.ndarray:
         o = as_tensor(other, like=self)._data

@@ -327,3 +327,41 @@ def test_anomaly_mode_is_restored(engine_name):
     with autograd.detect_anomaly():
         assert is_anomaly_enabled()
     assert not is_anomaly_enabled()
+
+
+@pytest.mark.parametrize("make_view", [
+    lambda w: w.T,
+    lambda w: w.reshape(-1),
+    lambda w: w[1:],
+    lambda w: w.T[0],
+])
+def test_in_place_change_through_the_base_of_a_saved_view_raises(engine_name, make_view):
+    # The view shares the version counter of the memory it looks at, as in PyTorch.
+    x = _leaf(np.arange(1.0, 5.0))
+    w = _leaf(np.arange(8.0).reshape(4, 2))
+    v = make_view(w)
+    y = (v * v).sum() + (x * 2).sum()
+    with autograd.no_grad():
+        w.add_(1.0)
+    with pytest.raises(autograd.InplaceModificationError, match="modified in place"):
+        y.backward()
+
+
+def test_in_place_change_through_a_detached_alias_raises(engine_name):
+    x = _leaf(np.arange(6.0).reshape(3, 2))
+    w = _leaf(np.arange(8.0).reshape(4, 2))
+    y = (x @ w.T).sum()
+    w.detach().mul_(5.0)  # shares w's memory, so it shares w's version counter
+    with pytest.raises(autograd.InplaceModificationError, match="matmul"):
+        y.backward()
+
+
+def test_a_copy_does_not_share_the_version_counter(engine_name):
+    w = _leaf(np.arange(8.0).reshape(4, 2))
+    c = w.T.reshape(-1)  # transposed then flattened: NumPy must copy, so nothing is shared
+    assert np.shares_memory(c.numpy(), w.numpy()) is False
+    y = (c * c).sum()
+    with autograd.no_grad():
+        w.add_(1.0)
+    y.backward()  # c's saved values are its own, unchanged: the gradient is still right
+    np.testing.assert_allclose(w.grad.numpy(), 2 * np.arange(8.0).reshape(4, 2))

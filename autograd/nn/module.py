@@ -34,7 +34,7 @@ class Parameter(Tensor):
         # Optimizer kernels update parameters in place, which needs one contiguous block.
         self._data = np.ascontiguousarray(arr)
         self._node = None
-        self._version = 0
+        self._vc = [0]
         self.grad = None
         self._requires_grad = bool(requires_grad)
 
