@@ -77,36 +77,35 @@ class Gelu(Op):
         return (B.k.gelu_back(ctx.saved, g),)
 
 
-class Softmax(Op):
-    """d softmax = out (g - sum(g out))."""
+class _AlongAxis(Op):
+    """An op along one axis whose gradient needs only its output: kernels ``kernel`` and
+    ``kernel_back(out, grad, axis)``."""
 
-    @staticmethod
-    def forward(ctx, x, axis):
-        out = B.k.softmax(x, axis)
+    kernel = ""
+
+    @classmethod
+    def forward(cls, ctx, x, axis):
+        out = getattr(B.k, cls.kernel)(x, axis)
         ctx.saved = (out, axis)
         return out
 
-    @staticmethod
-    def backward(ctx, g):
+    @classmethod
+    def backward(cls, ctx, g):
         out, axis = ctx.saved
-        return (B.k.softmax_back(out, g, axis),)
+        return (getattr(B.k, cls.kernel + "_back")(out, g, axis),)
 
 
-class LogSoftmax(Op):
+class Softmax(_AlongAxis):
+    """d softmax = out (g - sum(g out))."""
+
+    kernel = "softmax"
+
+
+class LogSoftmax(_AlongAxis):
     """d log_softmax = g - exp(out) sum(g)."""
 
     name = "log_softmax"
-
-    @staticmethod
-    def forward(ctx, x, axis):
-        out = B.k.log_softmax(x, axis)
-        ctx.saved = (out, axis)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        out, axis = ctx.saved
-        return (B.k.log_softmax_back(out, g, axis),)
+    kernel = "log_softmax"
 
 
 class LogSumExp(Op):

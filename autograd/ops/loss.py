@@ -23,36 +23,35 @@ class MseLoss(Op):
         return d, (B.k.neg(d) if ctx.needs[1] else None)
 
 
-class BinaryCrossEntropy(Op):
+class _BinaryLoss(Op):
+    """A binary classification loss: kernels ``kernel(pred, target, reduction)`` and
+    ``kernel_back(pred, target, grad, reduction)``; the target is not differentiated."""
+
+    kernel = ""
+
+    @classmethod
+    def forward(cls, ctx, pred, target, reduction="mean"):
+        ctx.saved = (pred, target, reduction)
+        return getattr(B.k, cls.kernel)(pred, target, reduction)
+
+    @classmethod
+    def backward(cls, ctx, g):
+        pred, target, reduction = ctx.saved
+        return getattr(B.k, cls.kernel + "_back")(pred, target, g, reduction), None
+
+
+class BinaryCrossEntropy(_BinaryLoss):
     """d bce/dp = (p - t) / (p (1 - p))."""
 
     name = "binary_cross_entropy"
-
-    @staticmethod
-    def forward(ctx, prob, target, reduction="mean"):
-        ctx.saved = (prob, target, reduction)
-        return B.k.bce(prob, target, reduction)
-
-    @staticmethod
-    def backward(ctx, g):
-        prob, target, reduction = ctx.saved
-        return B.k.bce_back(prob, target, g, reduction), None
+    kernel = "bce"
 
 
-class BinaryCrossEntropyWithLogits(Op):
+class BinaryCrossEntropyWithLogits(_BinaryLoss):
     """d bce(sigmoid(z))/dz = sigmoid(z) - t."""
 
     name = "binary_cross_entropy_with_logits"
-
-    @staticmethod
-    def forward(ctx, logits, target, reduction="mean"):
-        ctx.saved = (logits, target, reduction)
-        return B.k.bce_with_logits(logits, target, reduction)
-
-    @staticmethod
-    def backward(ctx, g):
-        logits, target, reduction = ctx.saved
-        return B.k.bce_with_logits_back(logits, target, g, reduction), None
+    kernel = "bce_with_logits"
 
 
 class CrossEntropy(Op):
