@@ -192,7 +192,7 @@ def reshape(x: Tensor, *shape) -> Tensor:
     if len(shape) == 1 and not isinstance(shape[0], numbers.Integral):
         shape = tuple(shape[0])
     try:
-        target = np.empty(x.shape, dtype=np.bool_).reshape(shape).shape
+        target = _probe(x.shape).reshape(shape).shape
     except (ValueError, TypeError):
         raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} "
                          f"(size {x.size}) into {tuple(shape)}") from None
@@ -254,11 +254,17 @@ def getitem(x: Tensor, index) -> Tensor:
     x = as_tensor(x)
     norm = _normalise_index(index)
     try:
-        np.empty(x.shape, dtype=np.bool_)[norm]
+        _probe(x.shape)[norm]
     except IndexError as exc:
         raise IndexError(f"getitem: index {index!r} is invalid for a tensor of shape "
                          f"{x.shape}: {exc}") from None
     return apply(shape_ops.GetItem, x, index=norm)
+
+
+def _probe(shape: tuple[int, ...]) -> np.ndarray:
+    """A zero-stride stand-in of ``shape``: NumPy applies its own reshape and indexing rules to
+    it (for validation) without allocating anything the size of the tensor."""
+    return np.broadcast_to(np.bool_(False), shape)
 
 
 def _normalise_index(index):
