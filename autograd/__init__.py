@@ -61,9 +61,11 @@ from .functional import (
     where,
 )
 from .grad_mode import detect_anomaly, enable_grad, is_grad_enabled, no_grad
-from .gradcheck import gradcheck
+from .gradcheck import gradcheck, gradgradcheck
+from .gradients import grad
 from .serialization import load, save
 from .tensor import Tensor
+from .transforms import hessian, hvp, jacobian, jvp, vhp, vjp
 
 __version__ = "0.1.0"
 
@@ -93,7 +95,7 @@ __all__ = [
     "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly", "gradcheck",
     "GradcheckError", "AnomalyError", "FreedGraphError", "InplaceModificationError", "backend",
     "functional", "set_num_threads", "get_num_threads", "nn", "optim", "data", "datasets",
-    "save", "load",
+    "save", "load", "grad", "gradgradcheck", "vjp", "jvp", "jacobian", "hessian", "hvp", "vhp",
     "abs", "clip", "concatenate", "cross_entropy", "exp", "expand", "flatten", "gelu",
     "leaky_relu", "linear", "log", "log_softmax", "logsumexp", "matmul", "max", "maximum",
     "mean", "min", "minimum", "mse_loss", "permute", "relu", "reshape", "sigmoid", "softmax",

@@ -88,3 +88,20 @@ class Stack(Op):
         shape, axis = ctx.saved
         pieces = B.k.split(g, [1] * g.shape[axis], axis)
         return tuple(B.k.reshape(p, shape) for p in pieces)
+
+
+class _IndexAdd(Op):
+    """Zeros of ``shape`` with the input added at ``index``: the adjoint of GetItem, so its
+    gradient is GetItem again. Not public: ``create_graph`` backward records GetItem's gradient
+    with it (autograd.backend.tensor_kernels.index_add)."""
+
+    name = "index_add"
+
+    @staticmethod
+    def forward(ctx, g, shape, index):
+        ctx.saved = index
+        return B.k.index_add(shape, index, g)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (B.k.getitem(g, ctx.saved),)
