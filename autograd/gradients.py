@@ -6,10 +6,13 @@ the op table: for a ``create_graph`` pass, the node's op runs its ``forward`` an
 with :mod:`autograd.backend.tensor_kernels` installed as ``backend.k``, so the formula's kernels
 run as differentiable ops on Tensors instead of on arrays.
 
-What the formula sees as saved: the node's saved arrays, when each is an input's own array (or a
-non-float constant such as an index), are mapped to those input Tensors; otherwise (the op saved
-its output or an intermediate, e.g. exp, linear, cross_entropy) the forward runs again on the
-input Tensors, so every saved value is a differentiable function of the inputs. Without
+What the formula sees as saved: each saved array that is an input's own array becomes that
+input Tensor; the op's own output array becomes the output Tensor, whose node is this node (as
+PyTorch's saved outputs), so exp, sigmoid, softmax or the fused linear differentiate through
+themselves; non-float arrays (indices, conditions) stay constants. When anything else was saved
+(an intermediate, e.g. cross_entropy's log-probabilities or var's centred input), the op's
+forward runs again on the input Tensors, so every saved value is a differentiable function of
+the inputs. Without
 ``create_graph`` the formulas run on arrays with the fast kernels, exactly as ``backward()``.
 
 Only the part of the graph that leads from the outputs to the requested inputs runs, so a
@@ -200,18 +203,20 @@ def run(outputs: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[Tenso
     # Seeds: a leaf output is its own gradient; outputs sharing a node sum their seeds.
     pending: dict[int, Any] = {}
     roots = []
+    output_of: dict[int, Tensor] = {}  # id(node) -> the Tensor it made (for saved outputs)
     for out, seed in zip(outputs, seeds):
         if out._node is None:
             deliver(id(out), leaf_targets, seed)
             continue
         key = id(out._node)
+        output_of[key] = out
         if key in pending:
             pending[key] = _add(pending[key], seed, create_graph)
         else:
             pending[key] = seed
             roots.append(out._node)
 
-    order = _postorder(roots)
+    order = _postorder(roots, output_of)
     useful = {}  # id(node) -> the inputs this pass differentiates (None: node is not needed)
     for node in order:
         needs = tuple(
@@ -239,7 +244,7 @@ def run(outputs: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[Tenso
             deliver(key, node_targets, g)
         grads = None
         if g is not None and any(needs):
-            grads = _node_backward(node, needs, g, create_graph)
+            grads = _node_backward(node, needs, g, create_graph, output_of.get(key))
         for i, t in enumerate(node.inputs):
             if not needs[i]:
                 continue
@@ -283,8 +288,9 @@ def _owned(g: np.ndarray, seeds: Sequence[Any]) -> np.ndarray:
     return g
 
 
-def _postorder(roots: list) -> list:
-    """Every node reachable from ``roots``, each after all the nodes it consumes."""
+def _postorder(roots: list, output_of: dict) -> list:
+    """Every node reachable from ``roots``, each after all the nodes it consumes; fills
+    ``output_of`` with the Tensor each node made (found among its consumers' inputs)."""
     seen = set()
     order = []
     for root in roots:
@@ -297,6 +303,7 @@ def _postorder(roots: list) -> list:
             for t in it:
                 child = t._node
                 if child is not None and id(child) not in seen:
+                    output_of[id(child)] = t
                     seen.add(id(child))
                     stack.append((child, iter(child.inputs)))
                     break
@@ -306,7 +313,8 @@ def _postorder(roots: list) -> list:
     return order
 
 
-def _node_backward(node: Any, needs: tuple[bool, ...], g: Any, create_graph: bool) -> tuple:
+def _node_backward(node: Any, needs: tuple[bool, ...], g: Any, create_graph: bool,
+                   output: Tensor | None = None) -> tuple:
     """Run the node's gradient formula: on arrays, or recorded on Tensors."""
     if node.freed:
         raise FreedGraphError(
@@ -318,7 +326,7 @@ def _node_backward(node: Any, needs: tuple[bool, ...], g: Any, create_graph: boo
         ctx = node if needs == node.needs else _Ctx(node, needs, node.saved)
         return node.op.backward(ctx, g)
     with enable_grad(), tensor_kernels.installed():
-        saved = _saved_as_tensors(node)
+        saved = _saved_as_tensors(node, output)
         ctx = _Ctx(node, needs, saved)
         if saved is _RECOMPUTE:
             _check_all_versions(node)
@@ -332,11 +340,11 @@ def _node_backward(node: Any, needs: tuple[bool, ...], g: Any, create_graph: boo
 _RECOMPUTE = object()
 
 
-def _saved_as_tensors(node: Any) -> Any:
-    """The node's saved values with each input's array replaced by that input Tensor, or
-    _RECOMPUTE when something saved is neither an input's array nor a constant."""
+def _saved_as_tensors(node: Any, output: Tensor | None) -> Any:
+    """The node's saved values with each input's (or the output's) array replaced by that
+    Tensor, or _RECOMPUTE when something saved is none of these nor a constant."""
     by_array: dict[int, Any] = {}
-    for t in node.inputs:
+    for t in node.inputs + ((output,) if output is not None else ()):
         prev = by_array.get(id(t._data))
         # two different Tensors over one array (x and x.detach()): which one was saved is
         # ambiguous, so rerun the forward instead
