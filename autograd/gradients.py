@@ -27,8 +27,8 @@ import numpy as np
 
 from . import backend
 from .backend import tensor_kernels
-from .errors import FreedGraphError, InplaceModificationError
-from .grad_mode import enable_grad
+from .errors import AnomalyError, FreedGraphError, InplaceModificationError
+from .grad_mode import enable_grad, state
 from .tensor import Tensor
 
 __all__ = ["grad"]
@@ -245,6 +245,8 @@ def run(outputs: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[Tenso
         grads = None
         if g is not None and any(needs):
             grads = _node_backward(node, needs, g, create_graph, output_of.get(key))
+            if state.anomaly:
+                _check_finite(node, grads)
         for i, t in enumerate(node.inputs):
             if not needs[i]:
                 continue
@@ -364,6 +366,18 @@ def _saved_as_tensors(node: Any, output: Tensor | None) -> Any:
         mapped = tuple(one(v) for v in saved)
         return _RECOMPUTE if any(m is _RECOMPUTE for m in mapped) else mapped
     return one(saved)
+
+
+def _check_finite(node: Any, grads: tuple) -> None:
+    """Under detect_anomaly, as backward(): name the op whose gradient is not finite."""
+    for i, gi in enumerate(grads):
+        if gi is None:
+            continue
+        values = gi._data if isinstance(gi, Tensor) else gi
+        if not np.all(np.isfinite(values)):
+            raise AnomalyError(
+                f"{node.op.name}: backward produced NaN or inf in the gradient of input {i} "
+                f"(shape {node.inputs[i].shape}); the op was created here:\n{node.origin()}")
 
 
 def _check_all_versions(node: Any) -> None:

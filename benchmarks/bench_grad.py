@@ -94,7 +94,15 @@ def torch_loss(torch, x, y):
 def second_order(quick: bool) -> None:
     # one thread each: CPU time is then this computation's, not BLAS workers spinning while
     # other processes hold the cores
+    threads = ag.get_num_threads()
     ag.set_num_threads(1)
+    try:
+        _second_order(quick)
+    finally:
+        ag.set_num_threads(threads)
+
+
+def _second_order(quick: bool) -> None:
     params, x, y, vs = mlp_case()
     loss = ag_loss(x, y)
     ps = tuple(ag.tensor(p, requires_grad=True) for p in params)
@@ -118,6 +126,7 @@ def second_order(quick: bool) -> None:
         rows.append(["ours", name, fmt_time(t), f"{t / base:.2f}x"])
     torch = torch_or_none()
     if torch is not None:
+        torch_threads = torch.get_num_threads()
         torch.set_num_threads(1)
         tl = torch_loss(torch, x, y)
         tp = tuple(torch.tensor(p, requires_grad=True) for p in params)
@@ -131,6 +140,7 @@ def second_order(quick: bool) -> None:
             t = cpu_median(fn, **kw)
             tbase = tbase or t
             rows.append(["torch", name, fmt_time(t), f"{t / tbase:.2f}x"])
+        torch.set_num_threads(torch_threads)
     n = sum(p.size for p in params)
     print(f"MLP 64-128-128-10, batch 128, float64, 1 thread, {n} parameters (a Hessian would need {n} "
           f"backward passes of the recorded gradient)")

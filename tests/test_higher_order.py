@@ -12,7 +12,8 @@ import autograd as ag
 from autograd import backend, gradients
 from autograd import functional as F
 from autograd.backend import tensor_kernels
-from autograd.errors import FreedGraphError, GradcheckError, InplaceModificationError
+from autograd.errors import (AnomalyError, FreedGraphError, GradcheckError,
+                             InplaceModificationError)
 from autograd.function import REGISTRY, Op, apply
 from autograd.ops import shape as shape_ops
 
@@ -169,6 +170,14 @@ def test_in_place_change_after_forward_is_refused_by_create_graph():
         w.add_(1.0)
     with pytest.raises(InplaceModificationError):
         ag.grad(y, x, create_graph=True)
+
+
+def test_detect_anomaly_names_the_op_in_a_recorded_backward():
+    x = t64([0.0, 1.0])
+    with ag.detect_anomaly():
+        y = x.sqrt().sum()  # d sqrt / dx at 0 is inf
+        with pytest.raises(AnomalyError, match="sqrt: backward produced NaN or inf"):
+            ag.grad(y, x, create_graph=True)
 
 
 def test_gradient_penalty_then_plain_backward_on_both_engines(engine_name):

@@ -326,3 +326,31 @@ def test_grad_behaves_as_torch(case):
             go = np.ones(3) if lib == "ag" else torch.ones(3, dtype=torch.float64)
             return _outcome(lambda: grad(x * 2, [x], grad_outputs=go))
     assert run("ag") == run("torch")
+
+
+# --------------------------------------------------------------------------------------------
+# An nn model (fused Linear + activation in Sequential, BatchNorm in training mode)
+# --------------------------------------------------------------------------------------------
+
+def test_hessian_vector_product_of_an_nn_model_matches_torch():
+    from autograd import nn
+    ag.manual_seed(0)
+    ours = nn.Sequential(nn.Linear(4, 8, dtype=np.float64), nn.Tanh(),
+                         nn.BatchNorm1d(8, dtype=np.float64), nn.Linear(8, 6, dtype=np.float64),
+                         nn.Sigmoid(), nn.Linear(6, 3, dtype=np.float64))
+    theirs = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.BatchNorm1d(8),
+                                 torch.nn.Linear(8, 6), torch.nn.Sigmoid(),
+                                 torch.nn.Linear(6, 3)).double()
+    theirs.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in ours.state_dict().items()})
+    rng = np.random.default_rng(15)
+    x, target = rng.standard_normal((7, 4)), np.array([0, 2, 1, 1, 0, 2, 2])
+    po, pt = list(ours.parameters()), list(theirs.parameters())
+    vs = [rng.standard_normal(p.shape) for p in po]
+    lo = F.cross_entropy(ours(ag.tensor(x)), target)
+    lt = TF.cross_entropy(theirs(torch.tensor(x)), torch.tensor(target))
+    go = ag.grad(lo, po, create_graph=True)
+    gt = torch.autograd.grad(lt, pt, create_graph=True)
+    close(go, gt, "gradient")
+    ho = ag.grad(sum((g * ag.tensor(v)).sum() for g, v in zip(go, vs)), po)
+    ht = torch.autograd.grad(sum((g * torch.tensor(v)).sum() for g, v in zip(gt, vs)), pt)
+    close(ho, ht, "Hessian-vector product")
