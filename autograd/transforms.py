@@ -28,8 +28,8 @@ from typing import Any, Callable
 import numpy as np
 
 from .function import apply
-from .gradients import grad
 from .grad_mode import enable_grad
+from .gradients import grad
 from .ops import shape as shape_ops
 from .tensor import Tensor
 

@@ -142,8 +142,8 @@ def _second_order(quick: bool) -> None:
             rows.append(["torch", name, fmt_time(t), f"{t / tbase:.2f}x"])
         torch.set_num_threads(torch_threads)
     n = sum(p.size for p in params)
-    print(f"MLP 64-128-128-10, batch 128, float64, 1 thread, {n} parameters (a Hessian would need {n} "
-          f"backward passes of the recorded gradient)")
+    print(f"MLP 64-128-128-10, batch 128, float64, 1 thread, {n} parameters (a Hessian would "
+          f"need {n} backward passes of the recorded gradient)")
     print(table(["library", "case", "median CPU", "vs its gradient"], rows))
 
 

@@ -12,8 +12,7 @@ import autograd as ag
 from autograd import backend, gradients
 from autograd import functional as F
 from autograd.backend import tensor_kernels
-from autograd.errors import (AnomalyError, FreedGraphError, GradcheckError,
-                             InplaceModificationError)
+from autograd.errors import AnomalyError, FreedGraphError, GradcheckError, InplaceModificationError
 from autograd.function import REGISTRY, Op, apply
 from autograd.ops import shape as shape_ops
 
