@@ -34,23 +34,47 @@ import numpy as np
 
 from .. import backend as B
 from ..function import apply
+from ..grad_mode import state
 from ..ops import activation as A
 from ..ops import arith, linalg, reduce
 from ..ops import shape as S
 from ..tensor import Tensor, as_tensor
 
-#: The array provider ops fall through to while this one is installed.
+#: The array provider that array-only calls fall through to: per thread for the thread that
+#: installed this module, process-wide for the others (while the provider is process-wide).
 _base: ModuleType | None = None
+_local = threading.local()
 _depth = 0
 _lock = threading.Lock()
 
 
+def _fallback() -> ModuleType:
+    return getattr(_local, "base", None) or _base
+
+
 @contextmanager
 def installed() -> Iterator[None]:
-    """Make this module ``backend.k`` for the duration (nestable; other threads' array calls
-    fall through to the previous provider)."""
+    """Make this module ``backend.k`` while recording a backward (nestable).
+
+    Where the kernel provider is per thread (``grad_mode.state.k``), only this thread sees it.
+    Where it is one module attribute, the switch is process-wide: other threads' calls carry
+    arrays, so they fall through to the provider that was active before, with the same results.
+    """
     global _base, _depth
     this = sys.modules[__name__]
+    if getattr(state, "k", None) is not None:  # per-thread providers
+        previous = state.k
+        if previous is this:
+            yield
+            return
+        outer, _local.base = getattr(_local, "base", None), previous
+        state.k = this
+        try:
+            yield
+        finally:
+            state.k = previous
+            _local.base = outer
+        return
     with _lock:
         if _depth == 0 and B.k is not this:
             _base = B.k
@@ -82,7 +106,7 @@ def _kernel(fn: Callable) -> Callable:
     def kernel(*args: Any, **kwargs: Any) -> Any:
         if _has_tensor(args) or _has_tensor(tuple(kwargs.values())):
             return fn(*args, **kwargs)
-        return getattr(_base, name)(*args, **kwargs)
+        return getattr(_fallback(), name)(*args, **kwargs)
 
     kernel.__name__ = name
     kernel.__doc__ = fn.__doc__
@@ -94,6 +118,9 @@ def __getattr__(name: str) -> Callable:
     """Kernels not spelled here: arrays fall through; Tensors get an error naming the kernel."""
     if name.startswith("__"):
         raise AttributeError(name)
+    target = getattr(_fallback(), name, None)
+    if target is not None and not callable(target):
+        return target  # a constant of the array provider (e.g. a table of names)
 
     def missing(*args: Any, **kwargs: Any) -> Any:
         if _has_tensor(args) or _has_tensor(tuple(kwargs.values())):
@@ -101,7 +128,7 @@ def __getattr__(name: str) -> Callable:
                 f"create_graph: kernel {name!r} has no differentiable form; add it to "
                 f"autograd/backend/tensor_kernels.py (as a composition of ops) so gradients "
                 f"of the ops that use it can be differentiated again")
-        return getattr(_base, name)(*args, **kwargs)
+        return getattr(_fallback(), name)(*args, **kwargs)
     missing.__name__ = name
     return missing
 
