@@ -318,8 +318,9 @@ def sigmoid(x):
 
 @_kernel
 def sigmoid_back(out, grad):
-    """grad * out * (1 - out)."""
-    return mul(mul(grad, out), sub(1, out))
+    """grad * out * (1 - out), spelled g o - (g o) o: no scalar operand to broadcast."""
+    go = mul(grad, out)
+    return sub(go, mul(go, out))
 
 
 @_kernel
@@ -330,8 +331,8 @@ def tanh(x):
 
 @_kernel
 def tanh_back(out, grad):
-    """grad * (1 - out^2)."""
-    return mul(grad, sub(1, mul(out, out)))
+    """grad * (1 - out^2), spelled g - (g out) out: no scalar operand to broadcast."""
+    return sub(grad, mul(mul(grad, out), out))
 
 
 @_kernel
