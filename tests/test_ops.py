@@ -113,6 +113,18 @@ def test_gradgradcheck(info, backend_name, data):
     # gradgradcheck's function maps (inputs, cotangent) to the n_in gradient entries
     fast = n_in + 2 * (n_in + n_out) > FULL_JACOBIAN_BUDGET
     assert autograd.gradgradcheck(lambda *a: _call(info, sample, list(a)), args, fast_mode=fast)
+    # in float32 the recorded gradient, and its gradient, keep the dtype and the shapes
+    args32 = sample.tensors(np.float32)
+    xs = [args32[i] for i in sample.differentiable()]
+    out = _call(info, sample, args32)
+    grads = autograd.grad(out, xs, grad_outputs=np.ones(out.shape, np.float32),
+                          create_graph=True, allow_unused=True)
+    assert [(g.dtype, g.shape) for g in grads if g is not None] == \
+        [(np.float32, x.shape) for x, g in zip(xs, grads) if g is not None]
+    recorded = [(g * g).sum() for g in grads if g is not None and g.requires_grad]
+    if recorded:
+        second = autograd.grad(recorded, xs, allow_unused=True)
+        assert all(h.dtype == np.float32 for h in second if h is not None)
 
 
 def _numerical_vjp(info: OpInfo, sample: Sample, u: np.ndarray, i: int,
