@@ -244,6 +244,9 @@ def test_tensor_kernels_fall_through_on_arrays():
         np.testing.assert_array_equal(backend.k.mul(a, a), [1.0, 4.0])
         assert isinstance(backend.k.relu(a), np.ndarray)
         assert isinstance(backend.k.mul(ag.tensor(a), a), ag.Tensor)
+        # a comparison is a constant mask, an array even for Tensor operands
+        mask = backend.k.compare(ag.tensor(a), 0.0, "gt")
+        assert isinstance(mask, np.ndarray) and mask.tolist() == [True, False]
     assert backend.k is not tensor_kernels
 
 

@@ -289,6 +289,12 @@ def sign(x):
 
 
 @_kernel
+def compare(a, b, op):
+    """A boolean array: comparisons are constants (their derivative is zero)."""
+    return _fallback().compare(_data(a), _data(b), op)
+
+
+@_kernel
 def clip(x, lo, hi):
     """x limited to [lo, hi]."""
     return apply(arith.Clip, x, lo=lo, hi=hi)
