@@ -354,3 +354,27 @@ def test_hessian_vector_product_of_an_nn_model_matches_torch():
     ho = ag.grad(sum((g * ag.tensor(v)).sum() for g, v in zip(go, vs)), po)
     ht = torch.autograd.grad(sum((g * torch.tensor(v)).sum() for g, v in zip(gt, vs)), pt)
     close(ho, ht, "Hessian-vector product")
+
+
+def test_transform_result_nesting_and_defaults_match_torch():
+    rng = np.random.default_rng(16)
+    x, y, s = rng.standard_normal(3), rng.standard_normal(2), np.array(0.7)
+
+    def f(a, b):  # a tuple of outputs from a tuple of inputs: results [output][input]
+        return a.exp()[:2] * b, (a * a).sum()
+    ours = ag.jacobian(f, (ag.tensor(x), ag.tensor(y)))
+    theirs = TAF.jacobian(f, (torch.tensor(x), torch.tensor(y)))
+    assert [[t.shape for t in row] for row in ours] == \
+        [[tuple(t.shape) for t in row] for row in theirs]
+    close(ours, theirs, "jacobian[output][input]")
+
+    def g(a):
+        return (a ** 3).sum() * a.sum()
+    theirs = TAF.hessian(g, torch.tensor(x))
+    for strategy in ("reverse-mode", "forward-mode"):
+        close(ag.hessian(g, ag.tensor(x), outer_jacobian_strategy=strategy), theirs, strategy)
+    # v may be omitted for a one-element input (jvp) or output (vjp)
+    close(ag.jvp(lambda a: a.exp() * a, ag.tensor(s)),
+          TAF.jvp(lambda a: a.exp() * a, torch.tensor(s)), "jvp, v=None")
+    close(ag.vjp(lambda a: (a.exp() * a).sum(), ag.tensor(x)),
+          TAF.vjp(lambda a: (a.exp() * a).sum(), torch.tensor(x)), "vjp, v=None")
