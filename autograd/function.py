@@ -164,11 +164,11 @@ def apply(op: type[Op], *inputs: Any, **params: Any):
                 if dtype is None:
                     dtype = d
                 elif d != dtype:
-                    _mixed(op, dtype, d)
+                    _mixed(op, dtype, d, inputs)
             elif d.kind in "iu":
                 integer = d
     if integer is not None and dtype is not None:
-        _mixed(op, dtype, integer)
+        _mixed(op, dtype, integer, inputs)
     if op.broadcasting and len(arrays) > 1 and arrays[0].shape != arrays[1].shape:
         _check_broadcast(op, arrays)
     if not (record and state.grad_enabled):
@@ -192,9 +192,28 @@ def _output(out: np.ndarray, node: Node | None, inputs: tuple) -> "Tensor":
     return t
 
 
-def _mixed(op: type[Op], dtype: np.dtype, other: np.dtype) -> None:
-    raise TypeError(f"{op.name}: mixed dtypes {dtype} and {other}; convert one explicitly "
-                    f"(e.g. x.astype('{dtype}')) - autograd never casts silently")
+_CAST_METHOD = {"float32": ".float()", "float64": ".double()"}
+
+
+def _mixed(op: type[Op], dtype: np.dtype, other: np.dtype, inputs: tuple = ()) -> None:
+    """Raise for mixed dtypes, naming the argument to convert and the cast that fixes it.
+
+    The cast goes towards what is being trained: an integer tensor becomes the float dtype; of
+    two float dtypes, the one of the inputs that require grad (a model's parameters) wins, else
+    the default float32. So float64 NumPy data fed to a float32 model is told to use .float().
+    """
+    if other.kind in "iu":
+        target, wrong = dtype, other
+    else:
+        trained = {t._data.dtype for t in inputs if t._requires_grad}
+        target = trained.pop() if len(trained) == 1 else np.dtype(np.float32)
+        wrong = other if target == dtype else dtype
+    where = next((i for i, t in enumerate(inputs) if t._data.dtype == wrong), None)
+    which = f"argument {where} ({wrong})" if where is not None else f"the {wrong} tensor"
+    cast = _CAST_METHOD.get(target.name, f".astype('{target}')")
+    raise TypeError(f"{op.name}: mixed dtypes {dtype} and {other}; convert one explicitly: "
+                    f"{which} to {target} with {cast} (or .astype('{target}'); for NumPy data, "
+                    f"ag.tensor(data, dtype='{target}')) - autograd never casts silently")
 
 
 def broadcast_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
