@@ -23,8 +23,11 @@ THEIRS = "autograd"  # the HIPS project's distribution name on PyPI
 
 # A distribution's metadata directory: NAME-VERSION.dist-info (or .egg-info), where NAME is
 # normalized with "_" for "-"; ours is autograd_engine-*, theirs exactly autograd-*.
-_THEIRS_METADATA = re.compile(r"^autograd-([^-]+)\.(dist-info|egg-info)$", re.IGNORECASE)
-_OURS_METADATA = re.compile(r"^autograd[_.-]engine-([^-]+)\.(dist-info|egg-info)$",
+# (setuptools' older egg-info directories add -pyX.Y). Other projects named autograd-something
+# (autograd_gamma-*) never match: the version must follow "autograd-" directly.
+_THEIRS_METADATA = re.compile(r"^autograd-(\d[^-]*)(-py[\d.]+)?\.(dist-info|egg-info)$",
+                              re.IGNORECASE)
+_OURS_METADATA = re.compile(r"^autograd[_.-]engine-(\d[^-]*)(-py[\d.]+)?\.(dist-info|egg-info)$",
                             re.IGNORECASE)
 
 

@@ -79,6 +79,18 @@ def test_hips_init_installed_over_ours_is_refused_from_our_submodules(tmp_path):
     assert "whose __init__.py replaced ours" in result.stderr and "autograd-engine" in result.stderr
 
 
+def test_only_the_hips_distribution_counts(tmp_path):
+    for name in ("autograd_gamma-0.5.0.dist-info", "autograd_engine-0.1.0.dist-info",
+                 "autograd-engine-0.1.0.dist-info", "autograd_extras-1.0-py3.11.egg-info",
+                 "autograd"):
+        (tmp_path / name).mkdir()
+    assert _install_check.find_conflict(str(tmp_path)) is None
+    (tmp_path / "autograd-1.5-py3.11.egg-info").mkdir()  # an old setuptools install of HIPS
+    message = _install_check.find_conflict(str(tmp_path))
+    assert message is not None and "autograd 1.5 (the HIPS" in message
+    assert "autograd-engine 0.1.0 (this project" in message
+
+
 def test_build_time_check_names_both_distributions(tmp_path, capsys):
     assert _install_check.main([str(tmp_path)]) == 0
     _fake_dist_info(tmp_path, "autograd", "1.6.2")
@@ -141,6 +153,14 @@ def test_importing_the_unbuilt_source_tree_warns_once_with_the_fix(tmp_path):
     for part in (f"running from its source tree {root / 'autograd'}", "native core (autograd._C)",
                  "compiled engine", f"cd {root} && pip install -e .", "AUTOGRAD_BACKEND=numpy"):
         assert part in " ".join(result.stderr.split()), part
+
+
+def test_asking_for_native_in_the_source_tree_gives_the_hint_that_works(tmp_path):
+    root = _source_tree(tmp_path)
+    result = _python_isolated("import autograd", [""], cwd=root, AUTOGRAD_BACKEND="native")
+    assert result.returncode != 0
+    err = " ".join(result.stderr.split())
+    assert f"not built in this source tree ({root})" in err and "pip install -e ." in err
 
 
 def test_choosing_numpy_deliberately_or_a_built_install_does_not_warn(tmp_path):
@@ -209,6 +229,44 @@ def test_numpy_only_wheel_installs_without_a_compiler_and_refuses_hips(tmp_path)
                            text=True, cwd=tmp_path, env=env, timeout=120)
     assert mixed.returncode != 0 and "MixedInstallationError" in mixed.stderr
     assert "autograd-engine 0.1.0" in mixed.stderr and "autograd 1." in mixed.stderr
+
+
+def _dev_build_dir() -> Path | None:
+    dirs = sorted(ROOT.glob("build/cp3*"))
+    return dirs[0] if dirs and (dirs[0] / "CMakeCache.txt").exists() else None
+
+
+@needs_checkout
+@pytest.mark.slow
+@pytest.mark.build
+@pytest.mark.skipif(_dev_build_dir() is None
+                    and os.environ.get("AUTOGRAD_TEST_NATIVE_WHEEL") != "1",
+                    reason="a native wheel is a full compile without a development build dir "
+                           "(build/<tag>); set AUTOGRAD_TEST_NATIVE_WHEEL=1 to run it anyway")
+def test_native_wheel_installs_in_a_fresh_environment_without_a_compiler(tmp_path):
+    args = ["wheel", "--no-deps", "-w", str(tmp_path / "dist"), str(ROOT)]
+    if _dev_build_dir() is not None:  # incremental: reuse the development build (seconds)
+        args[1:1] = ["--no-build-isolation", f"-Cbuild-dir={_dev_build_dir()}"]
+    built = _pip(Path(sys.executable), *args)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    wheels = glob.glob(str(tmp_path / "dist" / "autograd_engine-*.whl"))
+    assert len(wheels) == 1 and "-cp3" in wheels[0] and "linux" in wheels[0], wheels
+    python = _venv(tmp_path / "env")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOGRAD_")}
+    env.update(CC="/bin/false", CXX="/bin/false")
+    installed = _pip(python, "install", "--only-binary=:all:", wheels[0], env=env)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    check = ("import autograd as ag; i = ag.backend.info(); print(i['backend'], i['engine']); "
+             "x = ag.randn(4, 3, requires_grad=True); (x @ x.T).sum().backward(); "
+             "print(x.grad.shape); import autograd._C as C; print(C.__file__)")
+    run = subprocess.run([str(python), "-c", check], capture_output=True, text=True,
+                         cwd=tmp_path, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[:2] == ["native compiled", "(4, 3)"]
+    assert lines[2].startswith(str(tmp_path / "env"))  # the wheel's copy, not the checkout's
+    data = Path(lines[2]).read_bytes()
+    assert str(ROOT).encode() not in data  # no build-machine paths (RUNPATH is $ORIGIN-based)
 
 
 @needs_checkout

@@ -41,6 +41,14 @@ if not _NATIVE_BUILT:
                   "reinstall with a C++ compiler and without that setting to build it, or set "
                   "AUTOGRAD_BACKEND=numpy")
 
+elif _install_check._is_source_checkout(os.path.dirname(os.path.dirname(__file__))):
+    # `pip install .` would not help here: Python run in the checkout imports this directory.
+    BUILD_HINT = ("the native core (autograd._C) is not built in this source tree "
+                  f"({os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))}"
+                  "): build it "
+                  "in place with `pip install -e .` there, or run Python from another directory "
+                  "to use an installed copy, or set AUTOGRAD_BACKEND=numpy")
+
 _native: ModuleType | None = None
 _native_error: BaseException | None = None
 
