@@ -17,8 +17,8 @@ import pytest
 import autograd as ag
 from autograd import _install_check
 
-PKG = Path(ag.__file__).parent
-ROOT = PKG.parent
+PKG = Path(ag.__file__).parent  # the package under test (installed, or the checkout's)
+ROOT = Path(__file__).resolve().parents[1]  # the checkout these tests belong to
 SOURCE_CHECKOUT = (ROOT / "pyproject.toml").exists() and (ROOT / "CMakeLists.txt").exists()
 NUMPY_SITE = str(Path(np.__file__).parents[1])
 needs_checkout = pytest.mark.skipif(not SOURCE_CHECKOUT, reason="needs the source checkout")
@@ -103,6 +103,11 @@ def _cmake() -> str | None:
     return shutil.which("cmake") or shutil.which("cmake", path=os.path.dirname(sys.executable))
 
 
+def _generator() -> list[str]:
+    ninja = shutil.which("ninja") or shutil.which("ninja", path=os.path.dirname(sys.executable))
+    return ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"] if ninja else []
+
+
 @needs_checkout
 @pytest.mark.skipif(_cmake() is None, reason="cmake is not installed")
 def test_cmake_refuses_to_build_into_an_environment_with_hips_autograd(tmp_path):
@@ -112,7 +117,7 @@ def test_cmake_refuses_to_build_into_an_environment_with_hips_autograd(tmp_path)
     site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                           capture_output=True, text=True, check=True).stdout.strip()
     _fake_dist_info(Path(site), "autograd", "1.7.0")
-    result = subprocess.run([_cmake(), "-S", str(ROOT), "-B", str(tmp_path / "b"), "-G", "Ninja",
+    result = subprocess.run([_cmake(), "-S", str(ROOT), "-B", str(tmp_path / "b"), *_generator(),
                              f"-DPython_EXECUTABLE={python}"], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode != 0
@@ -126,7 +131,7 @@ def test_cmake_refuses_to_build_into_an_environment_with_hips_autograd(tmp_path)
 def test_cmake_without_a_compiler_names_the_numpy_only_option(tmp_path):
     env = {**os.environ, "CXX": str(tmp_path / "no-such-compiler"),
            "CC": str(tmp_path / "no-such-compiler")}
-    result = subprocess.run([_cmake(), "-S", str(ROOT), "-B", str(tmp_path / "b"), "-G", "Ninja",
+    result = subprocess.run([_cmake(), "-S", str(ROOT), "-B", str(tmp_path / "b"), *_generator(),
                              f"-DPython_EXECUTABLE={sys.executable}"], capture_output=True,
                             text=True, timeout=300, env=env)
     assert result.returncode != 0

@@ -17,8 +17,8 @@ import autograd as ag
 from autograd import backend
 from autograd.tensor import Tensor
 
-PKG = Path(ag.__file__).parent
-ROOT = PKG.parent
+PKG = Path(ag.__file__).parent  # the package under test (installed, or the checkout's)
+ROOT = Path(__file__).resolve().parents[1]  # the checkout these tests belong to
 # Modules whose public names (their __all__, else names without "_") must be typed and
 # documented: everything a user imports.
 PUBLIC_MODULES = [
@@ -121,7 +121,7 @@ def test_C_stub_is_current():
     stubgen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(stubgen)
     expected = stubgen.render(importlib.import_module("autograd._C"))
-    assert (PKG / "_C.pyi").read_text() == expected, (
+    assert (ROOT / "autograd" / "_C.pyi").read_text() == expected, (
         "autograd/_C.pyi is out of date with csrc/bindings.cpp: run `python csrc/stubgen.py`")
     tree = ast.parse(expected)
     stubbed = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
@@ -146,7 +146,7 @@ def test_compiled_engine_tracebacks_show_the_source_path(monkeypatch):
         assert "build" not in f.filename and not f.filename.startswith("..")
     # The relative path resolves, through sys.path, to the engine source beside the package.
     f = engine_frames[-1]
-    monkeypatch.syspath_prepend(str(ROOT))
+    monkeypatch.syspath_prepend(str(PKG.parent))
     linecache.clearcache()
     line = linecache.getline(f.filename, f.lineno).strip()
     assert line and line in (PKG / "engine.py").read_text()
