@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .errors import InplaceModificationError
+from .errors import InplaceModificationError, mixed_dtypes_message
 from .grad_mode import state
 
 __all__ = ["Op", "Node", "apply", "REGISTRY", "broadcast_shape"]
@@ -192,28 +192,8 @@ def _output(out: np.ndarray, node: Node | None, inputs: tuple) -> "Tensor":
     return t
 
 
-_CAST_METHOD = {"float32": ".float()", "float64": ".double()"}
-
-
 def _mixed(op: type[Op], dtype: np.dtype, other: np.dtype, inputs: tuple = ()) -> None:
-    """Raise for mixed dtypes, naming the argument to convert and the cast that fixes it.
-
-    The cast goes towards what is being trained: an integer tensor becomes the float dtype; of
-    two float dtypes, the one of the inputs that require grad (a model's parameters) wins, else
-    the default float32. So float64 NumPy data fed to a float32 model is told to use .float().
-    """
-    if other.kind in "iu":
-        target, wrong = dtype, other
-    else:
-        trained = {t._data.dtype for t in inputs if t._requires_grad}
-        target = trained.pop() if len(trained) == 1 else np.dtype(np.float32)
-        wrong = other if target == dtype else dtype
-    where = next((i for i, t in enumerate(inputs) if t._data.dtype == wrong), None)
-    which = f"argument {where} ({wrong})" if where is not None else f"the {wrong} tensor"
-    cast = _CAST_METHOD.get(target.name, f".astype('{target}')")
-    raise TypeError(f"{op.name}: mixed dtypes {dtype} and {other}; convert one explicitly: "
-                    f"{which} to {target} with {cast} (or .astype('{target}'); for NumPy data, "
-                    f"ag.tensor(data, dtype='{target}')) - autograd never casts silently")
+    raise TypeError(mixed_dtypes_message(op.name, dtype, other, inputs))
 
 
 def broadcast_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
