@@ -141,11 +141,17 @@ def warn_if_source_tree(package_dir: str, native: bool, compiled_engine: bool) -
 
 
 def main(argv: list[str]) -> int:
-    """Build-time check: exit 1 with the message if any directory in ``argv`` is mixed."""
+    """Build-time check: exit 1 with the message if HIPS autograd is installed in any
+    directory of ``argv`` (the site-packages this build installs into)."""
     for directory in argv:
-        message = find_conflict(directory)
-        if message is not None:
-            print(f"autograd-engine cannot be installed into {directory}: {message}",
+        theirs = _find(directory, _THEIRS_METADATA)
+        if theirs is not None:
+            print(f"autograd-engine cannot be installed into {directory}: {THEIRS} {theirs} "
+                  f"(the HIPS autograd project from PyPI) is installed there, and both install "
+                  f"the top-level package `autograd`, so installing this one would mix their "
+                  f"files and neither would work. Fix: install {OURS} into its own environment, "
+                  f"e.g. `python -m venv .venv && .venv/bin/pip install {OURS}`; or, if this "
+                  f"environment does not need HIPS autograd, `pip uninstall -y {THEIRS}` first.",
                   file=sys.stderr)
             return 1
     return 0

@@ -225,6 +225,11 @@ def test_numpy_only_wheel_installs_without_a_compiler_and_refuses_hips(tmp_path)
                            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     assert mixed.returncode != 0 and "MixedInstallationError" in mixed.stderr
     assert "autograd-engine 0.1.0" in mixed.stderr and "HIPS" in mixed.stderr
+    # Building from source into an environment holding HIPS autograd stops at configure time.
+    build = _pip(python, "install", "--no-deps", str(ROOT), env=env)
+    out = " ".join((build.stdout + build.stderr).split())
+    assert build.returncode != 0 and "autograd-engine cannot be installed into" in out, out[-2000:]
+    assert "HIPS autograd project" in out and "own environment" in out
     # And ours installed over HIPS: the first import refuses.
     for args in (("uninstall", "-y", "autograd", "autograd-engine"),
                  ("install", "--no-deps", "--only-binary=:all:", "autograd"),
