@@ -7,6 +7,8 @@ import importlib
 import importlib.util
 import inspect
 import linecache
+import subprocess
+import sys
 import traceback
 from pathlib import Path
 
@@ -187,3 +189,28 @@ def test_dtype_mixing_error_suggests_the_cast_towards_the_model():
     # Neither requires grad: towards the float32 default.
     with pytest.raises(TypeError, match=r"argument 1 \(float64\) to float32"):
         ag.ones(2) + ag.ones(2, dtype="float64")
+
+
+def test_a_type_checker_sees_the_types(tmp_path):
+    """py.typed and the stubs work in practice: mypy checks user code against our hints (and
+    would report 'missing library stubs or py.typed marker' without them)."""
+    pytest.importorskip("mypy", reason="mypy is not installed (pip install mypy)")
+
+    user = tmp_path / "user.py"
+    user.write_text(
+        "import autograd as ag\n"
+        "from autograd import nn, viz\n"
+        "import autograd._C as C\n"
+        "x = ag.tensor([[1.0, 2.0]], requires_grad=True)\n"
+        "y: ag.Tensor = (x * 2.0).sum(axis=1).mean()\n"
+        "n: int = C.get_num_threads()\n"
+        "dot: str = viz.to_dot(y, params=nn.Linear(2, 1))\n"
+        "wrong: str = x.sum()\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--follow-imports=silent", "--no-incremental",
+         "--cache-dir", str(tmp_path / "cache"), str(user)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    errors = [line for line in result.stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 1, result.stdout + result.stderr
+    assert "user.py:8: error: Incompatible types in assignment (expression has type \"Tensor\"" \
+        in errors[0]
