@@ -36,18 +36,17 @@ try:  # written into the package by an `AUTOGRAD_NATIVE=OFF pip install .` (no c
     from .._build_config import NATIVE as _NATIVE_BUILT  # type: ignore[import-not-found]
 except ImportError:
     _NATIVE_BUILT = True
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if not _NATIVE_BUILT:
     BUILD_HINT = ("this installation was built without the native core (AUTOGRAD_NATIVE=OFF); "
                   "reinstall with a C++ compiler and without that setting to build it, or set "
                   "AUTOGRAD_BACKEND=numpy")
-
-elif _install_check._is_source_checkout(os.path.dirname(os.path.dirname(__file__))):
+elif _install_check._is_source_checkout(_PACKAGE_DIR):
     # `pip install .` would not help here: Python run in the checkout imports this directory.
-    BUILD_HINT = ("the native core (autograd._C) is not built in this source tree "
-                  f"({os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))}"
-                  "): build it "
-                  "in place with `pip install -e .` there, or run Python from another directory "
-                  "to use an installed copy, or set AUTOGRAD_BACKEND=numpy")
+    BUILD_HINT = (f"the native core (autograd._C) is not built in this source tree "
+                  f"({os.path.dirname(_PACKAGE_DIR)}): build it in place with `pip install -e .` "
+                  f"there, or run Python from another directory to use an installed copy, or "
+                  f"set AUTOGRAD_BACKEND=numpy")
 
 _native: ModuleType | None = None
 _native_error: BaseException | None = None
