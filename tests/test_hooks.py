@@ -126,8 +126,8 @@ def test_hooks_die_with_their_tensor():
     x = leaf([1.0])
     y = x * 2.0
     # Hooks that refer back to their tensors: a cycle the collector must free.
-    y.register_hook(lambda g: y and None)
-    x.register_post_accumulate_grad_hook(lambda t: x and None)
+    y.register_hook(lambda g, y=y: None)
+    x.register_post_accumulate_grad_hook(lambda t, x=x: None)
     assert id(x) in hooks.LEAF and id(y._node) in hooks.NODE
     del x, y
     gc.collect()

@@ -1,0 +1,222 @@
+"""autograd.distributed, DistributedDataParallel, DistributedSampler and data-parallel Keras.
+
+The multi-process checks run tests/distributed_worker.py under ``mpiexec -n 2`` and ``-n 3``
+(oversubscribed on small machines) and read its report; they skip when mpi4py or mpiexec is not
+installed (``pip install ".[mpi]"`` installs both). The rest runs in this process: a world of
+size 1 and the sampler's arithmetic.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import autograd as ag
+from autograd import nn, optim
+from autograd.data import DataLoader, DistributedSampler, TensorDataset
+
+WORKER = Path(__file__).with_name("distributed_worker.py")
+SCENARIOS = ["collectives", "ddp_sgd_compiled", "ddp_adam_compiled", "ddp_sgd_python",
+             "ddp_adam_python", "ddp_no_sync_unused", "ddp_mismatch", "ddp_buffers",
+             "sampler", "keras_fit"]
+
+
+def _mpiexec() -> str:
+    pytest.importorskip("mpi4py", reason="mpi4py not installed (pip install '.[mpi]')")
+    here = Path(sys.executable).parent / "mpiexec"
+    found = str(here) if here.exists() else shutil.which("mpiexec")
+    if not found:
+        pytest.skip("mpiexec not found (pip install '.[mpi]' brings the mpich wheel's)")
+    return found
+
+
+def _run(n: int, scenario: str, timeout: float) -> tuple[subprocess.CompletedProcess, float]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(ag.__file__).parent.parent)] +
+                                        [p for p in [env.get("PYTHONPATH")] if p])
+    start = time.monotonic()
+    proc = subprocess.run([_mpiexec(), "-n", str(n), sys.executable, str(WORKER), scenario],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+    return proc, time.monotonic() - start
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_under_mpiexec(n):
+    """Every scenario of the worker passes on every rank: collectives in every dtype, DDP
+    (SGD and Adam, float64, 11 samples split unevenly) equal to one process to 1e-12 and
+    bit-identical across ranks, no_sync, unused parameters, mismatch errors, buffers, the
+    sampler's partition and data-parallel Keras fit."""
+    proc, _ = _run(n, "all", timeout=600)
+    assert proc.returncode == 0, f"mpiexec -n {n} failed:\n{proc.stdout}\n{proc.stderr}"
+    passed = {line.split()[1] for line in proc.stdout.splitlines() if line.startswith("ok ")}
+    assert set(SCENARIOS) <= passed, f"missing: {set(SCENARIOS) - passed}\n{proc.stdout}"
+    assert f"ok done world size {n}" in proc.stdout
+
+
+def test_a_raising_rank_aborts_the_job_quickly():
+    """Rank 1 raises while the others wait in a barrier: mpiexec must end non-zero, fast,
+    showing rank 1's traceback."""
+    proc, elapsed = _run(3, "raise", timeout=60)
+    assert proc.returncode != 0
+    assert elapsed < 10, f"took {elapsed:.1f} s to abort"
+    assert "[rank 1] RuntimeError: rank 1 fails on purpose" in proc.stderr, proc.stderr
+
+
+# ------------------------------------------------------------------ a world of size 1
+@pytest.fixture
+def group():
+    pytest.importorskip("mpi4py", reason="mpi4py not installed (pip install '.[mpi]')")
+    from autograd import distributed as dist
+    dist.init_process_group()
+    yield dist
+    dist.destroy_process_group()
+
+
+def test_import_autograd_does_not_import_mpi4py():
+    code = ("import sys, autograd, autograd.distributed, autograd.nn.parallel; "
+            "assert 'mpi4py' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_not_initialised_errors():
+    from autograd import distributed as dist
+    assert not dist.is_initialized()
+    with pytest.raises(RuntimeError, match="init_process_group"):
+        dist.get_rank()
+    with pytest.raises(RuntimeError, match="init_process_group"):
+        nn.parallel.DistributedDataParallel(nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="only the 'mpi' backend"):
+        dist.init_process_group("nccl")
+
+
+def test_world_of_one(group):
+    dist = group
+    dist.init_process_group()  # idempotent
+    assert dist.is_initialized() and dist.get_rank() == 0 and dist.get_world_size() == 1
+    dist.barrier()
+    t = ag.tensor(np.array([1.0, 2.0]))
+    for op in ("sum", "mean", "max", "min"):
+        dist.all_reduce(t, op)
+    np.testing.assert_array_equal(t.numpy(), [1.0, 2.0])
+    assert t._version == 4  # an in-place change, seen by graphs that saved the array
+    work = dist.all_reduce(t, dist.ReduceOp.SUM, async_op=True)
+    assert work.wait() and work.is_completed()
+    dist.broadcast(t, 0)
+    out = dist.all_gather(t)
+    assert len(out) == 1 and np.array_equal(out[0].numpy(), t.numpy())
+    with pytest.raises(ValueError, match="op must be one of"):
+        dist.all_reduce(t, "prod")
+    with pytest.raises(TypeError, match="needs a floating tensor"):
+        dist.all_reduce(ag.tensor(np.array([1, 2])), "mean")
+    with pytest.raises(ValueError, match="src must be a rank"):
+        dist.broadcast(t, 1)
+    with pytest.raises(TypeError, match="expected a Tensor"):
+        dist.all_reduce(np.ones(2))
+    with pytest.raises(ValueError, match="read-only"):
+        dist.all_reduce(ag.tensor(np.ones(3)).expand(2, 3))
+    assert sys.excepthook is sys.__excepthook__ or "autograd" not in repr(sys.excepthook)
+
+
+def test_ddp_at_world_size_one_trains_like_the_module(group, engine_name, rng):
+    """The whole reducer runs at size 1 (buckets, hooks, final callback); the result must
+    equal plain training bit for bit, for several buckets and several optimizers."""
+    x, y = rng.standard_normal((9, 4)), rng.standard_normal((9, 2))
+
+    def net():
+        ag.manual_seed(3)
+        return nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 2)).double()
+
+    for make in (lambda p: optim.SGD(p, lr=0.1, momentum=0.5), lambda p: optim.Adam(p)):
+        plain, wrapped = net(), nn.parallel.DistributedDataParallel(net(), bucket_cap_mb=1e-4)
+        assert len(wrapped.reducer.buckets) == 4
+        for model in (plain, wrapped):
+            opt = make(model.parameters())
+            for _ in range(5):
+                opt.zero_grad()
+                ag.functional.mse_loss(model(ag.tensor(x)), ag.tensor(y)).backward()
+                opt.step()
+        for p, q in zip(plain.parameters(), wrapped.module.parameters()):
+            np.testing.assert_array_equal(p.numpy(), q.numpy())
+        assert list(wrapped.state_dict()) == ["module." + k for k in plain.state_dict()]
+        wrapped.remove_hooks()
+
+
+def test_ddp_buckets_reverse_order_and_dtype(group):
+    a = nn.Linear(300, 300)  # 360 kB of float32 weights
+    b = nn.Linear(300, 300).double()
+    c = nn.Linear(300, 10)
+    model = nn.Sequential(a, b, c)
+    ddp = nn.parallel.DistributedDataParallel(model, bucket_cap_mb=0.5)
+    names = [[n for n, _ in bk.params] for bk in ddp.reducer.buckets]
+    # Reverse order; the first bucket is capped at 1 MiB; float64 gradients in their own.
+    assert names[0][:2] == ["2.bias", "2.weight"]
+    assert all(len({p.dtype for _, p in bk.params}) == 1 for bk in ddp.reducer.buckets)
+    flat = [n for bucket in names for n in bucket]
+    assert sorted(flat) == sorted(n for n, _ in model.named_parameters())
+    ddp.remove_hooks()
+
+
+def test_ddp_no_sync_at_size_one_accumulates(group):
+    ag.manual_seed(0)
+    model = nn.parallel.DistributedDataParallel(nn.Linear(3, 1).double())
+    x = ag.tensor(np.ones((2, 3)))
+    with model.no_sync():
+        model(x).sum().backward()
+    model(x).sum().backward()
+    np.testing.assert_array_equal(model.module.weight.grad.numpy(), np.full((1, 3), 4.0))
+    model.remove_hooks()
+
+
+# ------------------------------------------------------------------ the sampler
+@pytest.mark.parametrize("n,replicas", [(12, 3), (11, 3), (10, 4), (2, 3), (7, 1)])
+def test_distributed_sampler_partitions_every_epoch(n, replicas):
+    for drop_last in (False, True):
+        per_epoch = []
+        for epoch in range(3):
+            parts = []
+            for rank in range(replicas):
+                s = DistributedSampler(range(n), replicas, rank, seed=4, drop_last=drop_last)
+                s.set_epoch(epoch)
+                parts.append(list(s))
+                assert len(parts[-1]) == len(s)
+            assert len({len(p) for p in parts}) == 1  # every rank takes the same steps
+            flat = np.concatenate(parts).astype(int)
+            counts = np.bincount(flat, minlength=n)
+            if drop_last:
+                assert np.all(counts <= 1) and len(flat) == n - n % replicas
+            else:
+                assert np.all(counts >= 1) and len(flat) == -(-n // replicas) * replicas
+                if n % replicas == 0:
+                    assert np.all(counts == 1)
+            per_epoch.append(tuple(flat))
+        if n > 2:
+            assert len(set(per_epoch)) == 3  # a new order each epoch
+
+
+def test_distributed_sampler_no_shuffle_and_errors():
+    s = DistributedSampler(range(5), num_replicas=2, rank=1, shuffle=False)
+    assert list(s) == [1, 3, 0]  # padded with the first index
+    with pytest.raises(ValueError, match="rank must be in 0..1"):
+        DistributedSampler(range(5), num_replicas=2, rank=2)
+    with pytest.raises(ValueError, match="num_replicas"):
+        DistributedSampler(range(5), num_replicas=0, rank=0)
+    with pytest.raises(RuntimeError, match="init_process_group"):
+        DistributedSampler(range(5))
+
+
+def test_dataloader_with_sampler():
+    data = TensorDataset(np.arange(10.0), np.arange(10))
+    sampler = DistributedSampler(data, num_replicas=3, rank=2, shuffle=False)
+    loader = DataLoader(data, batch_size=3, sampler=sampler)
+    batches = [b[1].numpy().tolist() for b in loader]
+    assert batches == [[2, 5, 8], [1]] and len(loader) == 2
+    with pytest.raises(ValueError, match="exclusive"):
+        DataLoader(data, sampler=sampler, shuffle=True)
+    with pytest.raises(TypeError, match="sampler must be"):
+        DataLoader(data, sampler=5)
