@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import traceback
 from typing import Any
@@ -48,13 +49,20 @@ class ReduceOp:
 _OPS = ("sum", "mean", "max", "min")
 
 
+_MPI: Any = None  # the mpi4py.MPI module, once imported
+
+
 def _mpi() -> Any:
+    global _MPI
+    if _MPI is not None:
+        return _MPI
     try:
         from mpi4py import MPI
     except ImportError:
         raise ImportError("autograd.distributed needs mpi4py: pip install "
                           "\"autograd-engine[mpi]\" (mpi4py with the mpich wheel), or on a "
                           "cluster build mpi4py against its MPI (see the README)") from None
+    _MPI = MPI
     return MPI
 
 
@@ -68,7 +76,12 @@ def init_process_group(backend: str | None = "mpi", comm: Any = None) -> None:
     """Join the process group: every process started by ``mpiexec`` (``COMM_WORLD``), or a
     world of size 1 when started alone. Calling it again does nothing. ``backend`` may only be
     ``"mpi"`` (accepted for PyTorch's spelling); ``comm`` an mpi4py communicator to use instead
-    of ``COMM_WORLD``."""
+    of ``COMM_WORLD``.
+
+    With several processes, an uncaught exception on any rank aborts them all (see the module
+    docstring), and processes that share a machine share its cores: each gets
+    ``cores // processes on this machine`` threads (at least 1), as ``torchrun`` does, unless
+    ``OMP_NUM_THREADS`` is set (then :func:`autograd.set_num_threads` is left to you)."""
     global _comm
     if backend not in (None, "mpi"):
         raise ValueError(f"init_process_group: only the 'mpi' backend exists, got {backend!r}")
@@ -78,6 +91,21 @@ def init_process_group(backend: str | None = "mpi", comm: Any = None) -> None:
     _comm = comm if comm is not None else MPI.COMM_WORLD
     if _comm.Get_size() > 1:
         _install_excepthook()
+        _share_cores(MPI)
+
+
+def _share_cores(MPI: Any) -> None:
+    """Give each process on a machine its share of the cores: N processes with all cores
+    each would oversubscribe the machine N times over."""
+    node = _comm.Split_type(MPI.COMM_TYPE_SHARED)  # the processes on this machine
+    local = node.Get_size()
+    node.Free()
+    if "OMP_NUM_THREADS" in os.environ or local < 2:
+        return
+    from . import get_num_threads, set_num_threads
+    share = max(1, (os.cpu_count() or 1) // local)
+    if share < get_num_threads():
+        set_num_threads(share)
 
 
 def destroy_process_group() -> None:
@@ -155,14 +183,17 @@ def _buffer(tensor: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _mpi_op(MPI: Any, op: str, dtype: np.dtype, what: str) -> Any:
+    kind = dtype.kind
+    if kind == "f" and op in ("sum", "mean"):  # the common case first
+        return MPI.SUM
     if op not in _OPS:
         raise ValueError(f"{what}: op must be one of {list(_OPS)}, got {op!r}")
-    if op == "mean" and dtype.kind != "f":
+    if op == "mean" and kind != "f":
         raise TypeError(f"{what}: op 'mean' needs a floating tensor, this one is {dtype}; "
                         f"use 'sum' and divide")
-    if dtype.kind == "b":  # MPI reduces booleans with logical operators
+    if kind == "b":  # MPI reduces booleans with logical operators
         return MPI.LAND if op == "min" else MPI.LOR
-    return {"sum": MPI.SUM, "mean": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op]
+    return MPI.SUM if op == "sum" else MPI.MAX if op == "max" else MPI.MIN
 
 
 def all_reduce(tensor: Tensor, op: str = "sum", async_op: bool = False) -> Work | None:
@@ -174,20 +205,21 @@ def all_reduce(tensor: Tensor, op: str = "sum", async_op: bool = False) -> Work 
     MPI = _mpi()
     a, buf = _buffer(tensor, "all_reduce")
     mpi_op = _mpi_op(MPI, op, a.dtype, "all_reduce")
-    size = comm.Get_size()
-
-    def finish() -> None:
-        if op == "mean":
-            np.divide(buf, buf.dtype.type(size), out=buf)
-        if buf is not a:
-            a[...] = buf
-        tensor._vc[0] += 1  # an in-place change: graphs that saved this array must know
-
     if async_op:
-        return Work(comm.Iallreduce(MPI.IN_PLACE, buf, op=mpi_op), finish)
+        request = comm.Iallreduce(MPI.IN_PLACE, buf, op=mpi_op)
+        return Work(request, lambda: _reduced(tensor, a, buf, op, comm))
     comm.Allreduce(MPI.IN_PLACE, buf, op=mpi_op)
-    finish()
+    _reduced(tensor, a, buf, op, comm)
     return None
+
+
+def _reduced(tensor: Tensor, a: np.ndarray, buf: np.ndarray, op: str, comm: Any) -> None:
+    """Finish an allreduce: the mean's division, the copy back, the version bump."""
+    if op == "mean":
+        np.divide(buf, buf.dtype.type(comm.Get_size()), out=buf)
+    if buf is not a:
+        a[...] = buf
+    tensor._vc[0] += 1  # an in-place change: graphs that saved this array must know
 
 
 def broadcast(tensor: Tensor, src: int = 0, async_op: bool = False) -> Work | None:

@@ -220,3 +220,35 @@ def test_dataloader_with_sampler():
         DataLoader(data, sampler=sampler, shuffle=True)
     with pytest.raises(TypeError, match="sampler must be"):
         DataLoader(data, sampler=5)
+
+
+# ------------------------------------------------------------------ the benchmark's model
+def _bench():
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    try:
+        import bench_distributed
+    finally:
+        sys.path.pop(0)
+    return bench_distributed
+
+
+def test_ring_model_fit_recovers_latency_and_bandwidth():
+    bench = _bench()
+    alpha, beta = 3e-6, 1 / 5e9
+    rows = [{"bytes": n, "mpi4py": {"median": bench.ring_seconds(4, n, alpha, beta)}}
+            for n in bench.SIZES]
+    a, b = bench.fit_alpha_beta(rows, 4)
+    assert a == pytest.approx(alpha, rel=1e-6) and b == pytest.approx(beta, rel=1e-6)
+    # 2(p-1) latency steps and 2(p-1)/p of the message through each link.
+    assert bench.ring_seconds(8, 8e6, 1e-6, 1e-9) == pytest.approx(14e-6 + 14e-3)
+
+
+def test_bench_step_worker_runs_at_world_size_one(group):
+    bench = _bench()
+    threads = ag.get_num_threads()
+    try:
+        out = bench.worker_step(quick=True)
+    finally:
+        ag.set_num_threads(threads)
+    assert out["world"] == 1 and out["ddp_small_buckets"]["buckets"] > out["ddp"]["buckets"]
+    assert out["ddp"]["grad_bytes"] == 4 * (784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10)
