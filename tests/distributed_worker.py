@@ -305,6 +305,57 @@ def keras_fit() -> None:
     assert (rank == 0) == ("Epoch 3/3" in printed), (rank, printed)
     same_on_every_rank(model.get_weights(), "Keras weights")
     report("keras_fit", f"max |ddp - single| = {err:.2e}")
+    keras_classifier_with_validation_and_checkpoints()
+
+
+def keras_classifier_with_validation_and_checkpoints() -> None:
+    """Accuracy, validation_split, EarlyStopping and ModelCheckpoint: logs equal to one
+    process's; checkpoints written by rank 0 only."""
+    import os
+    import shutil
+    import tempfile
+
+    from autograd import keras
+    rank = dist.get_rank()
+    g = np.random.default_rng(3)
+    x = g.standard_normal((23, 4))
+    y = (x[:, 0] + x[:, 1] > 0).astype(np.int64) + (x[:, 2] > 1).astype(np.int64)
+    folder = dist.allgather_json(tempfile.mkdtemp() if rank == 0 else None)[0]
+
+    def build():
+        ag.manual_seed(1)
+        m = keras.Sequential([keras.layers.Dense(6, input_dim=4, activation="relu"),
+                              keras.layers.Dense(3, activation="softmax")])
+        m.module.double()
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+        return m
+
+    def fit(m, name):
+        ag.manual_seed(2)
+        cbs = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=2),
+               keras.callbacks.ModelCheckpoint(os.path.join(folder, name + "-{epoch}.st"),
+                                               monitor="val_accuracy", save_best_only=False)]
+        return m.fit(x, y, batch_size=5, epochs=4, validation_split=0.3, verbose=0,
+                     callbacks=cbs).history
+
+    comm = dist._comm
+    dist.destroy_process_group()
+    ref = fit(build(), "single")
+    dist.init_process_group(comm=comm)
+    hist = fit(build(), f"rank{rank}")
+    assert sorted(hist) == ["accuracy", "loss", "val_accuracy", "val_loss"], sorted(hist)
+    for k in ref:
+        np.testing.assert_allclose(hist[k], ref[k], rtol=1e-10, atol=1e-12, err_msg=k)
+    dist.barrier()
+    if rank == 0:
+        files = sorted(os.listdir(folder))
+        epochs = len(hist["loss"])
+        want = sorted([f"rank0-{e}.st" for e in range(1, epochs + 1)] +
+                      [f"single-{e}.st" for e in range(1, epochs + 1)] * dist.get_world_size())
+        assert sorted(set(files)) == sorted(set(want)), files  # no rank1-*, rank2-* files
+        shutil.rmtree(folder)
+    report("keras_classifier")
 
 
 def main(argv: list[str]) -> None:
