@@ -17,7 +17,6 @@ never hangs waiting for a process that died.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -316,18 +315,6 @@ def _install_excepthook() -> None:
     if sys.excepthook is not _abort_all:
         _hook_installed = sys.excepthook
         sys.excepthook = _abort_all
-
-
-@contextlib.contextmanager
-def abort_on_exception():
-    """Abort every rank if the block raises (for code that runs under a handler that would
-    otherwise swallow the exception, such as a thread)."""
-    try:
-        yield
-    except BaseException:
-        if _comm is not None and _comm.Get_size() > 1:
-            _abort_all(*sys.exc_info())
-        raise
 
 
 def __getattr__(name: str) -> Any:

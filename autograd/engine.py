@@ -125,7 +125,7 @@ def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
                 gi = sum_to(gi, t._data.shape)
             if child is None:
                 entry = None
-                if hooked and id(t) in leaf_left:
+                if hooked and node.needs[i] and id(t) in leaf_left:
                     gi, entry = _gather_leaf(t, gi, leaf_left, leaf_sum)
                 if gi is not None:
                     if id(gi) in handed or gi.base is not None or not gi.flags.writeable:

@@ -72,13 +72,15 @@ class RemovableHandle:
 
 def _entry(tensor: Any) -> _Hooks:
     entry = getattr(tensor, "_hooks", None)  # a slot left unset until the first hook
-    if entry is None:
-        node = tensor._node
-        table, key = (LEAF, id(tensor)) if node is None else (NODE, id(node))
+    node = tensor._node
+    table, key = (LEAF, id(tensor)) if node is None else (NODE, id(node))
+    if entry is None or entry.key != key:  # none yet, or one copied from another tensor
         what = "leaf" if node is None else f"output of {node.op.name}"
-        entry = _Hooks(table, key, node, f"tensor of shape {tensor.shape} ({what})")
-        tensor._hooks = entry
-    entry.table[entry.key] = entry
+        fresh = _Hooks(table, key, node, f"tensor of shape {tensor.shape} ({what})")
+        if entry is not None:
+            fresh.pre, fresh.post = dict(entry.pre), dict(entry.post)
+        entry = tensor._hooks = fresh
+    table[key] = entry
     return entry
 
 

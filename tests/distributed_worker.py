@@ -75,6 +75,10 @@ def collectives() -> None:
             want = np.resize(vals[r].reshape(-1), (r + 1, 2))
             if got[r].dtype != dt or not np.array_equal(got[r].numpy(), want):
                 raise AssertionError(f"all_gather {name} from rank {r}: {got[r].numpy()}")
+    # PyTorch's form fills a list in place.
+    slots = [ag.tensor(np.zeros(3)) for _ in range(size)]
+    dist.all_gather(slots, ag.tensor(np.full(3, float(rank))))
+    assert [s.numpy().tolist() for s in slots] == [[float(r)] * 3 for r in range(size)]
     # A non-contiguous tensor is reduced and written back in place.
     t = ag.tensor(np.arange(6.0).reshape(2, 3)).T
     dist.all_reduce(t)

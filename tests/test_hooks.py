@@ -134,6 +134,32 @@ def test_hooks_die_with_their_tensor():
     assert not hooks.LEAF and not hooks.NODE
 
 
+def test_a_copied_tensor_keeps_its_own_hooks(engine_name):
+    import copy
+    x = leaf([1.0, 2.0])
+    calls = []
+    x.register_hook(lambda g: calls.append("x"))
+    y = copy.deepcopy(x)
+    y.register_hook(lambda g: calls.append("y"))
+    (x * 1.0).sum().backward()
+    assert calls == ["x"]
+    (y * 1.0).sum().backward()
+    assert calls == ["x", "x", "y"]  # the copy carries the original's hook, then its own
+
+
+def test_leaf_that_required_grad_only_for_part_of_the_graph(engine_name):
+    x = ag.tensor(np.array([1.0, 2.0]))
+    w = leaf([3.0, 3.0])
+    a = x * w  # recorded while x did not require grad: no gradient flows to x here
+    x.requires_grad = True
+    calls = []
+    x.register_hook(lambda g: calls.append(g.numpy().copy()))
+    (a * x).sum().backward()
+    assert len(calls) == 1
+    np.testing.assert_array_equal(calls[0], [3.0, 6.0])  # d(x*w*x)/dx through the 2nd edge
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 6.0])
+
+
 def test_hook_changing_shape_or_dtype_is_refused(engine_name):
     x = leaf([1.0, 2.0])
     x.register_hook(lambda g: ag.tensor(np.ones(3)))
