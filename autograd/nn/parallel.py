@@ -103,13 +103,11 @@ class _Reducer:
             b = buckets[self.next_launch]
             b.request = self.comm.Iallreduce(self.MPI.IN_PLACE, b.buffer, op=self.MPI.SUM)
             self.next_launch += 1
-        # MPI progresses a non-blocking collective only inside MPI calls: poke the oldest one
-        # still in flight so it advances while backward computes.
+        # MPI progresses a non-blocking collective only inside MPI calls: test the buckets in
+        # flight so they advance while backward computes (a finished request becomes null).
         for b in buckets[:self.next_launch]:
-            if b.request is not None:
-                if b.request.Test():
-                    b.request = self.MPI.REQUEST_NULL
-                break
+            if b.request:
+                b.request.Test()
 
     def finalize(self) -> None:
         """End of backward: launch what is left, wait, write the averages into ``.grad``."""
