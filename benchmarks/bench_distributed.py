@@ -82,7 +82,9 @@ def worker_allreduce(quick: bool) -> dict:
 
 
 def worker_step(quick: bool) -> dict:
-    """The MNIST MLP step (Adam, cross-entropy, 128 samples per rank) plain and under DDP."""
+    """The MNIST MLP step (Adam, cross-entropy, 128 samples per rank): plain (no
+    communication), naive data-parallel (one blocking allreduce of all gradients after
+    backward: nothing overlaps) and DDP (default and small buckets)."""
     from mpi4py import MPI
 
     import autograd as ag
@@ -104,10 +106,13 @@ def worker_step(quick: bool) -> dict:
     loss_fn = nn.CrossEntropyLoss()
     steps = 40 if quick else 200
     out: dict = {"world": world, "threads": ag.get_num_threads()}
-    for label, cap in (("plain", None), ("ddp", 25), ("ddp_small_buckets", 0.1)):
+    for label, cap in (("plain", None), ("naive", None), ("ddp", 25),
+                       ("ddp_small_buckets", 0.1)):
         model = build() if cap is None else \
             nn.parallel.DistributedDataParallel(build(), bucket_cap_mb=cap)
         opt = optim.Adam(model.parameters(), lr=1e-3)
+        params = list(model.parameters())
+        flat = np.empty(sum(p.size for p in params), dtype=np.float32)
         times, waits, backward = [], [], []
         for i in range(steps + 5):
             comm.Barrier()
@@ -116,6 +121,14 @@ def worker_step(quick: bool) -> dict:
             loss = loss_fn(model(x), y)
             t1 = time.perf_counter()
             loss.backward()
+            if label == "naive":  # what DDP replaces: reduce everything after backward
+                np.concatenate([p.grad.numpy().reshape(-1) for p in params], out=flat)
+                comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
+                start = 0
+                for p in params:
+                    np.divide(flat[start:start + p.size].reshape(p.shape), world,
+                              out=p.grad.numpy())
+                    start += p.size
             t2 = time.perf_counter()
             opt.step()
             t3 = time.perf_counter()
@@ -219,20 +232,22 @@ def main(argv: list[str] | None = None) -> dict:
 
     steps = {n: _launch(n, "step", args.quick) for n in (1, 2)}
     print("\nMNIST MLP step (Adam, 128 samples per rank, 1 thread per rank): medians (slowest "
-          "step); 'waited' is the time backward spent waiting for the allreduce at its end,\n"
-          "'hidden' = 1 - waited / (the same allreduces alone)")
+          "step). plain: no communication; naive: one blocking allreduce after backward;\n"
+          "'waited': time DDP's backward spent waiting for its allreduces at the end; 'hidden' "
+          "= 1 - waited / (the same allreduces alone, right after a barrier)")
     rows = []
     for n, s in steps.items():
-        for label in ("ddp", "ddp_small_buckets"):
+        for label in ("plain", "naive", "ddp", "ddp_small_buckets"):
             d = s[label]
-            alone, wait = d["allreduce_alone"]["median"], d["wait"]["median"]
-            hidden = "n/a" if n == 1 else f"{max(0.0, min(1.0, 1 - wait / alone)):.0%}"
-            rows.append([n, f"{label} ({d['buckets']})",
-                         fmt_time(s["plain"]["step"]["median"]),
-                         f"{fmt_time(d['step']['median'])} ({fmt_time(d['step']['max'])})",
-                         fmt_time(d["backward"]["median"]), fmt_time(alone), fmt_time(wait),
-                         hidden, f"{n * 128 / d['step_slowest_rank_median']:,.0f}"])
-    print(table(["ranks", "model (buckets)", "plain step", "DDP step", "DDP backward",
+            extra = ["", "", "", ""]
+            if label.startswith("ddp"):
+                alone, wait = d["allreduce_alone"]["median"], d["wait"]["median"]
+                hidden = "n/a" if n == 1 else f"{max(0.0, min(1.0, 1 - wait / alone)):.0%}"
+                extra = [d["buckets"], fmt_time(alone), fmt_time(wait), hidden]
+            rows.append([n, label, f"{fmt_time(d['step']['median'])} "
+                         f"({fmt_time(d['step']['max'])})", fmt_time(d["backward"]["median"]),
+                         *extra, f"{n * 128 / d['step_slowest_rank_median']:,.0f}"])
+    print(table(["ranks", "step", "median (slowest)", "backward", "buckets",
                  "allreduce alone", "waited", "hidden", "samples/s"], rows))
     two = steps[2]["ddp"]
     grad_bytes = two["grad_bytes"]
