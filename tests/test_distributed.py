@@ -269,3 +269,21 @@ def test_mnist_ddp_example_trains_on_two_ranks():
     assert proc.stdout.count("2 process(es)") == 1  # rank 0 alone prints
     accuracy = float(proc.stdout.split("test accuracy ")[1].split("%")[0])
     assert accuracy > 88.0, proc.stdout  # 91.3% when last measured; chance is 10%
+
+
+def test_readme_data_parallel_script_runs_alone_and_under_mpiexec(tmp_path):
+    """The README's data-parallel script, as written there."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Training on several processes"):]
+    script = section[section.index("```python\n") + 10:]
+    script = script[:script.index("```")]
+    path = tmp_path / "train.py"
+    path.write_text(script)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(ag.__file__).parent.parent)
+    for cmd in ([sys.executable, str(path)], [_mpiexec(), "-n", "2", sys.executable, str(path)]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        ranks = 1 if len(cmd) == 2 else 2
+        assert proc.stdout.startswith(f"{ranks} process(es), last loss"), proc.stdout
+        assert float(proc.stdout.split()[-1]) < 0.2  # the target is linear: it is learnt
