@@ -233,6 +233,25 @@ def ddp_mismatch() -> None:
     else:
         if dist.get_world_size() > 1:
             raise AssertionError("a model that differs between ranks was accepted")
+    net = nn.Sequential(nn.Linear(3, 4))
+    try:
+        nn.parallel.DistributedDataParallel(net, bucket_cap_mb=25 if rank != 1 else 1)
+    except ValueError as exc:
+        assert "bucket_cap_mb is 1.0 on rank 1 but 25.0 on rank 0" in str(exc), exc
+    else:
+        if dist.get_world_size() > 1:
+            raise AssertionError("different bucket settings were accepted")
+    from autograd import keras
+    model = keras.Sequential([keras.layers.Dense(2, input_dim=3)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.ones((5 if rank != 1 else 6, 3))
+    try:
+        model.fit(x, np.ones((len(x), 2)), verbose=0)
+    except ValueError as exc:
+        assert "rank 1 has x (6, 3)" in str(exc), exc
+    else:
+        if dist.get_world_size() > 1:
+            raise AssertionError("different training data on the ranks was accepted")
     report("ddp_mismatch")
 
 

@@ -176,7 +176,10 @@ class Sequential:
                 raise ValueError("validation_data must be a pair (x_val, y_val)")
             validation_data = self._arrays(*validation_data)
         self._optimizer.bind(self.module.parameters())
-        ddp = _parallel.broadcast_weights(self.module) if _parallel.active() else None
+        ddp = None
+        if _parallel.active():
+            _parallel.check_same_data(x, y)
+            ddp = _parallel.broadcast_weights(self.module)
         if ddp is None:
             loader = DataLoader(TensorDataset(x, y), batch_size=batch_size or 32,
                                 shuffle=shuffle)

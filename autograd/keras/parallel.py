@@ -18,7 +18,7 @@ from .. import distributed as dist
 from ..tensor import Tensor
 
 __all__ = ["active", "is_rank0", "ShardedBatches", "reduce_sums", "shard_of",
-           "broadcast_weights"]
+           "broadcast_weights", "check_same_data"]
 
 
 def active() -> bool:
@@ -71,6 +71,26 @@ class ShardedBatches:
             mine = shard_of(batch)
             weight = size * len(mine) / len(batch)
             yield Tensor._wrap(self.x[mine]), Tensor._wrap(self.y[mine]), weight
+
+
+def check_same_data(x: np.ndarray, y: np.ndarray) -> None:
+    """Every rank must pass the same training arrays (each rank takes its slices of them):
+    compare their shapes and a checksum, naming the first rank that differs."""
+    mine = {"x": list(x.shape), "y": list(y.shape),
+            "sum": [float(np.sum(x, dtype=np.float64)), float(np.sum(y, dtype=np.float64))]}
+    everyone = dist.allgather_json(mine)
+    first = everyone[0]
+    for rank, theirs in enumerate(everyone):
+        if theirs == first:
+            continue
+        if theirs["x"] == first["x"] and theirs["y"] == first["y"]:
+            what = "the same shapes but other values"
+        else:
+            what = (f"x {tuple(theirs['x'])}, y {tuple(theirs['y'])} where rank 0 has "
+                    f"x {tuple(first['x'])}, y {tuple(first['y'])}")
+        raise ValueError(f"fit: in data-parallel training every rank passes the whole data "
+                         f"set (each trains on its slices of every batch), but rank {rank} "
+                         f"has {what}")
 
 
 def broadcast_weights(module: Any) -> Any:

@@ -230,7 +230,10 @@ class DistributedDataParallel(Module):
         object.__setattr__(self, "require_backward_grad_sync", True)
         object.__setattr__(self, "_comm", comm)
         named = [(n, p) for n, p in module.named_parameters()]
-        _check_same_everywhere(comm, named, list(module.named_buffers()))
+        settings = {"bucket_cap_mb": float(bucket_cap_mb),
+                    "find_unused_parameters": bool(find_unused_parameters),
+                    "requires_grad": [n for n, p in named if p.requires_grad]}
+        _check_same_everywhere(comm, named, list(module.named_buffers()), settings)
         with no_grad():
             for _, t in named + list(module.named_buffers()):
                 _dist.broadcast(t, 0)
@@ -284,10 +287,18 @@ class DistributedDataParallel(Module):
         return f"world_size={self._comm.Get_size()}, buckets={n}"
 
 
-def _check_same_everywhere(comm: Any, params: list, buffers: list) -> None:
-    """Every rank must hold the same parameters and buffers (names, shapes, dtypes)."""
+def _check_same_everywhere(comm: Any, params: list, buffers: list, settings: dict) -> None:
+    """Every rank must hold the same parameters and buffers (names, shapes, dtypes) and use
+    the same settings (they decide the buckets, so the sequence of collectives)."""
     mine = [["parameter", n, list(t.shape), t.dtype.str] for n, t in params] + \
            [["buffer", n, list(t.shape), t.dtype.str] for n, t in buffers]
+    everyone_settings = _dist.allgather_json(settings)
+    for rank, theirs in enumerate(everyone_settings):
+        for key, value in theirs.items():
+            if value != everyone_settings[0][key]:
+                raise ValueError(f"DistributedDataParallel: {key} is {value!r} on rank {rank} "
+                                 f"but {everyone_settings[0][key]!r} on rank 0; every rank "
+                                 f"must pass the same")
     everyone = _dist.allgather_json(mine)
     ref = {(k, n): (s, d) for k, n, s, d in everyone[0]}
     for rank, theirs in enumerate(everyone[1:], start=1):
