@@ -287,3 +287,39 @@ def test_readme_data_parallel_script_runs_alone_and_under_mpiexec(tmp_path):
         ranks = 1 if len(cmd) == 2 else 2
         assert proc.stdout.startswith(f"{ranks} process(es), last loss"), proc.stdout
         assert float(proc.stdout.split()[-1]) < 0.2  # the target is linear: it is learnt
+
+
+def test_ddp_launches_each_bucket_as_soon_as_it_is_full(group):
+    """The allreduce of the last layer's bucket starts while backward still has the first
+    layer to do, and all are done when backward() returns."""
+    ag.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 2))
+    model = nn.parallel.DistributedDataParallel(net.double(), bucket_cap_mb=1e-4)
+    reducer = model.reducer
+    events = []
+
+    class Spy:
+        def __init__(self, comm):
+            self.comm = comm
+
+        def Iallreduce(self, *args, **kwargs):  # noqa: N802 (mpi4py's name)
+            events.append(("launch", len(events)))
+            return self.comm.Iallreduce(*args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self.comm, name)
+
+    reducer.comm = Spy(reducer.comm)
+    for b in reducer.buckets:
+        for name, p in b.params:
+            p.register_post_accumulate_grad_hook(lambda t, name=name: events.append(name))
+    model(ag.tensor(np.ones((2, 3)))).sum().backward()
+    kinds = [e if isinstance(e, str) else "launch" for e in events]
+    assert kinds.count("launch") == len(reducer.buckets) >= 3
+    assert reducer.buckets[0].params[0][0] == "4.bias"  # reverse order: the last layer first
+    first_launch = kinds.index("launch")
+    # (these spies run after DDP's own hook, so a bucket's launch precedes its last name)
+    assert set(kinds[:first_launch]) <= {"4.weight", "4.bias"}
+    assert "0.weight" in kinds[first_launch:]  # the first layer's gradient came later
+    assert all(not b.request for b in reducer.buckets)  # completed before backward returned
+    model.remove_hooks()
