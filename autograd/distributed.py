@@ -102,7 +102,9 @@ def _share_cores(MPI: Any) -> None:
     if "OMP_NUM_THREADS" in os.environ or local < 2:
         return
     from . import get_num_threads, set_num_threads
-    share = max(1, (os.cpu_count() or 1) // local)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else (os.cpu_count() or 1)
+    share = max(1, cores // local)
     if share < get_num_threads():
         set_num_threads(share)
 
