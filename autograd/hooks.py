@@ -116,14 +116,19 @@ def register_post_accumulate_grad_hook(tensor: Any, fn: Callable) -> RemovableHa
 
 
 # ------------------------------------------------------------------ called by the engine
-def run_pre(entry: _Hooks, g: np.ndarray) -> np.ndarray:
-    """Pass the gradient ``g`` through the tensor hooks of ``entry``, in order."""
+def run_pre(entry: _Hooks, g: Any) -> Any:
+    """Pass the gradient ``g`` through the tensor hooks of ``entry``, in order. ``g`` is an
+    array, or a Tensor when backward records a graph of its own; the result has its kind."""
     from .tensor import Tensor
+    as_tensor = isinstance(g, Tensor)
     for fn in list(entry.pre.values()):
-        out = fn(Tensor._wrap(g))
+        out = fn(g if as_tensor else Tensor._wrap(g))
         if out is None:
             continue
-        new = out._data if isinstance(out, Tensor) else np.asarray(out)
+        if as_tensor:
+            new = out if isinstance(out, Tensor) else Tensor._wrap(np.asarray(out))
+        else:
+            new = out._data if isinstance(out, Tensor) else np.asarray(out)
         if new.shape != g.shape or new.dtype != g.dtype:
             raise RuntimeError(f"hook {getattr(fn, '__name__', fn)!r} on a {entry.name} "
                                f"returned a gradient of shape {new.shape} and dtype "
