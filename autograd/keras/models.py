@@ -154,7 +154,9 @@ class Sequential:
         """Train for ``epochs`` epochs of mini-batches; returns the :class:`History`.
 
         ``validation_split`` holds out the last fraction of the data (before shuffling, as
-        Keras). ``verbose``: 0 silent, 1 a tqdm progress bar per epoch, 2 one line per epoch.
+        Keras). ``verbose``: 0 silent, 1 a tqdm progress bar per epoch (one line per epoch
+        when standard output is not a terminal, e.g. piped to a file or a CI log), 2 one line
+        per epoch.
         Shuffling draws from autograd's default generator (seed with ``manual_seed``).
 
         Under an initialised process group of several processes (:mod:`autograd.distributed`)
@@ -213,6 +215,12 @@ class Sequential:
                      validation_data: tuple | None, ddp: Any = None) -> dict[str, float]:
         self.module.train()
         printing = ddp is None or _parallel.is_rank0()
+        # Decided from the argument, which every rank has alike (its terminal may differ).
+        reduce_each_step = ddp is not None and verbose == 1
+        # A progress bar only on a terminal: piped to a file or a CI log, tqdm's redraws would
+        # land as several copies of the bar, so verbose=1 prints verbose=2's one line instead.
+        if verbose == 1 and not _stdout_is_terminal():
+            verbose = 2
         bar = tqdm(total=len(loader), desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
                    disable=verbose != 1 or not printing, file=sys.stdout, leave=True,
                    dynamic_ncols=True)
@@ -236,7 +244,7 @@ class Sequential:
                     preds.append(pred)
                     targets.append(yb.numpy())
             shown = total / max(seen, 1)
-            if ddp is not None and verbose == 1:  # the same verbose on every rank
+            if reduce_each_step:
                 total_all, seen_all = _parallel.reduce_sums([total, seen])
                 shown = total_all / max(seen_all, 1)
             bar.update(1)
@@ -405,6 +413,18 @@ class Sequential:
     def save(self, filepath: Any) -> None:
         """Architecture and weights in one file; read it back with :func:`load_model`."""
         self.save_weights(filepath)
+
+
+def _stdout_is_terminal() -> bool:
+    """Whether a redrawn progress bar reads well: a terminal, or a Jupyter kernel (whose
+    output widget redraws in place although it is not a tty), as Keras's own Progbar decides."""
+    isatty = getattr(sys.stdout, "isatty", None)
+    try:
+        if isatty is not None and isatty():
+            return True
+    except ValueError:  # a closed stream
+        return False
+    return "ipykernel" in sys.modules
 
 
 def _format(values: dict[str, float]) -> str:
