@@ -327,6 +327,13 @@ def keras_fit() -> None:
     printed = out.getvalue()
     assert (rank == 0) == ("Epoch 3/3" in printed), (rank, printed)
     same_on_every_rank(model.get_weights(), "Keras weights")
+    # verbose=1 reduces the running loss at every step for the progress display.
+    again = build()
+    ag.manual_seed(9)
+    with redirect_stdout(io.StringIO()):
+        again.fit(x, y, batch_size=4, epochs=3, verbose=1)
+    for a, b in zip(again.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
     report("keras_fit", f"max |ddp - single| = {err:.2e}")
     keras_classifier_with_validation_and_checkpoints()
 
