@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import backend
+from . import hooks as _hooks
 from .backend import tensor_kernels
 from .errors import AnomalyError, FreedGraphError, InplaceModificationError
 from .grad_mode import enable_grad, state
@@ -60,7 +61,13 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
                                f"(input {i}, shape {t.shape})")
     seeds = _seeds(outs, grad_outputs, create_graph)
     retain = create_graph if retain_graph is None else bool(retain_graph)
-    results = run(outs, seeds, ins, create_graph, retain)
+    callbacks = _hooks.enter_backward()
+    try:
+        results = run(outs, seeds, ins, create_graph, retain)
+    except BaseException:
+        _hooks.exit_backward(callbacks, False)
+        raise
+    _hooks.exit_backward(callbacks, True)
     final: list[Tensor | None] = []
     for i, (t, g) in enumerate(zip(ins, results)):
         if g is None:
@@ -135,15 +142,24 @@ def backward(root: Tensor, seed: Any, retain_graph: bool | None, create_graph: b
                                    f"require grad")
     seeds = _seeds((root,), seed, create_graph)
     retain = create_graph if retain_graph is None else bool(retain_graph)
-    for t, g in zip(targets, run((root,), seeds, targets, create_graph, retain)):
-        if g is None:
-            continue
-        if t.grad is None:
-            t.grad = g
-        elif create_graph or t.grad._node is not None:
-            t.grad = t.grad + g  # out of place: a recorded .grad keeps its graph
-        else:
-            t.grad._data = np.asarray(t.grad._data + g._data)
+    callbacks = _hooks.enter_backward()
+    try:
+        for t, g in zip(targets, run((root,), seeds, targets, create_graph, retain)):
+            if g is None:
+                continue
+            if t.grad is None:
+                t.grad = g
+            elif create_graph or t.grad._node is not None:
+                t.grad = t.grad + g  # out of place: a recorded .grad keeps its graph
+            else:
+                t.grad._data = np.asarray(t.grad._data + g._data)
+            entry = _hooks.LEAF.get(id(t))
+            if entry is not None:
+                _hooks.run_post(entry, t)
+    except BaseException:
+        _hooks.exit_backward(callbacks, False)
+        raise
+    _hooks.exit_backward(callbacks, True)
 
 
 def _leaves(root: Tensor) -> tuple[Tensor, ...]:
@@ -234,12 +250,15 @@ def run(outputs: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[Tenso
                     counts[id(t._node)] = counts.get(id(t._node), 0) + 1
     ready = [n for n in roots if id(n) in useful and counts.get(id(n), 0) == 0]
     sum_to = tensor_kernels.sum_to.__wrapped__ if create_graph else backend.k.sum_to
+    node_hooks = _hooks.NODE
 
     while ready:
         node = ready.pop()
         key = id(node)
         needs = useful[key]
         g = pending.pop(key, None)
+        if g is not None and node_hooks and key in node_hooks:
+            g = _hooks.run_pre(node_hooks[key], g)  # the tensor's hooks see its whole gradient
         if g is not None:
             deliver(key, node_targets, g)
         grads = None
@@ -271,6 +290,13 @@ def run(outputs: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[Tenso
         if not retain_graph and g is not None:
             node.release()
 
+    if _hooks.LEAF:  # a hooked leaf's hooks see its total gradient, once
+        for key, ks in leaf_targets.items():
+            entry = _hooks.LEAF.get(key)
+            if entry is not None and results[ks[0]] is not None:
+                hooked = _hooks.run_pre(entry, results[ks[0]])
+                for k in ks:
+                    results[k] = hooked
     if create_graph:
         return results
     return [None if g is None else Tensor._wrap(_owned(g, seeds)) for g in results]

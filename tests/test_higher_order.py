@@ -380,3 +380,13 @@ def test_transforms_with_create_graph_stay_differentiable():
     _, hv = ag.hvp(lambda x: (x ** 3).sum(), x, v, create_graph=True)
     (d,) = ag.grad(hv.sum(), x)  # d/dx of 6 x0: [6, 0]
     np.testing.assert_allclose(d.numpy(), [6.0, 0.0])
+
+
+def test_queue_callback_from_a_hook_runs_when_grad_returns():
+    from autograd.hooks import queue_callback
+    x = t64([1.0, 2.0])
+    h = x * 2
+    done = []
+    h.register_hook(lambda g: queue_callback(lambda: done.append(True)))
+    ag.grad((h * h).sum(), x, create_graph=True)
+    assert done == [True]

@@ -378,3 +378,35 @@ def test_transform_result_nesting_and_defaults_match_torch():
           TAF.jvp(lambda a: a.exp() * a, torch.tensor(s)), "jvp, v=None")
     close(ag.vjp(lambda a: (a.exp() * a).sum(), ag.tensor(x)),
           TAF.vjp(lambda a: (a.exp() * a).sum(), torch.tensor(x)), "vjp, v=None")
+
+
+# --------------------------------------------------------------------------------------------
+# Tensor hooks in grad() and in a recorded backward
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")  # torch's
+@pytest.mark.parametrize("how", ["grad", "backward"])
+def test_hooks_run_in_grad_and_recorded_backward_as_torch(how):
+    def run(lib):
+        x = pair([1.0, 2.0])[0 if lib == "ag" else 1]
+        calls = []
+        x.register_hook(lambda g: calls.append(("leaf", g.numpy().tolist()
+                                                if lib == "ag" else g.tolist())) or g * 10)
+        h = x * x
+        h.register_hook(lambda g: calls.append(("h", g.numpy().tolist()
+                                                if lib == "ag" else g.tolist())) or g * 2)
+        if how == "backward":
+            x.register_post_accumulate_grad_hook(lambda t: calls.append(("post", None)))
+        y = (h * 3).sum()
+        if how == "grad":
+            (g,) = (ag.grad if lib == "ag" else torch.autograd.grad)(y, x, create_graph=True)
+        else:
+            y.backward(create_graph=True)
+            g = x.grad
+        second = (ag.grad if lib == "ag" else torch.autograd.grad)(g.sum(), x)[0]
+        return calls, g, second
+
+    ours, theirs = run("ag"), run("torch")
+    assert ours[0][:3] == theirs[0][:3]  # the same hooks, order and gradients they saw
+    close(ours[1], theirs[1], "first derivative through the hooks")
+    close(ours[2], theirs[2], "second derivative")
