@@ -386,6 +386,22 @@ def gelu_back(x, grad):
     return mul(grad, add(mul(0.5, add(1, t)), mul(mul(0.5, x), dt)))
 
 
+@_kernel
+def gelu_erf(x):
+    """GELU, exact (erf) form: the Gelu op with approximate='none' (issue 13's default)."""
+    return apply(A.Gelu, x, approximate="none")
+
+
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@_kernel
+def gelu_erf_back(x, grad):
+    """grad (Phi(x) + x phi(x)): Phi by the normal-CDF op, phi = exp(-x^2 / 2) / sqrt(2 pi)."""
+    pdf = mul(_INV_SQRT_2PI, exp(mul(-0.5, mul(x, x))))
+    return mul(grad, add(apply(A._NormalCdf, x), mul(x, pdf)))
+
+
 # --------------------------------------------------------------------------------------------
 # Softmax family
 # --------------------------------------------------------------------------------------------
