@@ -193,25 +193,37 @@ def measure_thresholds() -> None:
         "elementwise": lambda x: C.add(x, x),
         "transcendental": lambda x: C.exp(x),
     }
-    print(f"two threads / one thread, median of repeats ({nt} threads):\n")
+    print(f"all threads / one thread, median of repeats ({nt} threads; load average "
+          f"{os.getloadavg()[0]:.1f}; current thresholds {saved}):\n")
+
+    def ratio(fam, call):
+        C.set_parallel_threshold(fam, 1 << 62)
+        one = median_seconds(call, repeat=9, min_time=0.02)
+        C.set_parallel_threshold(fam, 0)
+        return median_seconds(call, repeat=9, min_time=0.02) / one
+
+    def suggest(fam, rows):
+        # the smallest size from which the pool wins by 10% or more at every larger size
+        good = [w for w, r in rows if all(r2 < 0.9 for w2, r2 in rows if w2 >= w)]
+        print(f"  suggested {fam} threshold: "
+              + (f"{min(good) - 1}" if good else "above the largest size measured") + "\n")
+
     try:
         for fam, fn in cases.items():
             print(f"{fam}:")
+            rows = []
             for p in range(10, 21):
                 x = np.linspace(-1, 1, 1 << p, dtype=np.float32)
-                C.set_parallel_threshold(fam, 1 << 62)
-                one = median_seconds(lambda: fn(x), repeat=9, min_time=0.02)
-                C.set_parallel_threshold(fam, 0)
-                two = median_seconds(lambda: fn(x), repeat=9, min_time=0.02)
-                print(f"  2^{p:<3} {two / one:.2f}")
+                rows.append((1 << p, ratio(fam, lambda: fn(x))))
+                print(f"  2^{p:<3} {rows[-1][1]:.2f}")
+            suggest(fam, rows)
         print("gemm (square n, work n^3):")
+        rows = []
         for n in (32, 48, 64, 80, 96, 128, 160, 192, 256):
             a = np.ones((n, n), np.float32)
-            C.set_parallel_threshold("gemm", 1 << 62)
-            one = median_seconds(lambda: C.matmul(a, a, False, False), repeat=9, min_time=0.02)
-            C.set_parallel_threshold("gemm", 0)
-            two = median_seconds(lambda: C.matmul(a, a, False, False), repeat=9, min_time=0.02)
-            print(f"  {n:<4} (2^{np.log2(float(n) ** 3):.1f}) {two / one:.2f}")
+            rows.append((n ** 3, ratio("gemm", lambda: C.matmul(a, a, False, False))))
+            print(f"  {n:<4} (2^{np.log2(float(n) ** 3):.1f}) {rows[-1][1]:.2f}")
+        suggest("gemm", rows)
     finally:
         for fam, v in saved.items():
             C.set_parallel_threshold(fam, v)

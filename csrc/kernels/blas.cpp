@@ -60,10 +60,11 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
     return;
   }
   const double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
-  // The largest tile: 2^30 multiply-adds by default, about 20 ms on one core of the project
-  // machine. Small enough that a pending Ctrl-C is seen within 0.2 s even under load (the caller
+  // The largest tile: 2^31 multiply-adds by default, about 20 ms on one core of the project
+  // machine when it is quiet. Small enough that a pending Ctrl-C is seen within 0.2 s (the caller
   // checks between its tiles), large enough that re-packing the operands per tile costs a few
-  // percent (measured: benchmarks/bench_threads.py --tile-work).
+  // percent at 4096 (2^30 cost ~6-15% there, measured with benchmarks/bench_threads.py
+  // --tile-work under load; the loss shrinks as the tile's side grows).
   const double tile_work = static_cast<double>(threshold(Family::GemmTile));
   const index_t nt = get_num_threads();
   const bool tiles_mode = blas_mode() == BlasMode::Tiles;

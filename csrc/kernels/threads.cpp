@@ -32,7 +32,7 @@ namespace {
 // `python benchmarks/bench_threads.py --thresholds` (see the README's performance section).
 std::atomic<std::int64_t> g_threshold[kNumFamilies] = {
     {std::int64_t{1} << 17}, {std::int64_t{1} << 14}, {std::int64_t{1} << 20},
-    {std::int64_t{1} << 30}};
+    {std::int64_t{1} << 31}};
 
 std::atomic<InterruptHook> g_interrupt_hook{nullptr};
 std::atomic<int> g_blas_mode{static_cast<int>(BlasMode::Tiles)};
@@ -227,7 +227,7 @@ class Pool {
 
   std::atomic<int> size_;
   std::atomic<int> live_{0};
-  std::atomic<int> spin_us_{200};
+  std::atomic<int> spin_us_{50};  // see the README (Threads): 0-50 beat 200-1000 under load
   std::mutex job_mutex_;    // one job at a time; held by the caller while its job runs
   std::mutex sleep_mutex_;  // guards the blocking waits (workers for jobs, caller for done)
   std::condition_variable work_cv_, done_cv_;
