@@ -31,7 +31,7 @@ namespace {
 // and Heavy, multiply-adds (m * n * k) for Gemm. Measured on the project's 2-core machine with
 // `python benchmarks/bench_threads.py --thresholds` (see the README's performance section).
 std::atomic<std::int64_t> g_threshold[kNumFamilies] = {
-    {std::int64_t{1} << 17}, {std::int64_t{1} << 14}, {std::int64_t{1} << 20},
+    {std::int64_t{1} << 17}, {std::int64_t{1} << 14}, {std::int64_t{1} << 21},
     {std::int64_t{1} << 31}};
 
 std::atomic<InterruptHook> g_interrupt_hook{nullptr};
@@ -68,6 +68,10 @@ class Pool {
   void set_spin_us(int us) { spin_us_.store(std::max(0, us), std::memory_order_relaxed); }
 
   void resize(int n) {
+    // From inside a job (a Python signal handler run between tiles) the job lock is ours.
+    if (t_in_job)
+      throw std::runtime_error("set_num_threads: cannot resize the pool from inside a parallel "
+                               "kernel (for example from a signal handler)");
     std::lock_guard<std::mutex> job(job_mutex_);
     if (n == size()) return;
     stop_workers();
@@ -83,8 +87,8 @@ class Pool {
       return;
     }
     std::unique_lock<std::mutex> job(job_mutex_);
-    t_in_job = true;
     ensure_workers();
+    t_in_job = true;
     const std::uint64_t chunks = std::min<std::uint64_t>(ntasks, kMaxChunks);
     task_ = &task;
     ntasks_ = ntasks;
@@ -114,6 +118,7 @@ class Pool {
     live_.store(0);
     sleepers_.store(0);
     stop_.store(false);
+    caller_waiting_.store(false);
     new (&job_mutex_) std::mutex();
     new (&sleep_mutex_) std::mutex();
     new (&work_cv_) std::condition_variable();
@@ -166,7 +171,8 @@ class Pool {
 
   // Spin for spin_us, then block until a job newer than `seen` is published; false on stop.
   bool wait_for_job(std::uint32_t seen) {
-    auto fresh = [&] { return epoch_of(state_.load(std::memory_order_acquire)) != seen; };
+    // seq_cst: pairs with the caller's store of state_ and load of sleepers_ (no lost wake-up).
+    auto fresh = [&] { return epoch_of(state_.load(std::memory_order_seq_cst)) != seen; };
     const int us = spin_us();
     if (us > 0) {
       const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
@@ -203,7 +209,7 @@ class Pool {
           failed_.store(true);
         }
       }
-      if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == chunks &&
+      if (done_.fetch_add(1, std::memory_order_seq_cst) + 1 == chunks &&
           caller_waiting_.load(std::memory_order_seq_cst)) {
         { std::lock_guard<std::mutex> lk(sleep_mutex_); }
         done_cv_.notify_all();
