@@ -34,7 +34,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SIZES = (16, 32, 64, 128, 256, 512, 768, 1024, 2048, 4096)
-MNIST = Path(os.environ.get("AUTOGRAD_MNIST", "/work/shared/data/mnist"))
+MNIST = Path(os.environ.get("AUTOGRAD_MNIST_DIR", "/work/shared/data/mnist"))
 
 
 def calls_for(size: int, calls: int) -> int:
