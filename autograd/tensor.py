@@ -41,7 +41,9 @@ def _to_array(data: Any, dtype: Any = None, copy: bool = True) -> np.ndarray:
         arr = np.array(data, copy=copy or None)
     else:
         arr = np.asarray(data)
-        if arr.dtype.kind == "f" or arr.dtype == np.dtype(object):
+        if arr.dtype == np.dtype(object) or arr.dtype == np.dtype(np.uint64):
+            _not_a_number(arr)  # None, or a Python int beyond int64 (as PyTorch refuses)
+        if arr.dtype.kind == "f":
             arr = arr.astype(DEFAULT_DTYPE)
         elif arr.dtype.kind in "iu":
             arr = arr.astype(np.int64, copy=False)
@@ -49,10 +51,28 @@ def _to_array(data: Any, dtype: Any = None, copy: bool = True) -> np.ndarray:
     return arr
 
 
+_INT64 = np.iinfo(np.int64)
+
+
+def _not_a_number(arr: np.ndarray) -> None:
+    """Raise for Python data NumPy could only hold as objects (None, strings, huge ints) or as
+    uint64 (ints above int64): PyTorch refuses both, rather than giving NaN or wrapping."""
+    for v in arr.flat:
+        if not isinstance(v, numbers.Number):
+            raise TypeError(f"tensor: cannot convert {v!r} (a {type(v).__name__}) to a number")
+        if isinstance(v, numbers.Integral) and not _INT64.min <= int(v) <= _INT64.max:
+            raise OverflowError(f"tensor: the integer {int(v)} does not fit in int64 (range "
+                                f"{_INT64.min}..{_INT64.max})")
+    raise TypeError(f"tensor: cannot convert data of element type {arr.dtype} to a tensor")
+
+
 def as_tensor(data: Any, like: "Tensor | None" = None) -> "Tensor":
     """``data`` as a Tensor without copying a Tensor; a Python scalar takes ``like``'s dtype."""
     if isinstance(data, Tensor):
         return data
+    if isinstance(data, complex):
+        raise TypeError(f"cannot make a tensor of the complex number {data!r}: autograd has no "
+                        f"complex dtypes")
     if like is not None and isinstance(data, numbers.Number) and not isinstance(data, bool):
         if like._data.dtype.kind != "f" and not isinstance(data, numbers.Integral):
             raise TypeError(f"cannot combine a {like.dtype} tensor with the float {data!r}; "
@@ -369,7 +389,7 @@ class Tensor:
     def min(self, axis=None, keepdims=False): return F.min(self, axis, keepdims)
     def var(self, axis=None, keepdims=False, ddof=0): return F.var(self, axis, keepdims, ddof)
     def reshape(self, *shape): return F.reshape(self, *shape)
-    def flatten(self, start_axis=0): return F.flatten(self, start_axis)
+    def flatten(self, start_axis=0, end_axis=-1): return F.flatten(self, start_axis, end_axis)
     def transpose(self, axis0=None, axis1=None): return F.transpose(self, axis0, axis1)
     def permute(self, *axes): return F.permute(self, *axes)
     def expand(self, *shape): return F.expand(self, *shape)

@@ -61,16 +61,20 @@ def minimum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def maximum_back(a: np.ndarray, b: np.ndarray, grad: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """d max(a,b): grad goes to the larger input; ties split it equally (as PyTorch does)."""
-    wa = (a > b) + (a == b) * a.dtype.type(0.5)
-    return grad * wa, grad * (1 - wa)
+    """d max(a,b): grad goes to the larger input; ties split it equally; where either is NaN
+    both get it (PyTorch's rule: masked only where one is strictly smaller)."""
+    half = np.where(a == b, grad * grad.dtype.type(0.5), grad)
+    zero = grad.dtype.type(0)
+    return np.where(a < b, zero, half), np.where(a > b, zero, half)
 
 
 def minimum_back(a: np.ndarray, b: np.ndarray, grad: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """d min(a,b): grad goes to the smaller input; ties split it equally."""
-    wa = (a < b) + (a == b) * a.dtype.type(0.5)
-    return grad * wa, grad * (1 - wa)
+    """d min(a,b): grad goes to the smaller input; ties split it equally; where either is NaN
+    both get it (PyTorch's rule)."""
+    half = np.where(a == b, grad * grad.dtype.type(0.5), grad)
+    zero = grad.dtype.type(0)
+    return np.where(a > b, zero, half), np.where(a < b, zero, half)
 
 
 def neg(x: np.ndarray) -> np.ndarray:
@@ -167,8 +171,9 @@ def relu(x: np.ndarray) -> np.ndarray:
 
 
 def relu_back(x: np.ndarray, grad: np.ndarray) -> np.ndarray:
-    """d relu/dx = 1[x > 0] (x may be the input or the output: both are > 0 at the same places)."""
-    return grad * (x > 0)
+    """d relu/dx: 0 where x <= 0, else grad, so a NaN passes it on (PyTorch's rule); x may be the
+    input or the output (both are <= 0 at the same places)."""
+    return np.where(x <= 0, grad.dtype.type(0), grad)
 
 
 def leaky_relu(x: np.ndarray, slope: float) -> np.ndarray:
@@ -201,6 +206,26 @@ def gelu_back(x: np.ndarray, grad: np.ndarray) -> np.ndarray:
     return grad * (x.dtype.type(0.5) * (1 + t) + x.dtype.type(0.5) * x * dt)
 
 
+# math.erf is correctly rounded in both precisions; NumPy has no erf ufunc. This provider is the
+# fallback and the reference, so exactness beats speed here (the native kernel uses std::erf).
+_erf = np.frompyfunc(math.erf, 1, 1)
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def gelu_erf(x: np.ndarray) -> np.ndarray:
+    """GELU, exact form: 0.5 x (1 + erf(x / sqrt(2))), PyTorch's default (approximate='none')."""
+    e = np.asarray(_erf(x * x.dtype.type(_SQRT_HALF)), dtype=x.dtype)
+    return x.dtype.type(0.5) * x * (1 + e)
+
+
+def gelu_erf_back(x: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """d gelu_erf/dx = 0.5 (1 + erf(x / sqrt(2))) + x exp(-x^2 / 2) / sqrt(2 pi)."""
+    cdf = x.dtype.type(0.5) * (1 + np.asarray(_erf(x * x.dtype.type(_SQRT_HALF)), dtype=x.dtype))
+    pdf = x.dtype.type(_INV_SQRT_2PI) * np.exp(x.dtype.type(-0.5) * x * x)
+    return grad * (cdf + x * pdf)
+
+
 # --------------------------------------------------------------------------------------------
 # Softmax family (numerically stable: the max is subtracted first)
 # --------------------------------------------------------------------------------------------
@@ -220,10 +245,11 @@ def softmax_back(out: np.ndarray, grad: np.ndarray, axis: int) -> np.ndarray:
 
 
 def log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
-    """x - logsumexp(x, axis)."""
+    """x - logsumexp(x, axis); a row holding +inf is all NaN, as in PyTorch."""
     if x.size == 0:
         return x.copy()
-    return x - logsumexp(x, axis, keepdims=True)
+    lse = logsumexp(x, axis, keepdims=True)
+    return x - np.where(lse == np.inf, x.dtype.type("nan"), lse)
 
 
 def log_softmax_back(out: np.ndarray, grad: np.ndarray, axis: int) -> np.ndarray:
