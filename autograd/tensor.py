@@ -365,7 +365,13 @@ class Tensor:
     # Comparisons give boolean tensors and record nothing. == and != stay identity-based so
     # tensors remain usable as dict keys; use .eq() / .ne() for elementwise equality.
     def _compare(self, other: Any, op: str) -> "Tensor":
-        return Tensor._wrap(backend.k.compare(self._data, as_tensor(other, like=self)._data, op))
+        # A Python number is compared by value (an int tensor < 1.5 is True at 1, as in
+        # PyTorch), not first cast to the tensor's dtype.
+        if isinstance(other, numbers.Real) and not isinstance(other, np.ndarray):
+            o = other
+        else:
+            o = as_tensor(other, like=self)._data
+        return Tensor._wrap(np.asarray(backend.k.compare(self._data, o, op)))
 
     def __lt__(self, o): return self._compare(o, "lt")
     def __le__(self, o): return self._compare(o, "le")

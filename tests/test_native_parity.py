@@ -167,12 +167,15 @@ def test_same_signatures():
 
 # gelu: 1 + tanh(.) cancels for x << 0, so its error is relative to |x| (and for gelu_back to
 # |grad| (1 + |x|)), not to the tiny result.
-SCALES = {"gelu": lambda x: np.abs(x), "gelu_back": lambda x, g: np.abs(g) * (1 + np.abs(x))}
+SCALES = {"gelu": lambda x: np.abs(x), "gelu_back": lambda x, g: np.abs(g) * (1 + np.abs(x)),
+          "gelu_erf": lambda x: np.abs(x),
+          "gelu_erf_back": lambda x, g: np.abs(g) * (1 + np.abs(x))}
 
 UNARY = {  # name: (input range, tolerance)
     "neg": ((-2, 2), EXACT), "abs": ((-2, 2), EXACT), "sqrt": ((0, 4), EXACT),
     "relu": ((-2, 2), EXACT), "exp": ((-5, 5), TRANSC), "log": ((1e-3, 5), TRANSC),
     "sigmoid": ((-8, 8), TRANSC), "tanh": ((-4, 4), TRANSC), "gelu": ((-4, 4), TRANSC),
+    "gelu_erf": ((-6, 6), TRANSC),
 }
 
 
@@ -199,6 +202,7 @@ def test_leaky_relu(dtype, data, slope):
 BACKWARD = {  # name: (saved-value range, tolerance)
     "sigmoid_back": ((0, 1), EXACT), "tanh_back": ((-1, 1), EXACT),
     "relu_back": ((-2, 2), EXACT), "gelu_back": ((-4, 4), TRANSC),
+    "gelu_erf_back": ((-6, 6), TRANSC),
 }
 
 

@@ -249,7 +249,8 @@ def log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
     if x.size == 0:
         return x.copy()
     lse = logsumexp(x, axis, keepdims=True)
-    return x - np.where(lse == np.inf, x.dtype.type("nan"), lse)
+    with np.errstate(invalid="ignore"):  # -inf - -inf: a row of all -inf is NaN, as PyTorch
+        return x - np.where(lse == np.inf, x.dtype.type("nan"), lse)
 
 
 def log_softmax_back(out: np.ndarray, grad: np.ndarray, axis: int) -> np.ndarray:
