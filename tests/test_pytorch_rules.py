@@ -328,3 +328,23 @@ def test_clamp_pow_gelu_and_logsumexp_match_torch(backend_name, rng):
     xo, xt = _pair([[INF, -INF, 0.0], [-INF, -INF, -INF]], requires_grad=False)
     np.testing.assert_array_equal(np.isnan(F.log_softmax(xo, 1).numpy()),
                                   np.isnan(torch.log_softmax(xt, 1).numpy()))
+
+
+def test_loss_modules_take_pytorchs_arguments(backend_name):
+    z = t64([[1.0, 2.0, 0.5], [0.1, 0.2, 3.0]], True)
+    y = np.array([1, 2])
+    w = t64([1.0, 0.0, 1.0])
+    loss = nn.CrossEntropyLoss(weight=w, label_smoothing=0.1)
+    np.testing.assert_allclose(loss(z, y).numpy(),
+                               F.cross_entropy(z, y, weight=w, label_smoothing=0.1).numpy())
+    assert "weight" in loss.state_dict()  # a buffer, as in PyTorch
+    assert nn.CrossEntropyLoss(ignore_index=2)(z, y).item() == pytest.approx(
+        F.cross_entropy(z[:1], y[:1]).item())
+    p, t = t64([[0.3, 0.8]]), t64([[1.0, 0.0]])
+    assert nn.BCELoss(t64([2.0, 0.5]))(p, t).item() == pytest.approx(
+        F.binary_cross_entropy(p, t, weight=t64([2.0, 0.5])).item())
+    pw = t64([3.0, 1.0])
+    assert nn.BCEWithLogitsLoss(pos_weight=pw, reduction="sum")(p, t).item() == pytest.approx(
+        F.binary_cross_entropy_with_logits(p, t, reduction="sum", pos_weight=pw).item())
+    assert nn.BCELoss("sum")(p, t).item() == pytest.approx(
+        F.binary_cross_entropy(p, t, reduction="sum").item())
