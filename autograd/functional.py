@@ -192,6 +192,8 @@ def clip(x: Tensor, min=None, max=None) -> Tensor:  # noqa: A002
         raise ValueError("clip: give at least one of min and max")
     x = as_tensor(x)
     if not _is_array(min) and not _is_array(max):
+        if x._data.dtype.kind != "f" and any(isinstance(v, float) for v in (min, max)):
+            x = _floating(x)  # PyTorch: float bounds lift an integer tensor to the default float
         return apply(arith.Clip, x, lo=min, hi=max)
     x = _clip_input(x, min, max)
     lo, hi = _bound("min", x, min, -np.inf), _bound("max", x, max, np.inf)

@@ -348,3 +348,9 @@ def test_loss_modules_take_pytorchs_arguments(backend_name):
         F.binary_cross_entropy_with_logits(p, t, reduction="sum", pos_weight=pw).item())
     assert nn.BCELoss("sum")(p, t).item() == pytest.approx(
         F.binary_cross_entropy(p, t, reduction="sum").item())
+
+
+def test_clip_of_integers_with_float_bounds_is_default_float(backend_name):
+    y = ag.tensor([1, 2, 3]).clip(0.5, 1.5)  # was float64 (NumPy's promotion)
+    assert y.dtype == np.float32 and y.tolist() == [1.0, 1.5, 1.5]
+    assert ag.tensor([1, 2, 3]).clip(2, 2).dtype == np.int64

@@ -206,22 +206,38 @@ def gelu_back(x: np.ndarray, grad: np.ndarray) -> np.ndarray:
     return grad * (x.dtype.type(0.5) * (1 + t) + x.dtype.type(0.5) * x * dt)
 
 
-# math.erf is correctly rounded in both precisions; NumPy has no erf ufunc. This provider is the
-# fallback and the reference, so exactness beats speed here (the native kernel uses std::erf).
-_erf = np.frompyfunc(math.erf, 1, 1)
+_math_erf = np.frompyfunc(math.erf, 1, 1)
 _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_AS_P = 0.3275911
+_AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """erf, as the native kernel computes it. NumPy has no erf ufunc. float32: Abramowitz &
+    Stegun 7.1.26, |error| <= 1.5e-7 (about one float32 ulp of erf near 1; PyTorch's vectorized
+    CPU float erf is the same formula); float64: math.erf per element (exact, slow)."""
+    if x.dtype != np.float32:
+        return np.asarray(_math_erf(x), dtype=x.dtype)
+    f = np.float32
+    a = np.abs(x)
+    t = f(1) / (f(1) + f(_AS_P) * a)
+    poly = f(_AS_A[4])
+    for c in _AS_A[3::-1]:
+        poly = f(c) + t * poly
+    e = f(1) - t * poly * np.exp(-a * a)
+    return np.where(x < 0, -e, e)
 
 
 def gelu_erf(x: np.ndarray) -> np.ndarray:
     """GELU, exact form: 0.5 x (1 + erf(x / sqrt(2))), PyTorch's default (approximate='none')."""
-    e = np.asarray(_erf(x * x.dtype.type(_SQRT_HALF)), dtype=x.dtype)
+    e = _erf(x * x.dtype.type(_SQRT_HALF))
     return x.dtype.type(0.5) * x * (1 + e)
 
 
 def gelu_erf_back(x: np.ndarray, grad: np.ndarray) -> np.ndarray:
     """d gelu_erf/dx = 0.5 (1 + erf(x / sqrt(2))) + x exp(-x^2 / 2) / sqrt(2 pi)."""
-    cdf = x.dtype.type(0.5) * (1 + np.asarray(_erf(x * x.dtype.type(_SQRT_HALF)), dtype=x.dtype))
+    cdf = x.dtype.type(0.5) * (1 + _erf(x * x.dtype.type(_SQRT_HALF)))
     pdf = x.dtype.type(_INV_SQRT_2PI) * np.exp(x.dtype.type(-0.5) * x * x)
     return grad * (cdf + x * pdf)
 

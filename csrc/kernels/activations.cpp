@@ -72,17 +72,31 @@ void gelu_back(const T* x, const T* grad, T* dx, index_t n) {
   });
 }
 
+// erf. float: Abramowitz & Stegun 7.1.26, |error| <= 1.5e-7 (about one float32 ulp of erf near
+// 1), in arithmetic and exp that vectorize; it is also PyTorch's vectorized CPU float erf.
+// std::erf is a scalar call, ~150x slower than the tanh form here. double: std::erf (exact).
+AG_INLINE inline float erf1(float v) {
+  const float a = std::fabs(v);
+  const float t = 1.0f / (1.0f + 0.3275911f * a);
+  const float poly =
+      t * (0.254829592f +
+           t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+  const float e = 1.0f - poly * m_exp(-a * a);
+  return v < 0.0f ? -e : e;
+}
+AG_INLINE inline double erf1(double v) { return std::erf(v); }
+
 template <class T>
 void gelu_erf(const T* x, T* y, index_t n) {
   const T r = T(kSqrtHalf);
-  map1(x, y, n, kParallelHeavy, [r](T v) { return T(0.5) * v * (T(1) + std::erf(v * r)); });
+  map1(x, y, n, kParallelHeavy, [r](T v) { return T(0.5) * v * (T(1) + erf1(v * r)); });
 }
 
 template <class T>
 void gelu_erf_back(const T* x, const T* grad, T* dx, index_t n) {
   const T r = T(kSqrtHalf), p = T(kInvSqrt2Pi);
   map2(x, grad, dx, n, kParallelHeavy, [r, p](T v, T g) {
-    const T cdf = T(0.5) * (T(1) + std::erf(v * r));
+    const T cdf = T(0.5) * (T(1) + erf1(v * r));
     return g * (cdf + v * p * m_exp(T(-0.5) * v * v));
   });
 }
