@@ -24,6 +24,7 @@ __all__ = [
     "transpose", "permute", "expand", "getitem", "concatenate", "stack", "sigmoid", "tanh",
     "relu", "leaky_relu", "gelu", "softmax", "log_softmax", "logsumexp", "linear", "mse_loss",
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "clamp",
+    "square",
 ]
 
 Operand = "Tensor | float | int | np.ndarray"
@@ -155,6 +156,14 @@ def where(cond, a, b) -> Tensor:
         raise ValueError(f"where: condition {c.shape} and operands {a.shape}, {b.shape} "
                          f"cannot be broadcast together") from None
     return apply(arith.Where, a, b, cond=c)
+
+
+def square(x: Tensor) -> Tensor:
+    """x * x; a boolean tensor squares in int64, as in PyTorch."""
+    x = as_tensor(x)
+    if x._data.dtype.kind == "b":
+        x = Tensor._wrap(x._data.astype(np.int64))
+    return apply(arith.Mul, x, x)
 
 
 def neg(x: Tensor) -> Tensor:
@@ -639,7 +648,7 @@ def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:  # noqa:
     return apply(loss.MseLoss, p, t, reduction=reduction)
 
 
-def _reduction_arg(name: str, weight, reduction: str):
+def _reduction_arg(weight, reduction: str):
     """(weight, reduction): a string in the weight position is the reduction, the order of
     autograd's earlier signature (input, target, reduction)."""
     if isinstance(weight, str):
@@ -647,7 +656,7 @@ def _reduction_arg(name: str, weight, reduction: str):
     return weight, reduction
 
 
-def _reduce(name: str, losses: Tensor, reduction: str) -> Tensor:
+def _reduce(losses: Tensor, reduction: str) -> Tensor:
     if reduction == "none":
         return losses
     return sum(losses) if reduction == "sum" else mean(losses)
@@ -670,7 +679,7 @@ def binary_cross_entropy(input: Tensor, target, weight=None,  # noqa: A002
                          reduction: str = "mean") -> Tensor:
     """BCE of probabilities in [0, 1] (log clamped at -100 as in PyTorch); ``weight`` rescales
     each element's loss (broadcast to the input's shape) before the reduction."""
-    weight, reduction = _reduction_arg("binary_cross_entropy", weight, reduction)
+    weight, reduction = _reduction_arg(weight, reduction)
     p, t = _loss_pair("binary_cross_entropy", input, target, reduction)
     lo, hi = (float(p._data.min()), float(p._data.max())) if p.size else (0.0, 1.0)
     if lo < 0 or hi > 1:
@@ -680,8 +689,7 @@ def binary_cross_entropy(input: Tensor, target, weight=None,  # noqa: A002
     if weight is None:
         return apply(loss.BinaryCrossEntropy, p, t, reduction=reduction)
     w = _elementwise_weight("binary_cross_entropy", "weight", weight, p)
-    return _reduce("binary_cross_entropy",
-                   mul(apply(loss.BinaryCrossEntropy, p, t, reduction="none"), w), reduction)
+    return _reduce(mul(apply(loss.BinaryCrossEntropy, p, t, reduction="none"), w), reduction)
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target, weight=None,  # noqa: A002
@@ -690,7 +698,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target, weight=None,  # noqa
     loss; ``pos_weight`` (broadcast along the last axis, one per class) rescales the positive
     term: loss = -w (pos_weight t log s(z) + (1 - t) log(1 - s(z))), as in PyTorch."""
     name = "binary_cross_entropy_with_logits"
-    weight, reduction = _reduction_arg(name, weight, reduction)
+    weight, reduction = _reduction_arg(weight, reduction)
     z, t = _loss_pair(name, input, target, reduction)
     if weight is None and pos_weight is None:
         return apply(loss.BinaryCrossEntropyWithLogits, z, t, reduction=reduction)
@@ -705,7 +713,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target, weight=None,  # noqa
         losses = add(losses, mul(mul(sub(pw, 1), t), softplus))
     if weight is not None:
         losses = mul(losses, _elementwise_weight(name, "weight", weight, z))
-    return _reduce(name, losses, reduction)
+    return _reduce(losses, reduction)
 
 
 def cross_entropy(input: Tensor, target, weight=None, reduction: str = "mean",  # noqa: A002
@@ -719,8 +727,7 @@ def cross_entropy(input: Tensor, target, weight=None, reduction: str = "mean",  
     nothing. ``label_smoothing`` in [0, 1] mixes the target with the uniform distribution.
     Computed through log-softmax, so logits of magnitude 1e4 give finite losses.
     """
-    name = "cross_entropy"
-    weight, reduction = _reduction_arg(name, weight, reduction)
+    weight, reduction = _reduction_arg(weight, reduction)
     if reduction not in _REDUCTIONS:
         raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, "
                          f"got {reduction!r}")
@@ -743,7 +750,7 @@ def cross_entropy(input: Tensor, target, weight=None, reduction: str = "mean",  
     rows = reshape(rows, (-1, n_classes))
     w = _class_weight(weight, n_classes, logits)
     if probs:
-        q, denom = _probability_targets(target, logits, ignore_index, label_smoothing, w)
+        q = _probability_targets(target, logits, ignore_index, label_smoothing, w)
         if logits.ndim > 2:
             q = permute(q, (0,) + tuple(range(2, logits.ndim)) + (1,))
         q = reshape(q, (-1, n_classes))
@@ -809,7 +816,7 @@ def _index_distribution(tgt: np.ndarray, n_classes: int, ignore_index: int, smoo
 
 
 def _probability_targets(target, logits: Tensor, ignore_index: int, smoothing: float,
-                         w: np.ndarray | None) -> tuple[Tensor, int]:
+                         w: np.ndarray | None) -> Tensor:
     if ignore_index != -100:
         raise ValueError("cross_entropy: ignore_index applies to class index targets, not to "
                          "class probabilities (as in PyTorch)")
@@ -826,4 +833,4 @@ def _probability_targets(target, logits: Tensor, ignore_index: int, smoothing: f
     if w is not None:
         shape = (n_classes,) + (1,) * (logits.ndim - 2) if logits.ndim > 1 else (n_classes,)
         t = mul(t, Tensor._wrap(w.reshape(shape)))
-    return t, 0
+    return t

@@ -94,6 +94,7 @@ def test_integer_and_bool_tensors_follow_pytorchs_dtype_rules(backend_name):
         assert f(i).dtype == np.float32, f
     b = ag.tensor([True, True, False])
     assert b.sum().dtype == np.int64 and b.sum().item() == 2  # was True
+    assert F.square(b).dtype == np.int64 and F.square(b).tolist() == [1, 1, 0]
     assert ag.tensor(np.array([7, 8], dtype=np.int32)).sum().dtype == np.int64
     mse = F.mse_loss(ag.tensor([1, 2]), ag.tensor([2, 2]))  # was 0 (truncated)
     assert mse.dtype == np.float32 and mse.item() == 0.5
@@ -354,3 +355,19 @@ def test_clip_of_integers_with_float_bounds_is_default_float(backend_name):
     y = ag.tensor([1, 2, 3]).clip(0.5, 1.5)  # was float64 (NumPy's promotion)
     assert y.dtype == np.float32 and y.tolist() == [1.0, 1.5, 1.5]
     assert ag.tensor([1, 2, 3]).clip(2, 2).dtype == np.int64
+
+
+def test_gradients_at_nan_and_inf_are_pytorchs(backend_name):
+    nan = math.nan
+    for dtype in (np.float32, np.float64):
+        x = ag.tensor(np.array([nan, -1.0, 2.0], dtype=dtype), requires_grad=True)
+        F.relu(x).backward(np.ones(3, dtype=dtype))
+        np.testing.assert_array_equal(x.grad.numpy(), [1.0, 0.0, 1.0])  # NaN passes it on
+        x = ag.tensor(np.array([nan, INF, 0.0], dtype=dtype), requires_grad=True)
+        F.abs(x).backward(np.ones(3, dtype=dtype))
+        np.testing.assert_array_equal(x.grad.numpy(), [0.0, 1.0, 0.0])
+    a = t64([nan, 1.0, 2.0, 3.0], True)
+    b = t64([1.0, nan, 2.0, 1.0], True)
+    F.maximum(a, b).backward(np.ones(4))
+    np.testing.assert_array_equal(a.grad.numpy(), [1.0, 1.0, 0.5, 1.0])
+    np.testing.assert_array_equal(b.grad.numpy(), [1.0, 1.0, 0.5, 0.0])

@@ -79,7 +79,7 @@ OPS = {
     "add": F.add, "sub": F.sub, "mul": F.mul, "div.no_rounding_mode": F.div,
     "true_divide": F.div, "pow": F.pow, "maximum": F.maximum, "minimum": F.minimum,
     "max.binary": F.maximum, "min.binary": F.minimum, "where": _where,
-    "neg": F.neg, "exp": F.exp, "log": F.log, "sqrt": F.sqrt, "abs": F.abs,
+    "square": F.square, "neg": F.neg, "exp": F.exp, "log": F.log, "sqrt": F.sqrt, "abs": F.abs,
     "sigmoid": F.sigmoid, "tanh": F.tanh, "nn.functional.relu": F.relu,
     "nn.functional.leaky_relu": F.leaky_relu, "nn.functional.gelu": F.gelu,
     "clamp": F.clamp,

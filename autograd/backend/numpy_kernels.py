@@ -251,8 +251,9 @@ def softmax(x: np.ndarray, axis: int) -> np.ndarray:
     """exp(x - max) / sum(exp(x - max)) along ``axis``."""
     if x.size == 0:
         return x.copy()
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore"):  # inf - inf: a row holding +inf is NaN, as PyTorch
+        e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+        return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def softmax_back(out: np.ndarray, grad: np.ndarray, axis: int) -> np.ndarray:

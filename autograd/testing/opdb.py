@@ -644,6 +644,7 @@ OP_DB: tuple[OpInfo, ...] = (
         ErrorInput((np.ones(2, dtype=bool), _z(3), _z(3)), {}, ValueError,
                    r"where: condition \(2,\) and operands \(3,\), \(3,\) cannot be broadcast"),
     )),
+    OpInfo("mul", F.square, np.square, _unary(), _unary_errors(), variant="square"),
     OpInfo("neg", F.neg, np.negative, _unary(), _unary_errors(), aliases=(operator.neg,)),
     OpInfo("exp", F.exp, np.exp, _unary(), _unary_errors(), aliases=(Tensor.exp,)),
     OpInfo("log", F.log, np.log, _unary(S.positive()), _unary_errors(), aliases=(Tensor.log,)),
