@@ -371,3 +371,13 @@ def test_gradients_at_nan_and_inf_are_pytorchs(backend_name):
     F.maximum(a, b).backward(np.ones(4))
     np.testing.assert_array_equal(a.grad.numpy(), [1.0, 1.0, 0.5, 1.0])
     np.testing.assert_array_equal(b.grad.numpy(), [1.0, 1.0, 0.5, 0.0])
+
+
+def test_keras_gelu_activation_is_the_exact_form(backend_name):
+    from autograd import keras
+    model = keras.models.Sequential([keras.layers.Dense(2, input_dim=3, activation="gelu")])
+    x = np.array([[1.0, -2.0, 0.5]], dtype=np.float32)
+    kernel, bias = model.layers[0].get_weights()
+    z = (x @ kernel + bias).astype(np.float64)
+    exact = 0.5 * z * (1 + np.vectorize(math.erf)(z / math.sqrt(2)))
+    np.testing.assert_allclose(model.predict(x), exact, rtol=1e-5, atol=1e-6)
