@@ -44,6 +44,8 @@ def _to_array(data: Any, dtype: Any = None, copy: bool = True) -> np.ndarray:
         if arr.dtype == np.dtype(object) or arr.dtype == np.dtype(np.uint64):
             _not_a_number(arr)  # None, or a Python int beyond int64 (as PyTorch refuses)
         if arr.dtype.kind == "f":
+            if arr.size and float(np.max(np.abs(arr))) >= 2.0 ** 63:
+                _no_huge_int(data)  # [1, 2**63] is float64 to NumPy, an overflow to PyTorch
             arr = arr.astype(DEFAULT_DTYPE)
         elif arr.dtype.kind in "iu":
             arr = arr.astype(np.int64, copy=False)
@@ -64,6 +66,17 @@ def _not_a_number(arr: np.ndarray) -> None:
             raise OverflowError(f"tensor: the integer {int(v)} does not fit in int64 (range "
                                 f"{_INT64.min}..{_INT64.max})")
     raise TypeError(f"tensor: cannot convert data of element type {arr.dtype} to a tensor")
+
+
+def _no_huge_int(data: Any) -> None:
+    """Raise if nested Python data holds an int beyond int64 (NumPy made the list float)."""
+    if isinstance(data, (list, tuple)):
+        for v in data:
+            _no_huge_int(v)
+    elif isinstance(data, int) and not isinstance(data, bool) \
+            and not _INT64.min <= data <= _INT64.max:
+        raise OverflowError(f"tensor: the integer {data} does not fit in int64 (range "
+                            f"{_INT64.min}..{_INT64.max})")
 
 
 def as_tensor(data: Any, like: "Tensor | None" = None) -> "Tensor":

@@ -130,6 +130,9 @@ def test_tensor_refuses_none_and_integers_beyond_int64():
         ag.tensor(2 ** 70)  # was a float32
     with pytest.raises(OverflowError, match=r"does not fit in int64"):
         ag.tensor(2 ** 63)  # was wrapped to -2**63
+    with pytest.raises(OverflowError, match=r"does not fit in int64"):
+        ag.tensor([1, 2 ** 63])  # was a float64 tensor
+    assert ag.tensor([1.0, 1e30]).dtype == np.float32  # floats stay floats
     assert ag.tensor(-2 ** 63).item() == -2 ** 63
     with pytest.raises(TypeError, match="complex"):
         ag.tensor([1.0]) + 1j
