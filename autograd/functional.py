@@ -8,7 +8,7 @@ from __future__ import annotations
 import builtins
 import numbers
 import warnings
-from typing import Sequence
+from typing import Any, Sequence, TypeAlias
 
 import numpy as np
 
@@ -27,7 +27,9 @@ __all__ = [
     "square",
 ]
 
-Operand = "Tensor | float | int | np.ndarray"
+Operand: TypeAlias = "Tensor | float | int | np.ndarray"
+#: An axis argument: one axis, several, or None for all.
+Axis: TypeAlias = "int | tuple[int, ...] | list[int] | None"
 
 
 def _pair(a, b) -> tuple[Tensor, Tensor]:
@@ -79,12 +81,12 @@ def _no_bool(name: str, *ts: Tensor) -> None:
 # Arithmetic
 # --------------------------------------------------------------------------------------------
 
-def add(a, b) -> Tensor:
+def add(a: Operand, b: Operand) -> Tensor:
     """a + b with broadcasting."""
     return apply(arith.Add, *_pair(a, b))
 
 
-def sub(a, b) -> Tensor:
+def sub(a: Operand, b: Operand) -> Tensor:
     """a - b with broadcasting."""
     a, b = _pair(a, b)
     if a._data.dtype.kind == "b" and b._data.dtype.kind == "b":
@@ -92,12 +94,12 @@ def sub(a, b) -> Tensor:
     return apply(arith.Sub, a, b)
 
 
-def mul(a, b) -> Tensor:
+def mul(a: Operand, b: Operand) -> Tensor:
     """a * b with broadcasting."""
     return apply(arith.Mul, *_pair(a, b))
 
 
-def div(a, b) -> Tensor:
+def div(a: Operand, b: Operand) -> Tensor:
     """a / b with broadcasting: true division, so integers and booleans give the default float
     dtype (as in PyTorch)."""
     a, b = _pair(a, b)
@@ -106,7 +108,7 @@ def div(a, b) -> Tensor:
     return apply(arith.Div, a, b)
 
 
-def pow(a, b) -> Tensor:  # noqa: A001 - mirrors the operator
+def pow(a: Operand, b: Operand) -> Tensor:  # noqa: A001 - mirrors the operator
     """a ** b with broadcasting; differentiable in both (the gradients at a = 0 are PyTorch's:
     0 for a zero exponent, and 0 with respect to a non-negative exponent)."""
     scalar = not isinstance(b, (Tensor, np.ndarray, list))
@@ -133,17 +135,17 @@ def _int_pow_negative(a: Tensor, b: Tensor) -> Tensor:
     return Tensor._wrap(np.where(neg, inverse, out).astype(dtype, copy=False))
 
 
-def maximum(a, b) -> Tensor:
+def maximum(a: Operand, b: Operand) -> Tensor:
     """Elementwise max; ties split the gradient."""
     return apply(arith.Maximum, *_pair(a, b))
 
 
-def minimum(a, b) -> Tensor:
+def minimum(a: Operand, b: Operand) -> Tensor:
     """Elementwise min; ties split the gradient."""
     return apply(arith.Minimum, *_pair(a, b))
 
 
-def where(cond, a, b) -> Tensor:
+def where(cond: Operand, a: Operand, b: Operand) -> Tensor:
     """a where cond else b (cond boolean, not differentiated)."""
     # a copy: backward reads the condition after the caller may have refilled their array
     c = np.array(cond._data if isinstance(cond, Tensor) else cond)
@@ -193,7 +195,7 @@ def abs(x: Tensor) -> Tensor:  # noqa: A001
     return apply(arith.Abs, as_tensor(x))
 
 
-def clip(x: Tensor, min=None, max=None) -> Tensor:  # noqa: A002
+def clip(x: Tensor, min: Operand | None = None, max: Operand | None = None) -> Tensor:  # noqa: A002
     """x limited to [min, max], as ``min(max(x, min), max)``: where min > max the result is max,
     as in PyTorch. The bounds are numbers or tensors (broadcast with x); the gradient reaches
     x inside the bounds and a tensor bound where it is the result (PyTorch's rule)."""
@@ -273,7 +275,7 @@ def _axes(name: str, x: Tensor, axis) -> tuple[int, ...] | None:
     return tuple(sorted(out)) if x.ndim else None
 
 
-def sum(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
+def sum(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Sum over ``axis`` (int, tuple or None for all); booleans and integers count in int64, as in
     PyTorch."""
     x = as_tensor(x)
@@ -282,7 +284,7 @@ def sum(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
     return apply(reduce.Sum, x, axis=_axes("sum", x, axis), keepdims=keepdims)
 
 
-def mean(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+def mean(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """Mean over ``axis`` (integers and booleans give the default float dtype)."""
     x = _floating(as_tensor(x))
     return apply(reduce.Mean, x, axis=_axes("mean", x, axis), keepdims=keepdims)
@@ -297,17 +299,17 @@ def _extremum(op, name: str, x: Tensor, axis, keepdims: bool) -> Tensor:
     return apply(op, x, axis=ax, keepdims=keepdims)
 
 
-def max(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
+def max(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Max over ``axis``; ties share the gradient equally."""
     return _extremum(reduce.Max, "max", x, axis, keepdims)
 
 
-def min(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
+def min(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Min over ``axis``; ties share the gradient equally."""
     return _extremum(reduce.Min, "min", x, axis, keepdims)
 
 
-def var(x: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+def var(x: Tensor, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
     """Variance over ``axis`` with NumPy's convention (``ddof=0``: divide by n)."""
     x = _floating(as_tensor(x))
     return apply(reduce.Var, x, axis=_axes("var", x, axis), keepdims=keepdims, ddof=ddof)
@@ -317,7 +319,7 @@ def var(x: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
 # Shape
 # --------------------------------------------------------------------------------------------
 
-def reshape(x: Tensor, *shape) -> Tensor:
+def reshape(x: Tensor, *shape: int | Sequence[int]) -> Tensor:
     """x with a new shape of the same size (one dimension may be -1)."""
     x = as_tensor(x)
     if len(shape) == 1 and not isinstance(shape[0], numbers.Integral):
@@ -350,7 +352,7 @@ def flatten(x: Tensor, start_axis: int = 0, end_axis: int = -1) -> Tensor:
     return reshape(x, x.shape[:start] + (merged,) + x.shape[end + 1:])
 
 
-def permute(x: Tensor, *axes) -> Tensor:
+def permute(x: Tensor, *axes: int | Sequence[int]) -> Tensor:
     """x with its axes in the given order."""
     x = as_tensor(x)
     if len(axes) == 1 and not isinstance(axes[0], numbers.Integral):
@@ -381,7 +383,7 @@ def transpose(x: Tensor, axis0: int | None = None, axis1: int | None = None) -> 
     return apply(shape_ops.Transpose, x, axes=tuple(axes))
 
 
-def expand(x: Tensor, *shape) -> Tensor:
+def expand(x: Tensor, *shape: int | Sequence[int]) -> Tensor:
     """x broadcast to ``shape``; the gradient is summed back. -1 keeps a dimension's size, as
     in PyTorch."""
     x = as_tensor(x)
@@ -401,7 +403,7 @@ def expand(x: Tensor, *shape) -> Tensor:
     return apply(shape_ops.Expand, x, shape=tuple(shape))
 
 
-def getitem(x: Tensor, index) -> Tensor:
+def getitem(x: Tensor, index: Any) -> Tensor:
     """x[index] with slices, ints, None, Ellipsis, integer arrays and boolean masks."""
     x = as_tensor(x)
     norm = _normalise_index(index)
@@ -478,7 +480,7 @@ def _join_axis(name: str, t: Tensor, axis: int, extra: int) -> int:
 # Linear algebra
 # --------------------------------------------------------------------------------------------
 
-def matmul(a, b) -> Tensor:
+def matmul(a: Operand, b: Operand) -> Tensor:
     """Matrix product with NumPy semantics: 1-D operands promoted, batch axes broadcast."""
     a, b = _pair(a, b)
     if a.ndim == 0 or b.ndim == 0:
@@ -598,7 +600,7 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     return _along_axis(A.LogSoftmax, "log_softmax", x, axis)
 
 
-def logsumexp(x: Tensor, axis=-1, keepdims: bool = False) -> Tensor:
+def logsumexp(x: Tensor, axis: Axis = -1, keepdims: bool = False) -> Tensor:
     """log(sum(exp(x))) over ``axis`` (an int, a tuple of ints, or None for all), stably."""
     x = _floating(as_tensor(x))
     ax = _axes("logsumexp", x, axis)
@@ -642,7 +644,7 @@ def _loss_pair(name: str, pred, target, reduction: str) -> tuple[Tensor, Tensor]
     return pred, target
 
 
-def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:  # noqa: A002
+def mse_loss(input: Tensor, target: Operand, reduction: str = "mean") -> Tensor:  # noqa: A002
     """Mean squared error (pred - target)^2, reduced."""
     p, t = _loss_pair("mse_loss", input, target, reduction)
     return apply(loss.MseLoss, p, t, reduction=reduction)
@@ -675,8 +677,8 @@ def _elementwise_weight(name: str, arg: str, w, like: Tensor) -> Tensor:
     return w
 
 
-def binary_cross_entropy(input: Tensor, target, weight=None,  # noqa: A002
-                         reduction: str = "mean") -> Tensor:
+def binary_cross_entropy(input: Tensor, target: Operand,  # noqa: A002
+                         weight: Operand | None = None, reduction: str = "mean") -> Tensor:
     """BCE of probabilities in [0, 1] (log clamped at -100 as in PyTorch); ``weight`` rescales
     each element's loss (broadcast to the input's shape) before the reduction."""
     weight, reduction = _reduction_arg(weight, reduction)
@@ -692,8 +694,9 @@ def binary_cross_entropy(input: Tensor, target, weight=None,  # noqa: A002
     return _reduce(mul(apply(loss.BinaryCrossEntropy, p, t, reduction="none"), w), reduction)
 
 
-def binary_cross_entropy_with_logits(input: Tensor, target, weight=None,  # noqa: A002
-                                     reduction: str = "mean", pos_weight=None) -> Tensor:
+def binary_cross_entropy_with_logits(input: Tensor, target: Operand,  # noqa: A002
+                                     weight: Operand | None = None, reduction: str = "mean",
+                                     pos_weight: Operand | None = None) -> Tensor:
     """BCE of sigmoid(input), computed stably from the logits. ``weight`` rescales each element's
     loss; ``pos_weight`` (broadcast along the last axis, one per class) rescales the positive
     term: loss = -w (pos_weight t log s(z) + (1 - t) log(1 - s(z))), as in PyTorch."""
@@ -716,7 +719,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target, weight=None,  # noqa
     return _reduce(losses, reduction)
 
 
-def cross_entropy(input: Tensor, target, weight=None, reduction: str = "mean",  # noqa: A002
+def cross_entropy(input: Tensor, target: Operand,  # noqa: A002
+                  weight: Operand | None = None, reduction: str = "mean",
                   ignore_index: int = -100, label_smoothing: float = 0.0) -> Tensor:
     """Softmax cross-entropy from logits, as ``torch.nn.functional.cross_entropy``.
 
