@@ -39,7 +39,8 @@ def run_bounded(setup: str, call: str, args: list, timeout: float = 300,
     """Run ``call`` (one statement using ``_arg``) once per element of ``args`` after ``setup``,
     in a subprocess (with ``limit_mb``, its address space may grow by at most that much after
     the imports, so code that would read without end fails with MemoryError); returns
-    ``{"base_mb", "results": [{"arg", "seconds", "outcome", "peak_growth_mb"}]}``. ``peak_growth_mb`` is cumulative: the peak so far over the base."""
+    ``{"base_mb", "results": [{"arg", "seconds", "outcome", "peak_growth_mb"}]}``.
+    ``peak_growth_mb`` is cumulative: the peak so far over the base."""
     code = _RUNNER.format(setup=textwrap.dedent(setup), call=call, limit_mb=int(limit_mb))
     proc = subprocess.run([sys.executable, "-c", code, json.dumps(args)], capture_output=True,
                           text=True, timeout=timeout)
