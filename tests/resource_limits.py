@@ -1,7 +1,9 @@
 """Run a snippet in a fresh interpreter and measure what it costs: peak memory growth and time.
 
-Memory is the growth of the peak resident set (``ru_maxrss``) over the peak after the imports,
-so it counts every allocation (NumPy buffers, zlib, the JSON parser), not only Python objects.
+Memory is the growth of the peak resident set (Linux's VmHWM, reset after the imports) over the
+resident set then, so it counts every allocation (NumPy buffers, zlib, the JSON parser), not only
+Python objects. Not ``ru_maxrss``: Linux carries that over from the parent across exec, so a
+child of a large pytest process would report the parent's peak.
 """
 from __future__ import annotations
 
@@ -13,9 +15,17 @@ import textwrap
 _RUNNER = r'''
 import json, resource, sys, time
 {setup}
+def _status_mb(field):
+    with open("/proc/self/status") as f:
+        return int(next(l for l in f if l.startswith(field + ":")).split()[1]) / 1024
+try:  # reset the high-water mark to the current resident set
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+except OSError:
+    pass
+_base = _status_mb("VmRSS")
 def _peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-_base = _peak_mb()
+    return _status_mb("VmHWM")
 if {limit_mb}:  # a cap on address space over what the imports mapped: runaway reads fail fast
     import re
     _vm = int(re.search(r"VmSize:\s+(\d+)", open("/proc/self/status").read()).group(1))
