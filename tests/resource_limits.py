@@ -31,7 +31,7 @@ if {limit_mb}:  # a cap on address space over what the imports mapped: runaway r
     _vm = int(re.search(r"VmSize:\s+(\d+)", open("/proc/self/status").read()).group(1))
     resource.setrlimit(resource.RLIMIT_AS, ((_vm + {limit_mb} * 1024) * 1024,) * 2)
 _results = []
-for _arg in json.loads(sys.argv[1]):
+for _arg in json.loads(sys.stdin.read()):
     _start = time.perf_counter()
     try:
         {call}
@@ -52,8 +52,8 @@ def run_bounded(setup: str, call: str, args: list, timeout: float = 300,
     ``{"base_mb", "results": [{"arg", "seconds", "outcome", "peak_growth_mb"}]}``.
     ``peak_growth_mb`` is cumulative: the peak so far over the base."""
     code = _RUNNER.format(setup=textwrap.dedent(setup), call=call, limit_mb=int(limit_mb))
-    proc = subprocess.run([sys.executable, "-c", code, json.dumps(args)], capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run([sys.executable, "-c", code], input=json.dumps(args),
+                          capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise AssertionError(f"the measuring subprocess failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -220,3 +220,14 @@ def test_load_model_checks_the_stored_config_and_names_the_file(tmp_path):
     assert info.value.path == "$.config.layers[0].config.units"
     with pytest.raises(keras.ModelConfigError, match=r"over max_params=100"):
         load_model(path, max_params=100)
+
+
+def test_many_layers_build_in_linear_time_and_are_capped():
+    relu = {"class_name": "Activation", "config": {"activation": "relu"}}
+    many = _layers(_dense(input_dim=2), *[relu] * 9_999)
+    out = run_bounded("from autograd.keras import model_from_json",
+                      "assert len(model_from_json(_arg).layers) == 10_000", [many])
+    assert out["results"][0]["outcome"] == "ok" and out["results"][0]["seconds"] < 5, out
+    with pytest.raises(keras.ModelConfigError, match=r"\$\.config\.layers: 10001 layers, over "
+                                                     r"the limit of 10000"):
+        model_from_json(_layers(_dense(input_dim=2), *[relu] * 10_000))

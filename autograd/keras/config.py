@@ -16,10 +16,11 @@ from typing import Any
 
 from .layers import _INIT_CLASSES, ACTIVATIONS, INITIALIZERS
 
-__all__ = ["DEFAULT_MAX_PARAMS", "MAX_DEPTH", "ModelConfigError", "parse_model_json"]
+__all__ = ["DEFAULT_MAX_PARAMS", "MAX_DEPTH", "MAX_LAYERS", "ModelConfigError", "parse_model_json"]
 
 DEFAULT_MAX_PARAMS = 10_000_000  # 40 MB of float32 weights; raise with max_params=
 MAX_DEPTH = 16  # a Keras Sequential config nests 5 levels; anything deeper is not one
+MAX_LAYERS = 10_000
 _MAX_DIM = 2**31 - 1
 _MAX_NAME = 256
 
@@ -216,6 +217,8 @@ class _Checker:
             name = None  # Keras 1 wrote the layer list as the config itself
         if not isinstance(config, list):
             raise self.fail(path, f"the config has no layer list (got {_show(config)})")
+        if len(config) > MAX_LAYERS:
+            raise self.fail(path, f"{len(config)} layers, over the limit of {MAX_LAYERS}")
         layers, params, width = [], 0, None
         for i, raw in enumerate(config):
             layer, declared = self.layer(raw, f"{path}[{i}]")

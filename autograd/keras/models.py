@@ -365,11 +365,17 @@ _LAYERS: dict[str, type] = {"Dense": Dense, "Activation": Activation, "Dropout":
 
 def _from_spec(spec: ModelSpec, source: str) -> Sequential:
     model = Sequential(name=spec.name)
+    width = None
     for layer in spec.layers:
         try:  # checked already; this only guards a layer rule the checker does not know
-            model.add(_LAYERS[layer.class_name](**layer.kwargs))
+            built = _LAYERS[layer.class_name](**layer.kwargs)
+            if width is not None:
+                built.build(width)
         except (TypeError, ValueError) as exc:
             raise ModelConfigError(layer.path, str(exc), source) from None
+        model.layers.append(built)  # as add() does, but one _sync for all: linear, not n**2
+        width = built.output_dim
+    model._sync()
     return model
 
 
