@@ -38,15 +38,19 @@ _CHUNK = 1 << 20
 def _open(path: Path) -> tuple[Any, Any, int, bool]:
     """(file, stream to read, file size, gzipped?) for a regular file; gzip by name or by
     content."""
+    # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below).
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0))
     try:
-        f = open(path, "rb")  # noqa: SIM115 - handed to the caller, closed there
-    except IsADirectoryError:
-        raise CorruptDatasetError(f"{path}: is a directory, not an IDX file") from None
+        st = os.fstat(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(st.st_mode):  # /dev/zero, a FIFO: nothing bounds what they yield
+        os.close(fd)
+        raise CorruptDatasetError(f"{path}: not a regular file; IDX files are read only from "
+                                  f"regular files")
+    f = os.fdopen(fd, "rb")
     try:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):  # /dev/zero, a FIFO: nothing bounds what they yield
-            raise CorruptDatasetError(f"{path}: not a regular file; IDX files are read only "
-                                      f"from regular files")
         gz = path.suffix == ".gz" or f.read(2) == b"\x1f\x8b"
         f.seek(0)
         return f, (gzip.GzipFile(fileobj=f, mode="rb") if gz else f), st.st_size, gz

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from resource_limits import run_bounded
 
 from autograd.data import DataLoader, TensorDataset
 from autograd.datasets import CorruptDatasetError, blobs, load_mnist, read_idx, spirals, xor
@@ -156,7 +157,6 @@ def _gz_member(data: bytes) -> bytes:
 def test_gzip_bomb_refused_fast_with_little_memory(tmp_path):
     """A valid header then a stream that expands to 1 GB (a 1 MB file): only the declared bytes
     plus one are ever inflated."""
-    from resource_limits import run_bounded
     n = 1000
     _write_mnist(tmp_path, n=n, gz=True)
     f = tmp_path / "train-images-idx3-ubyte.gz"
@@ -229,10 +229,18 @@ def test_count_mismatch_found_from_the_headers_alone(tmp_path):
 def test_not_a_regular_file_refused():
     """/dev/zero never ends: it is refused up front (in a subprocess with capped memory, so a
     reader that tries to read it all fails fast instead of exhausting the machine)."""
-    from resource_limits import run_bounded
     out = run_bounded("from autograd.datasets import read_idx", "read_idx(_arg, 2051)",
                       ["/dev/zero"], limit_mb=1024)["results"][0]
     assert out["outcome"].startswith("CorruptDatasetError: /dev/zero: not a regular file"), out
+
+
+def test_fifo_and_directory_refused_without_waiting(tmp_path):
+    fifo = tmp_path / "train-images-idx3-ubyte"
+    os.mkfifo(fifo)
+    out = run_bounded("from autograd.datasets import read_idx", "read_idx(_arg, 2051)",
+                      [str(fifo), str(tmp_path)], timeout=60)["results"]
+    assert out[0]["outcome"].startswith(f"CorruptDatasetError: {fifo}: not a regular file")
+    assert out[1]["outcome"].startswith(f"CorruptDatasetError: {tmp_path}: not a regular file")
 
 
 def test_gzip_recognised_by_content_and_read_idx_keeps_other_shapes(tmp_path):
