@@ -20,11 +20,11 @@ the temporary file of a save that was killed is removed by the next save to the 
 Reading is bounded: only regular files are read (never a device or a pipe), the header is at
 most 100 MB (the safetensors limit) holding at most a million JSON values, so reading it costs
 at most about three times its size (the bytes, the decoded text, the parsed strings) plus
-~100 MB. A pickle or a zip archive (what ``torch.save``
-writes) is recognised and refused as such. float16 and bfloat16 tensors, written by other
-tools, load converted to float32. Files written by :func:`save` carry a SHA-256 checksum of
-their metadata and tensors (``autograd.checksum``), and a file that does not match it is
-refused; files of format version 1 (written before the checksum existed) still load, unverified.
+~100 MB. A pickle or a zip archive (what ``torch.save`` writes) is recognised and refused as
+such. float16 and bfloat16 tensors, written by other tools, load converted to float32. Files
+written by :func:`save` carry a SHA-256 checksum of their metadata and tensors
+(``autograd.checksum``), and a file that does not match it is refused; files of format version
+1 (written before the checksum existed) still load, unverified.
 """
 from __future__ import annotations
 
