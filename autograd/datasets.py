@@ -97,6 +97,8 @@ class _IdxReader:
         except EOFError:
             raise self._fail("the gzip stream is truncated") from None
         except (gzip.BadGzipFile, zlib.error, OSError) as exc:
+            if not self.gz:
+                raise self._fail(f"read error ({exc})") from None
             raise self._fail(f"corrupt gzip stream ({exc})") from None
 
     def _read_header(self, magic: int, size: int, gz: bool, max_bytes: int) -> None:
