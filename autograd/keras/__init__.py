@@ -10,7 +10,7 @@ only their imports changed::
 from __future__ import annotations
 
 from . import callbacks, config, layers, losses, models, optimizers
-from .callbacks import Callback, EarlyStopping, History
+from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint
 from .config import ModelConfigError
 from .layers import Activation, Dense, Dropout, Layer
 from .models import Sequential, load_model, model_from_json
@@ -26,6 +26,7 @@ __all__ = [
            "EarlyStopping",
            "History",
            "Layer",
+           "ModelCheckpoint",
            "ModelConfigError",
            "Sequential",
            "callbacks",
