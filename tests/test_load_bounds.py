@@ -250,11 +250,8 @@ def test_every_single_bit_flip_is_refused(tmp_path):
         except CorruptFileError as exc:
             assert str(path) in str(exc)
         else:
-            # Only JSON whitespace can change meaning-free: a space or newline flipped into
-            # another whitespace character in the header's padding.
             loaded.append(i)
-    (n,) = struct.unpack("<Q", good[:8])
-    assert all(good[i:i + 1] in b" \t\r\n" for i in loaded), loaded
+    assert not loaded, f"{len(loaded)} of {len(good)} single-bit flips loaded: {loaded[:10]}"
 
 
 def test_tensor_bytes_changed_refused(tmp_path):
