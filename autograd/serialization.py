@@ -435,6 +435,13 @@ def _le_bytes(a: np.ndarray) -> memoryview:
     return memoryview(a.reshape(-1).view(np.uint8))
 
 
+def _checksum_arrays(meta: Mapping[str, str], arrays: Mapping[str, np.ndarray]) -> str:
+    """The checksum :func:`save` stores for ``meta`` and ``arrays`` (as st.save lays them out);
+    tests that forge a file re-seal it with this."""
+    return _digest(meta, [(name, _CODES[a.dtype.newbyteorder("=")], a.shape, _le_bytes(a))
+                          for name, a in arrays.items()])
+
+
 def _decode_array(data: Any, code: str, shape: list, offset: int, nbytes: int) -> np.ndarray:
     """A private, native-order copy of one tensor (half precision widened to float32)."""
     if code == "BF16":  # the top 16 bits of a float32
@@ -660,8 +667,7 @@ def save(obj: Any, path: str | os.PathLike, *, metadata: Mapping[str, str] | Non
         if a.dtype.newbyteorder("=") not in {np.dtype(d) for d in _DTYPES.values()}:
             raise TypeError(f"save: tensor {name!r} has unsupported dtype {a.dtype}")
     extra.update({_VERSION_KEY: FORMAT_VERSION, _TREE_KEY: json.dumps(tree)})
-    extra[_CHECKSUM_KEY] = _digest(extra, [(name, _CODES[a.dtype.newbyteorder("=")], a.shape,
-                                            _le_bytes(a)) for name, a in enc.arrays.items()])
+    extra[_CHECKSUM_KEY] = _checksum_arrays(extra, enc.arrays)
     _atomic_write(Path(path), st.save(enc.arrays, metadata=extra))
 
 

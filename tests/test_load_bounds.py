@@ -360,3 +360,18 @@ def test_gzip_is_not_a_safetensors_file(tmp_path):
     path.write_bytes(gzip.compress(b"x" * 100))
     with pytest.raises(CorruptFileError, match="m.safetensors.gz: header length"):
         load(path)
+
+
+def test_forged_file_resealed_from_decoded_arrays_loads(tmp_path):
+    """A test (or a forger) that rewrites metadata with safetensors' own writer re-seals it with
+    _checksum_arrays; without that the checksum refuses the edit."""
+    path = tmp_path / "m.safetensors"
+    save({"w": np.arange(4.0), "n": 2}, path, metadata={"a": "1"})
+    meta, arrays = ser._parse(path.read_bytes(), ValueError)
+    meta["a"] = "2"
+    path.write_bytes(st.save(arrays, metadata=meta))
+    with pytest.raises(CorruptFileError, match="checksum mismatch"):
+        load(path)
+    meta["autograd.checksum"] = ser._checksum_arrays(meta, arrays)
+    path.write_bytes(st.save(arrays, metadata=meta))
+    assert load_metadata(path) == {"a": "2"} and load(path)["n"] == 2
