@@ -14,6 +14,7 @@ from .creation import (
     eye,
     from_numpy,
     full,
+    linspace,
     manual_seed,
     ones,
     ones_like,
@@ -60,8 +61,21 @@ from .functional import (
     var,
     where,
 )
+from .functional import (  # PyTorch's names, beside the NumPy ones above
+    argmax,
+    argmin,
+    cat,
+    clone,
+    norm,
+    pow,
+    prod,
+    squeeze,
+    std,
+    unsqueeze,
+)
 from .grad_mode import detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from .gradcheck import gradcheck
+from .registration import serializable
 from .serialization import load, save
 from .tensor import Tensor
 
@@ -93,10 +107,12 @@ __all__ = [
     "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly", "gradcheck",
     "GradcheckError", "AnomalyError", "FreedGraphError", "InplaceModificationError", "backend",
     "functional", "set_num_threads", "get_num_threads", "nn", "optim", "data", "datasets",
-    "save", "load",
+    "save", "load", "serializable",
     "abs", "clip", "concatenate", "cross_entropy", "exp", "expand", "flatten", "gelu",
     "leaky_relu", "linear", "log", "log_softmax", "logsumexp", "matmul", "max", "maximum",
     "mean", "min", "minimum", "mse_loss", "permute", "relu", "reshape", "sigmoid", "softmax",
     "sqrt", "stack", "sum", "tanh", "transpose", "var", "where", "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
+    "linspace", "argmax", "argmin", "cat", "clone", "norm", "pow", "prod", "squeeze", "std",
+    "unsqueeze",
 ]

@@ -11,6 +11,8 @@ import numpy as np
 from . import backend
 from .errors import AnomalyError, FreedGraphError
 from .grad_mode import state
+from .retain import RETAINED
+from .retain import store as _store_retained
 
 __all__ = ["run_backward", "topological_order", "count_consumers"]
 
@@ -87,6 +89,8 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
                     f"saved arrays were freed by the first backward; pass retain_graph=True "
                     f"to the first backward() if you need to call it again")
             node.check_versions()
+            if RETAINED:  # some tensor called retain_grad(): it may be this node's output
+                _store_retained(node, g)
             grads = node.op.backward(node, g)
             if anomaly:
                 _check_finite(node, grads)

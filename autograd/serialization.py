@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .registration import add_safe_globals, serializable  # noqa: F401  (PyTorch's place)
 from .tensor import Tensor
 
 __all__ = ["LAYER_TYPES", "CorruptFileError", "load", "load_metadata", "save"]
@@ -78,9 +79,7 @@ def _describe(module: Any, seen: set[int] | None = None) -> dict:
     """The architecture of an allowlisted module as JSON-able data (raises for others)."""
     name = next((n for n, c in _layer_classes().items() if type(module) is c), None)
     if name is None:
-        raise ValueError(f"save: cannot describe the architecture of {type(module).__name__}: "
-                         f"only {sorted(LAYER_TYPES)} are allowed; save model.state_dict() "
-                         f"instead and rebuild the model in code")
+        return _describe_registered(module, seen)
     # The tree has no way to say "the same layer again": a second copy of a stateless layer is
     # the same computation, but a layer with weights would load untied.
     seen = set() if seen is None else seen
@@ -97,6 +96,102 @@ def _describe(module: Any, seen: set[int] | None = None) -> dict:
     if name in ("Sequential", "Residual"):
         node["children"] = [[k, _describe(m, seen)] for k, m in module.named_children()]
     return node
+
+
+# A custom module class opts in with @autograd.serializable: the tree then holds its registered
+# name and constructor arguments ({"type": "registered", "class": ..., "args": ...}), and load
+# calls the class registered under that name in this process, and nothing else.
+_REGISTERED = "registered"
+
+
+def _describe_registered(module: Any, seen: set[int] | None) -> dict:
+    from . import registration as reg
+
+    cls = type(module).__name__
+    key = reg.registered_name(module)
+    if key is None:
+        raise ValueError(f"save: {cls} is a custom module class, which is saved whole only when "
+                         f"it opts in: decorate the class with @autograd.serializable (its "
+                         f"constructor arguments are then recorded, and load rebuilds it by "
+                         f"name), or save model.state_dict() and rebuild the model in code")
+    seen = set() if seen is None else seen
+    if id(module) in seen and module.state_dict():
+        raise ValueError(f"save: the {cls} appears twice in the model (shared weights), which "
+                         f"the architecture cannot describe; save model.state_dict() instead "
+                         f"and rebuild the model in code")
+    seen.add(id(module))
+    spec = reg.encode_arguments(module, lambda m: _describe(m, seen))
+    node = {"type": _REGISTERED, "class": key, "args": spec}
+    _check_rebuilds(module, node)
+    return node
+
+
+def _structure(module: Any) -> tuple[list, dict]:
+    return ([(k, type(m).__name__) for k, m in module.named_modules(remove_duplicate=False)],
+            {k: (t.shape, t.dtype.kind) for k, t in module._state_tensors().items()})
+
+
+def _check_rebuilds(module: Any, node: dict) -> None:
+    """Build the class again from the recorded arguments and compare: a change made after
+    construction (a layer replaced, a parameter added) would otherwise load as a different
+    model, or not at all."""
+    def err(reason: str) -> ValueError:
+        return ValueError(f"save: {type(module).__name__}: {reason}")
+    fresh = _build(node, err)
+    (mods, state), (mods2, state2) = _structure(module), _structure(fresh)
+    if mods != mods2 or state != state2:
+        diff = next((f"{a} vs {b}" for a, b in zip(mods, mods2) if a != b), None) or next(
+            (f"{k}: {state.get(k)} vs {state2.get(k)}" for k in {*state, *state2}
+             if state.get(k) != state2.get(k)), "the number of submodules")
+        raise err(f"the model differs from what its constructor builds from the recorded "
+                  f"arguments (model vs rebuilt: {diff}), so load could not rebuild it; make "
+                  f"such changes in __init__, or save model.state_dict() instead")
+
+
+class _KeepRandomState:
+    """Constructors draw initial weights; building a model to save or load must not move the
+    user's random streams (autograd's default generator and NumPy's global one)."""
+
+    def __enter__(self) -> None:
+        from . import creation
+        self.gen = creation._generator
+        self.state = self.gen.bit_generator.state
+        self.np_state = np.random.get_state()
+
+    def __exit__(self, *exc: Any) -> None:
+        from . import creation
+        creation._generator = self.gen
+        self.gen.bit_generator.state = self.state
+        np.random.set_state(self.np_state)
+
+
+def _check_registered(node: dict, err: Callable[[str], Exception], depth: int) -> int:
+    from . import registration as reg
+
+    if set(node) != {"type", "class", "args"}:
+        raise err(f"registered module: unexpected fields {sorted(node)}")
+    key = node["class"]
+    if not isinstance(key, str) or reg.registered_class(key) is None:
+        raise err(f"the model is of class {str(key)[:80]!r}, which is not registered in this "
+                  f"process: import the code that defines it (decorated with "
+                  f"@autograd.serializable) before loading (a name in a file is never "
+                  f"imported)")
+    return reg.check_arguments(node["args"], err, lambda n, d: _check_node(n, err, d), depth)
+
+
+def _build_registered(node: dict, err: Callable[[str], Exception]) -> Any:
+    from . import registration as reg
+
+    cls = reg.registered_class(node["class"])
+    args, kwargs = reg.decode_arguments(node["args"], lambda n: _build(n, err))
+    try:
+        with _KeepRandomState():
+            return cls(*args, **kwargs)
+    except CorruptFileError:
+        raise
+    except Exception as exc:  # the class's own code: whatever it raises, say where
+        raise err(f"{node['class']} cannot be built from its stored arguments {args}, "
+                  f"{kwargs}: {type(exc).__name__}: {exc}") from None
 
 
 def _check_args(name: str, args: Any, err: Callable[[str], Exception]) -> dict:
@@ -125,6 +220,8 @@ def _check_node(node: Any, err: Callable[[str], Exception], depth: int = 0) -> i
     if not isinstance(node, dict) or not isinstance(node.get("type"), str):
         raise err("architecture node is not an object with a type")
     name = node["type"]
+    if name == _REGISTERED:
+        return _check_registered(node, err, depth)
     if name not in LAYER_TYPES:
         raise err(f"unknown layer type {name!r} (allowed: {sorted(LAYER_TYPES)})")
     container = name in ("Sequential", "Residual")
@@ -150,6 +247,8 @@ def _check_node(node: Any, err: Callable[[str], Exception], depth: int = 0) -> i
 
 def _build(node: dict, err: Callable[[str], Exception]) -> Any:
     """Instantiate a tree already validated by :func:`_check_node`."""
+    if node["type"] == _REGISTERED:
+        return _build_registered(node, err)
     name, args = node["type"], dict(node["args"])
     cls = _layer_classes()[name]
     try:
