@@ -76,7 +76,7 @@ from .functional import (  # PyTorch's names, beside the NumPy ones above
 from .grad_mode import detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from .gradcheck import gradcheck
 from .registration import serializable
-from .serialization import load, save
+from .serialization import load, load_state_dict, save, save_state_dict
 from .tensor import Tensor
 
 __version__ = "0.1.0"
@@ -107,7 +107,7 @@ __all__ = [
     "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly", "gradcheck",
     "GradcheckError", "AnomalyError", "FreedGraphError", "InplaceModificationError", "backend",
     "functional", "set_num_threads", "get_num_threads", "nn", "optim", "data", "datasets",
-    "save", "load", "serializable",
+    "save", "load", "serializable", "save_state_dict", "load_state_dict",
     "abs", "clip", "concatenate", "cross_entropy", "exp", "expand", "flatten", "gelu",
     "leaky_relu", "linear", "log", "log_softmax", "logsumexp", "matmul", "max", "maximum",
     "mean", "min", "minimum", "mse_loss", "permute", "relu", "reshape", "sigmoid", "softmax",

@@ -34,7 +34,8 @@ import numpy as np
 from .registration import add_safe_globals, serializable  # noqa: F401  (PyTorch's place)
 from .tensor import Tensor
 
-__all__ = ["LAYER_TYPES", "CorruptFileError", "load", "load_metadata", "save"]
+__all__ = ["LAYER_TYPES", "CorruptFileError", "load", "load_metadata", "save",
+           "save_state_dict", "load_state_dict", "serializable", "add_safe_globals"]
 
 FORMAT_VERSION = "1"
 _TREE_KEY, _VERSION_KEY = "autograd.tree", "autograd.version"
@@ -586,3 +587,56 @@ def load(path: str | os.PathLike) -> Any:
     if set(arrays) - decoder.used:
         raise err(f"tensors not referred to by the structure: {sorted(set(arrays) - decoder.used)}")
     return out
+
+
+# ------------------------------------------------------------------------------ state dicts
+def save_state_dict(state_dict: Mapping[str, Any], path: str | os.PathLike, *,
+                    metadata: Mapping[str, str] | None = None) -> None:
+    """Write a state dict as a plain safetensors file: one tensor per key, nothing else.
+
+    ``model.state_dict()`` keys and layouts are PyTorch's for the same architecture, so
+    ``torch_model.load_state_dict(safetensors.torch.load_file(path))`` reads the file (and
+    :func:`load_state_dict` reads one written by ``safetensors.torch.save_file``). Values may
+    be Tensors or arrays; the write is atomic.
+    """
+    import safetensors.numpy as st
+
+    arrays: dict[str, np.ndarray] = {}
+    for k, v in state_dict.items():
+        if not isinstance(k, str):
+            raise TypeError(f"save_state_dict: keys must be str, got {k!r}")
+        a = v._data if isinstance(v, Tensor) else v
+        if not isinstance(a, (np.ndarray, np.generic)):
+            raise TypeError(f"save_state_dict: {k!r} is a {type(v).__name__}, not a tensor or "
+                            f"array; save other values with autograd.save")
+        a = np.asarray(a)
+        if a.dtype.newbyteorder("=") not in {np.dtype(d) for d in _DTYPES.values()}:
+            raise TypeError(f"save_state_dict: tensor {k!r} has unsupported dtype {a.dtype}")
+        arrays[k] = a if a.flags.c_contiguous else a.copy(order="C")
+    extra = dict(metadata or {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
+        raise ValueError("save_state_dict: metadata must map str to str")
+    _atomic_write(Path(path), st.save(arrays, metadata=extra or None))
+
+
+def load_state_dict(path: str | os.PathLike) -> "OrderedDict[str, np.ndarray]":
+    """Read a state dict (name -> array) for ``model.load_state_dict``.
+
+    Reads any safetensors file of tensors: one written by :func:`save_state_dict`, by
+    ``safetensors.torch.save_file(torch_model.state_dict(), path)``, or by :func:`save` of a
+    state dict or a whole module (its weights). Anything else, such as a checkpoint
+    structure, is refused with a message saying what the file holds.
+    """
+    err = _error_for(path)
+    meta, arrays = _parse(Path(path).read_bytes(), err)
+    if _TREE_KEY in meta:
+        obj = load(path)
+        if _is_module(obj):
+            obj = obj.state_dict()
+        if not isinstance(obj, Mapping) or not all(isinstance(v, np.ndarray)
+                                                   for v in obj.values()):
+            raise ValueError(f"load_state_dict: {os.fspath(path)} holds a "
+                             f"{type(obj).__name__} saved by autograd.save, not a state dict; "
+                             f"read it with autograd.load")
+        return OrderedDict(obj)
+    return OrderedDict(arrays)
