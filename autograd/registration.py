@@ -45,8 +45,9 @@ def serializable(cls: C | None = None, *, name: str | None = None) -> Any:
     qualified name) and the constructor arguments each instance was made with.
 
     Arguments may be None, bools, numbers, strings, dtypes, modules that can themselves be
-    saved, and lists, tuples and str-keyed dicts of these. Use ``@serializable(name="...")``
-    when two registered classes share a class name.
+    saved, and lists, tuples and str-keyed dicts of these. A later class registered under the
+    same name takes it over (as in Keras); give ``@serializable(name="...")`` to keep two
+    classes with one class name apart.
     """
     def register(c: C) -> C:
         from .nn import Module
@@ -59,14 +60,9 @@ def serializable(cls: C | None = None, *, name: str | None = None) -> Any:
         if not isinstance(key, str) or not key or key in LAYER_TYPES:
             raise ValueError(f"serializable: {key!r} cannot be a registered name (it must be "
                              f"a non-empty string other than a built-in layer's name)")
-        old = _CLASSES.get(key)
-        # The same class defined again (a re-run notebook cell, a reloaded module) replaces
-        # the old one; two different classes under one name is an error.
-        if old is not None and (old.__module__, old.__qualname__) != (c.__module__,
-                                                                        c.__qualname__):
-            raise ValueError(f"serializable: the name {key!r} is already registered to "
-                             f"{old.__module__}.{old.__qualname__}; register "
-                             f"{c.__module__}.{c.__qualname__} with @serializable(name=...)")
+        # As in Keras, the latest class registered under a name is the one load rebuilds (a
+        # re-run notebook cell, a reloaded module); save refuses an instance of a class whose
+        # name was taken over since, rather than let load build the other class.
         if c.__dict__.get("_serializable_name") is None:
             _record_arguments(c)
         c._serializable_name = key
@@ -122,9 +118,9 @@ def add_safe_globals(classes: Iterable[type]) -> None:
 
 
 def registered_name(module: Any) -> str | None:
-    """The name ``type(module)`` is registered under, or None when it is not registered."""
-    key = type(module).__dict__.get("_serializable_name")
-    return key if key is not None and _CLASSES.get(key) is type(module) else None
+    """The name ``type(module)`` was registered under, or None when it was not registered
+    (a subclass of a registered class is not registered by that)."""
+    return type(module).__dict__.get("_serializable_name")
 
 
 def registered_class(key: str) -> type | None:

@@ -115,6 +115,12 @@ def _describe_registered(module: Any, seen: set[int] | None) -> dict:
                          f"it opts in: decorate the class with @autograd.serializable (its "
                          f"constructor arguments are then recorded, and load rebuilds it by "
                          f"name), or save model.state_dict() and rebuild the model in code")
+    current = reg.registered_class(key)
+    if current is not type(module):
+        raise ValueError(f"save: {cls} was registered as {key!r}, but that name now belongs to "
+                         f"{current.__module__}.{current.__qualname__}, registered later, "
+                         f"which load would build instead; give one of them "
+                         f"@autograd.serializable(name=...)")
     seen = set() if seen is None else seen
     if id(module) in seen and module.state_dict():
         raise ValueError(f"save: the {cls} appears twice in the model (shared weights), which "

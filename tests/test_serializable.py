@@ -13,7 +13,7 @@ from autograd import registration
 from autograd.serialization import CorruptFileError, load, save
 
 
-@ag.serializable
+@ag.serializable(name="test_serializable.Net")  # examples in this process register "Net"
 class Net(nn.Module):
     """Positional, keyword and default arguments; a tuple, a string, a dtype."""
 
@@ -63,7 +63,7 @@ def test_round_trip_rebuilds_the_registered_class(tmp_path):
     _same(m, m2, ag.randn(5, 2))
     arch = _tree(tmp_path / "m.safetensors")["arch"]
     # only the registered name and the arguments: no module path, nothing to import
-    assert arch == {"type": "registered", "class": "Net", "args": {
+    assert arch == {"type": "registered", "class": "test_serializable.Net", "args": {
         "args": [{"v": 2}, {"tuple": [{"v": 4}, {"v": 3}]}, {"v": "tanh"},
                  {"dtype": "float32"}], "kwargs": []}}
 
@@ -169,7 +169,7 @@ def _edit_arch(path, edit):
      r"class 'subprocess\.Popen', which is not registered in this process"),
     (lambda a: a.update({"class": "os.system"}), "not registered"),
     (lambda a: a["args"]["args"].__setitem__(0, {"v": "two"}),
-     r"Net cannot be built from its stored arguments"),
+     r"test_serializable\.Net cannot be built from its stored arguments"),
     (lambda a: a["args"]["args"].__setitem__(0, {"v": 3}), r"weights do not match|shape"),
     (lambda a: a["args"]["args"].__setitem__(0, {"call": "print"}),
      "unknown constructor argument kind 'call'"),
@@ -186,7 +186,7 @@ def test_hostile_or_stale_files_are_refused(tmp_path, edit, match):
 
 def test_loading_needs_the_class_registered_in_this_process(tmp_path, monkeypatch):
     save(Net(2), tmp_path / "m")
-    monkeypatch.delitem(registration._CLASSES, "Net")
+    monkeypatch.delitem(registration._CLASSES, "test_serializable.Net")
     with pytest.raises(CorruptFileError, match=r"import the code that defines it .* never "
                                                r"imported"):
         load(tmp_path / "m")
@@ -195,13 +195,21 @@ def test_loading_needs_the_class_registered_in_this_process(tmp_path, monkeypatc
 def test_registered_names(monkeypatch):
     monkeypatch.setattr(registration, "_CLASSES", dict(registration._CLASSES))
 
-    class Net(nn.Module):  # another class, registered under the module-level Net's name
-        pass
+    class Net(nn.Module):  # another class with the module-level Net's class name
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(2, 2)
 
-    with pytest.raises(ValueError, match="'Net' is already registered to .*name="):
-        ag.serializable(name="Net")(Net)
     assert ag.serializable(Net) is Net  # its own name: its qualified name
     assert registration.registered_class("test_registered_names.<locals>.Net") is Net
+    first = globals()["Net"](2)
+    # takes the name over, as in Keras: load builds this one from now on
+    ag.serializable(name="test_serializable.Net")(Net)
+    assert registration.registered_class("test_serializable.Net") is Net
+    with pytest.raises(ValueError, match=r"registered as 'test_serializable\.Net', but that "
+                                         r"name now belongs to .*which load would build "
+                                         r"instead.*name="):
+        save(first, "never-written")
     assert ag.serializable(name="other.Net")(Net) is Net
     with pytest.raises(ValueError, match="built-in layer"):
         ag.serializable(name="Linear")(Net)
