@@ -651,8 +651,11 @@ def to(x: Tensor, dtype, copy: bool = False) -> Tensor:
     ``copy``). Between float32 and float64 the gradient flows back, cast to x's dtype; a
     conversion to an integer or boolean dtype is cut off from the graph."""
     x = as_tensor(x)
-    target = np.dtype(dtype)
-    _check_dtype(target)
+    try:
+        target = np.dtype(dtype)
+        _check_dtype(target)
+    except TypeError as exc:
+        raise TypeError(f"to: cannot convert to {dtype!r}: {exc}") from None
     if target == x.dtype and not copy:
         return x
     if target.kind != "f":

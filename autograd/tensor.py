@@ -420,13 +420,14 @@ class Tensor:
         """A copy with its own memory; gradients flow through it."""
         return F.clone(self)
 
-    def to(self, *args: Any, dtype: Any = None, copy: bool = False) -> "Tensor":
+    def to(self, *args: Any, dtype: Any = None, device: Any = None, copy: bool = False
+           ) -> "Tensor":
         """Convert to a dtype: ``t.to(ag.float64)``, ``t.to(other_tensor)``, ``t.to("cpu")``.
 
         Differentiable between float32 and float64 (the gradient is cast back); the same
         dtype gives ``self`` unless ``copy=True``. The only device is the CPU.
         """
-        for a in args:
+        for a in args + ((str(device),) if device is not None else ()):
             if isinstance(a, Tensor):
                 dtype = a.dtype if dtype is None else dtype
             elif isinstance(a, str) and a.split(":")[0] == "cpu":
