@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .errors import InplaceModificationError
+from .errors import InplaceModificationError, mixed_dtypes_message
 from .grad_mode import state
 
 __all__ = ["Op", "Node", "apply", "REGISTRY", "broadcast_shape"]
@@ -164,11 +164,11 @@ def apply(op: type[Op], *inputs: Any, **params: Any):
                 if dtype is None:
                     dtype = d
                 elif d != dtype:
-                    _mixed(op, dtype, d)
+                    _mixed(op, dtype, d, inputs)
             elif d.kind in "iu":
                 integer = d
     if integer is not None and dtype is not None:
-        _mixed(op, dtype, integer)
+        _mixed(op, dtype, integer, inputs)
     if op.broadcasting and len(arrays) > 1 and arrays[0].shape != arrays[1].shape:
         _check_broadcast(op, arrays)
     if not (record and state.grad_enabled):
@@ -192,9 +192,8 @@ def _output(out: np.ndarray, node: Node | None, inputs: tuple) -> "Tensor":
     return t
 
 
-def _mixed(op: type[Op], dtype: np.dtype, other: np.dtype) -> None:
-    raise TypeError(f"{op.name}: mixed dtypes {dtype} and {other}; convert one explicitly "
-                    f"(e.g. x.astype('{dtype}')) - autograd never casts silently")
+def _mixed(op: type[Op], dtype: np.dtype, other: np.dtype, inputs: tuple = ()) -> None:
+    raise TypeError(mixed_dtypes_message(op.name, dtype, other, inputs))
 
 
 def broadcast_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
