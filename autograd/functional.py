@@ -524,7 +524,7 @@ _TORCH_KEYWORDS = {"dim": "axis", "keepdim": "keepdims", "start_dim": "start_axi
                    "dim0": "axis0", "dim1": "axis1"}
 
 
-def accepts_torch_names(fn):
+def accepts_torch_names(fn: Any) -> Any:
     """``fn`` also accepting PyTorch's keyword names (``dim=`` for ``axis=``, ``keepdim=`` for
     ``keepdims=``, ``start_dim=``, ``dim0=``/``dim1=``); giving both spellings is an error."""
     sig = inspect.signature(fn)
@@ -541,8 +541,15 @@ def accepts_torch_names(fn):
                     kwargs[name] = kwargs.pop(torch_name)
         return fn(*args, **kwargs)
 
-    extra = [inspect.Parameter(t, inspect.Parameter.KEYWORD_ONLY, default=None)
-             for t in renames]
+    def hint(name: str) -> Any:  # the NumPy keyword's hint, None allowed (it means "unset")
+        ann = sig.parameters[name].annotation
+        if ann is inspect.Parameter.empty:
+            return "Any"
+        text = ann if isinstance(ann, str) else inspect.formatannotation(ann)
+        return text if "None" in text else f"{text} | None"
+
+    extra = [inspect.Parameter(t, inspect.Parameter.KEYWORD_ONLY, default=None,
+                               annotation=hint(n)) for t, n in renames.items()]
     params = list(sig.parameters.values())
     if params and params[-1].kind is inspect.Parameter.VAR_KEYWORD:
         params = params[:-1] + extra + params[-1:]
@@ -565,9 +572,10 @@ class ValuesIndices(NamedTuple):
     indices: Tensor
 
 
-def _extremum_torch(fn, arg):
+def _extremum_torch(fn: Any, arg: Any) -> Any:
     @functools.wraps(fn)
-    def wrapper(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    def wrapper(x: Tensor, axis: Axis = None, keepdims: bool = False, *, dim: int | None = None,
+                keepdim: bool | None = None) -> "Tensor | ValuesIndices":
         if dim is None:
             if keepdim is not None:
                 keepdims = keepdim
@@ -582,7 +590,7 @@ def _extremum_torch(fn, arg):
     return wrapper
 
 
-def _arg_extremum(name: str, x, axis, keepdims: bool) -> Tensor:
+def _arg_extremum(name: str, x: Tensor, axis: int | None, keepdims: bool) -> Tensor:
     x = as_tensor(x)
     if axis is not None:
         if not isinstance(axis, numbers.Integral):
@@ -627,7 +635,7 @@ def unsqueeze(x: Tensor, dim: int) -> Tensor:
     return reshape(x, x.shape[:d] + (1,) + x.shape[d:])
 
 
-def squeeze(x: Tensor, dim=None) -> Tensor:
+def squeeze(x: Tensor, dim: Axis = None) -> Tensor:
     """x without axes of length 1: all of them, or those among ``dim`` (an int or a tuple; an
     axis given that is not of length 1 stays, as in PyTorch)."""
     x = as_tensor(x)
@@ -637,7 +645,7 @@ def squeeze(x: Tensor, dim=None) -> Tensor:
     return reshape(x, tuple(n for i, n in enumerate(x.shape) if not (i in axes and n == 1)))
 
 
-def view(x: Tensor, *shape) -> Tensor:
+def view(x: Tensor, *shape: Any) -> Tensor:
     """PyTorch's name for :func:`reshape` (always allowed here, whatever the memory layout)."""
     return reshape(x, *shape)
 
@@ -648,7 +656,7 @@ def clone(x: Tensor) -> Tensor:
     return apply(shape_ops.Cast, x, dtype=x.dtype)
 
 
-def to(x: Tensor, dtype, copy: bool = False) -> Tensor:
+def to(x: Tensor, dtype: Any, copy: bool = False) -> Tensor:
     """x converted to ``dtype`` (a copy; x itself when it already has that dtype, unless
     ``copy``). Between float32 and float64 the gradient flows back, cast to x's dtype; a
     conversion to an integer or boolean dtype is cut off from the graph."""
@@ -665,7 +673,7 @@ def to(x: Tensor, dtype, copy: bool = False) -> Tensor:
     return apply(shape_ops.Cast, x, dtype=target)
 
 
-def std(x: Tensor, axis=None, keepdims: bool = False, ddof: int = 0, *,
+def std(x: Tensor, axis: Axis = None, keepdims: bool = False, ddof: int = 0, *,
         correction: int | None = None, unbiased: bool | None = None) -> Tensor:
     """Standard deviation, sqrt(var), over ``axis``.
 
@@ -685,7 +693,7 @@ def std(x: Tensor, axis=None, keepdims: bool = False, ddof: int = 0, *,
     return sqrt(var(x, axis, keepdims, ddof))
 
 
-def prod(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+def prod(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """Product over ``axis`` (int, tuple or None for all); the product of nothing is 1.
 
     Computed as a tree of pairwise products (log2 n multiplies), so its gradient is exact where
@@ -713,7 +721,7 @@ def prod(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     return reshape(y, out_shape)
 
 
-def norm(x: Tensor, p: float | str = 2, axis=None, keepdims: bool = False) -> Tensor:
+def norm(x: Tensor, p: float | str = 2, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """The vector p-norm over ``axis`` (all elements when None): (sum |x|^p)^(1/p).
 
     ``p`` may be any positive number, ``"fro"`` (= 2) or ``inf`` (the largest |x|). Like

@@ -147,9 +147,9 @@ def _read(ds: Any, expected: np.ndarray, where: str, path: Any) -> np.ndarray:
     if not isinstance(ds, h5py.Dataset) or ds.shape != expected.shape \
             or ds.dtype.kind != "f":
         shape = getattr(ds, "shape", None)
-        raise ValueError(f"load_weights: {os.fspath(path)}: {where} holds "
-                         f"{'a float array of shape ' + str(shape) if shape is not None else 'no array'}"
-                         f", the model needs shape {expected.shape}")
+        held = "no array" if shape is None else f"an array of shape {shape} ({ds.dtype})"
+        raise ValueError(f"load_weights: {os.fspath(path)}: {where} holds {held}, the model "
+                         f"needs a float array of shape {expected.shape}")
     return np.asarray(ds[()], dtype=expected.dtype)
 
 
