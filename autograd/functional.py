@@ -635,9 +635,13 @@ def unsqueeze(x: Tensor, dim: int) -> Tensor:
     return reshape(x, x.shape[:d] + (1,) + x.shape[d:])
 
 
-def squeeze(x: Tensor, dim: Axis = None) -> Tensor:
+def squeeze(x: Tensor, dim: Axis = None, *, axis: Axis = None) -> Tensor:
     """x without axes of length 1: all of them, or those among ``dim`` (an int or a tuple; an
-    axis given that is not of length 1 stays, as in PyTorch)."""
+    axis given that is not of length 1 stays, as in PyTorch). NumPy's ``axis=`` works too."""
+    if axis is not None:
+        if dim is not None:
+            raise TypeError("squeeze: give dim= or axis=, not both")
+        dim = axis
     x = as_tensor(x)
     axes = _axes("squeeze", x, dim)
     if axes is None:

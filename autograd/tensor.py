@@ -476,9 +476,9 @@ class Tensor:
         """A view with a new axis of length 1 at ``dim``."""
         return F.unsqueeze(self, dim)
 
-    def squeeze(self, dim: Any = None) -> "Tensor":
-        """A view without axes of length 1 (all, or those among ``dim``)."""
-        return F.squeeze(self, dim)
+    def squeeze(self, dim: Any = None, *, axis: Any = None) -> "Tensor":
+        """A view without axes of length 1 (all, or those among ``dim``, or NumPy's ``axis``)."""
+        return F.squeeze(self, dim, axis=axis)
 
     def view(self, *shape: Any) -> "Tensor":
         """PyTorch's name for :meth:`reshape`."""

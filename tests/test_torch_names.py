@@ -53,6 +53,14 @@ def test_to_same_dtype_is_self_and_to_integer_leaves_the_graph():
         x.to("float16")
 
 
+def test_squeeze_takes_numpys_axis_too():
+    x = ag.zeros(2, 1, 3, 1)
+    assert x.squeeze(axis=1).shape == (2, 3, 1) and ag.squeeze(x, dim=(1, 3)).shape == (2, 3)
+    assert x.squeeze(0).shape == (2, 1, 3, 1)  # not of length 1: kept, as in PyTorch
+    with pytest.raises(TypeError, match="squeeze: give dim= or axis=, not both"):
+        x.squeeze(1, axis=1)
+
+
 def test_clone_owns_its_memory():
     x = ag.tensor([1.0, 2.0])
     c = x.clone()
