@@ -7,11 +7,13 @@ boolean tensors exist for indices and masks but never require grad). An op's out
 from __future__ import annotations
 
 import numbers
-from typing import Any, Iterator, Sequence, TypeAlias
+import weakref
+from typing import Any, Callable, Iterator, Sequence, TypeAlias
 
 import numpy as np
 
 from . import backend
+from . import hooks as _hooks
 from .grad_mode import state
 
 __all__ = ["Tensor", "as_tensor", "DEFAULT_DTYPE"]
@@ -74,7 +76,9 @@ class Tensor:
     # _vc is the version counter: a one-element list, shared by a tensor with its views and
     # detached aliases (as in PyTorch), so an in-place change through any of them is seen by
     # every graph that saved the memory they share.
-    __slots__ = ("_data", "_node", "_requires_grad", "grad", "_vc", "__weakref__")
+    # _hooks (autograd.hooks) is left unset until a hook is registered, so making a tensor
+    # costs nothing more.
+    __slots__ = ("_data", "_node", "_requires_grad", "grad", "_vc", "__weakref__", "_hooks")
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operators
 
     def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False):
@@ -250,6 +254,21 @@ class Tensor:
                 raise ValueError(f"backward: grad of shape {g.shape} and dtype {g.dtype} does "
                                  f"not match the tensor's {self.shape} and {self.dtype}")
         backend.engine_module.run_backward(self, g, retain_graph)
+
+    def register_hook(self, hook: Callable[["Tensor"], "Tensor | None"]) -> Any:
+        """Call ``hook(grad)`` each time the gradient with respect to this tensor is computed
+        in a backward pass; if it returns a tensor, that replaces the gradient (it must keep
+        its shape and dtype). On a leaf the hook runs before ``.grad`` is accumulated, on
+        other tensors before the gradient flows on. Returns a handle whose ``remove()``
+        unregisters the hook. The hook lives as long as this tensor (as in PyTorch)."""
+        return _hooks.register_hook(self, hook)
+
+    def register_post_accumulate_grad_hook(self, hook: Callable[["Tensor"], None]) -> Any:
+        """Call ``hook(tensor)`` (this leaf) once per backward pass, after ``.grad`` has
+        accumulated the pass's gradient; it returns None and may change ``.grad`` in place.
+        Only leaves accumulate ``.grad``, so only they take this hook. Returns a handle whose
+        ``remove()`` unregisters it."""
+        return _hooks.register_post_accumulate_grad_hook(self, hook)
 
     def _accumulate_grad(self, g: np.ndarray) -> None:
         """Called by the engine on leaves: ``g`` is an array this leaf may keep."""
@@ -530,19 +549,29 @@ class Tensor:
         return F.pow(self, exponent)
 
     def retain_grad(self) -> None:
-        """Make backward fill this non-leaf tensor's ``.grad`` too (leaves always get theirs).
-        """
+        """Make backward fill this non-leaf tensor's ``.grad`` too (leaves always get theirs),
+        accumulating like a leaf's; it sees the gradient as this tensor's hooks registered
+        before it leave it. A gradient hook does the work (see :meth:`register_hook`)."""
         if not self._requires_grad:
             raise RuntimeError("retain_grad: this tensor does not require grad, so it never "
                                "gets a gradient")
-        if self._node is not None:
-            retain(self)
+        if self._node is None or self.retains_grad:
+            return
+        ref = weakref.ref(self)
+
+        def keep(grad: "Tensor") -> None:
+            t = ref()
+            if t is not None:
+                t._accumulate_grad(np.array(grad._data, copy=True))
+        keep._retains_grad = True  # type: ignore[attr-defined]
+        self.register_hook(keep)
 
     @property
     def retains_grad(self) -> bool:
         """Whether :meth:`retain_grad` was called on this non-leaf tensor."""
-        ref = RETAINED.get(id(self._node)) if self._node is not None else None
-        return ref is not None and ref() is self
+        entry = getattr(self, "_hooks", None)
+        return (self._node is not None and entry is not None and entry.node is self._node
+                and any(getattr(fn, "_retains_grad", False) for fn in entry.pre.values()))
 
     @property
     def grad_fn(self) -> Any:
@@ -583,7 +612,6 @@ class _Size(int):
 
 from . import functional as F  # noqa: E402  (functional builds on Tensor)
 from .function import broadcast_shape as _broadcast  # noqa: E402
-from .retain import RETAINED, retain  # noqa: E402
 
 # PyTorch's keywords (dim=, keepdim=, ...) for the methods that take NumPy's (axis=, ...), and
 # max/min(dim=) returning (values, indices): the same wrappers as the functions in functional.
