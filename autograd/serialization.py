@@ -45,9 +45,11 @@ from typing import Any
 
 import numpy as np
 
+from .registration import add_safe_globals, serializable  # noqa: F401  (PyTorch's place)
 from .tensor import Tensor
 
-__all__ = ["LAYER_TYPES", "CorruptFileError", "load", "load_metadata", "save"]
+__all__ = ["LAYER_TYPES", "CorruptFileError", "load", "load_metadata", "save",
+           "save_state_dict", "load_state_dict", "serializable", "add_safe_globals"]
 
 FORMAT_VERSION = "2"  # 2: adds autograd.checksum; version 1 files still load, unverified
 _TREE_KEY, _VERSION_KEY = "autograd.tree", "autograd.version"
@@ -98,9 +100,7 @@ def _describe(module: Any, seen: set[int] | None = None) -> dict:
     """The architecture of an allowlisted module as JSON-able data (raises for others)."""
     name = next((n for n, c in _layer_classes().items() if type(module) is c), None)
     if name is None:
-        raise ValueError(f"save: cannot describe the architecture of {type(module).__name__}: "
-                         f"only {sorted(LAYER_TYPES)} are allowed; save model.state_dict() "
-                         f"instead and rebuild the model in code")
+        return _describe_registered(module, seen)
     # The tree has no way to say "the same layer again": a second copy of a stateless layer is
     # the same computation, but a layer with weights would load untied.
     seen = set() if seen is None else seen
@@ -117,6 +117,108 @@ def _describe(module: Any, seen: set[int] | None = None) -> dict:
     if name in ("Sequential", "Residual"):
         node["children"] = [[k, _describe(m, seen)] for k, m in module.named_children()]
     return node
+
+
+# A custom module class opts in with @autograd.serializable: the tree then holds its registered
+# name and constructor arguments ({"type": "registered", "class": ..., "args": ...}), and load
+# calls the class registered under that name in this process, and nothing else.
+_REGISTERED = "registered"
+
+
+def _describe_registered(module: Any, seen: set[int] | None) -> dict:
+    from . import registration as reg
+
+    cls = type(module).__name__
+    key = reg.registered_name(module)
+    if key is None:
+        raise ValueError(f"save: {cls} is a custom module class, which is saved whole only when "
+                         f"it opts in: decorate the class with @autograd.serializable (its "
+                         f"constructor arguments are then recorded, and load rebuilds it by "
+                         f"name), or save model.state_dict() and rebuild the model in code")
+    current = reg.registered_class(key)
+    if current is not type(module):
+        raise ValueError(f"save: {cls} was registered as {key!r}, but that name now belongs to "
+                         f"{current.__module__}.{current.__qualname__}, registered later, "
+                         f"which load would build instead; give one of them "
+                         f"@autograd.serializable(name=...)")
+    seen = set() if seen is None else seen
+    if id(module) in seen and module.state_dict():
+        raise ValueError(f"save: the {cls} appears twice in the model (shared weights), which "
+                         f"the architecture cannot describe; save model.state_dict() instead "
+                         f"and rebuild the model in code")
+    seen.add(id(module))
+    spec = reg.encode_arguments(module, lambda m: _describe(m, seen))
+    node = {"type": _REGISTERED, "class": key, "args": spec}
+    _check_rebuilds(module, node)
+    return node
+
+
+def _structure(module: Any) -> tuple[list, dict]:
+    return ([(k, type(m).__name__) for k, m in module.named_modules(remove_duplicate=False)],
+            {k: (t.shape, t.dtype.kind) for k, t in module._state_tensors().items()})
+
+
+def _check_rebuilds(module: Any, node: dict) -> None:
+    """Build the class again from the recorded arguments and compare: a change made after
+    construction (a layer replaced, a parameter added) would otherwise load as a different
+    model, or not at all."""
+    def err(reason: str) -> ValueError:
+        return ValueError(f"save: {type(module).__name__}: {reason}")
+    fresh = _build(node, err)
+    (mods, state), (mods2, state2) = _structure(module), _structure(fresh)
+    if mods != mods2 or state != state2:
+        diff = next((f"{a} vs {b}" for a, b in zip(mods, mods2) if a != b), None) or next(
+            (f"{k}: {state.get(k)} vs {state2.get(k)}" for k in {*state, *state2}
+             if state.get(k) != state2.get(k)), "the number of submodules")
+        raise err(f"the model differs from what its constructor builds from the recorded "
+                  f"arguments (model vs rebuilt: {diff}), so load could not rebuild it; make "
+                  f"such changes in __init__, or save model.state_dict() instead")
+
+
+class _KeepRandomState:
+    """Constructors draw initial weights; building a model to save or load must not move the
+    user's random streams (autograd's default generator and NumPy's global one)."""
+
+    def __enter__(self) -> None:
+        from . import creation
+        self.gen = creation._generator
+        self.state = self.gen.bit_generator.state
+        self.np_state = np.random.get_state()
+
+    def __exit__(self, *exc: Any) -> None:
+        from . import creation
+        creation._generator = self.gen
+        self.gen.bit_generator.state = self.state
+        np.random.set_state(self.np_state)
+
+
+def _check_registered(node: dict, err: Callable[[str], Exception], depth: int) -> int:
+    from . import registration as reg
+
+    if set(node) != {"type", "class", "args"}:
+        raise err(f"registered module: unexpected fields {sorted(node)}")
+    key = node["class"]
+    if not isinstance(key, str) or reg.registered_class(key) is None:
+        raise err(f"the model is of class {str(key)[:80]!r}, which is not registered in this "
+                  f"process: import the code that defines it (decorated with "
+                  f"@autograd.serializable) before loading (a name in a file is never "
+                  f"imported)")
+    return reg.check_arguments(node["args"], err, lambda n, d: _check_node(n, err, d), depth)
+
+
+def _build_registered(node: dict, err: Callable[[str], Exception]) -> Any:
+    from . import registration as reg
+
+    cls = reg.registered_class(node["class"])
+    args, kwargs = reg.decode_arguments(node["args"], lambda n: _build(n, err))
+    try:
+        with _KeepRandomState():
+            return cls(*args, **kwargs)
+    except CorruptFileError:
+        raise
+    except Exception as exc:  # the class's own code: whatever it raises, say where
+        raise err(f"{node['class']} cannot be built from its stored arguments {args}, "
+                  f"{kwargs}: {type(exc).__name__}: {exc}") from None
 
 
 def _check_args(name: str, args: Any, err: Callable[[str], Exception]) -> dict:
@@ -145,6 +247,8 @@ def _check_node(node: Any, err: Callable[[str], Exception], depth: int = 0) -> i
     if not isinstance(node, dict) or not isinstance(node.get("type"), str):
         raise err("architecture node is not an object with a type")
     name = node["type"]
+    if name == _REGISTERED:
+        return _check_registered(node, err, depth)
     if name not in LAYER_TYPES:
         raise err(f"unknown layer type {name!r} (allowed: {sorted(LAYER_TYPES)})")
     container = name in ("Sequential", "Residual")
@@ -170,6 +274,8 @@ def _check_node(node: Any, err: Callable[[str], Exception], depth: int = 0) -> i
 
 def _build(node: dict, err: Callable[[str], Exception]) -> Any:
     """Instantiate a tree already validated by :func:`_check_node`."""
+    if node["type"] == _REGISTERED:
+        return _build_registered(node, err)
     name, args = node["type"], dict(node["args"])
     cls = _layer_classes()[name]
     try:
@@ -697,3 +803,56 @@ def load(path: str | os.PathLike) -> Any:
     if set(arrays) - decoder.used:
         raise err(f"tensors not referred to by the structure: {sorted(set(arrays) - decoder.used)}")
     return out
+
+
+# ------------------------------------------------------------------------------ state dicts
+def save_state_dict(state_dict: Mapping[str, Any], path: str | os.PathLike, *,
+                    metadata: Mapping[str, str] | None = None) -> None:
+    """Write a state dict as a plain safetensors file: one tensor per key, nothing else.
+
+    ``model.state_dict()`` keys and layouts are PyTorch's for the same architecture, so
+    ``torch_model.load_state_dict(safetensors.torch.load_file(path))`` reads the file (and
+    :func:`load_state_dict` reads one written by ``safetensors.torch.save_file``). Values may
+    be Tensors or arrays; the write is atomic.
+    """
+    import safetensors.numpy as st
+
+    arrays: dict[str, np.ndarray] = {}
+    for k, v in state_dict.items():
+        if not isinstance(k, str):
+            raise TypeError(f"save_state_dict: keys must be str, got {k!r}")
+        a = v._data if isinstance(v, Tensor) else v
+        if not isinstance(a, (np.ndarray, np.generic)):
+            raise TypeError(f"save_state_dict: {k!r} is a {type(v).__name__}, not a tensor or "
+                            f"array; save other values with autograd.save")
+        a = np.asarray(a)
+        if a.dtype.newbyteorder("=") not in {np.dtype(d) for d in _DTYPES.values()}:
+            raise TypeError(f"save_state_dict: tensor {k!r} has unsupported dtype {a.dtype}")
+        arrays[k] = a if a.flags.c_contiguous else a.copy(order="C")
+    extra = dict(metadata or {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
+        raise ValueError("save_state_dict: metadata must map str to str")
+    _atomic_write(Path(path), st.save(arrays, metadata=extra or None))
+
+
+def load_state_dict(path: str | os.PathLike) -> "OrderedDict[str, np.ndarray]":
+    """Read a state dict (name -> array) for ``model.load_state_dict``.
+
+    Reads any safetensors file of tensors: one written by :func:`save_state_dict`, by
+    ``safetensors.torch.save_file(torch_model.state_dict(), path)``, or by :func:`save` of a
+    state dict or a whole module (its weights). Anything else, such as a checkpoint
+    structure, is refused with a message saying what the file holds.
+    """
+    err = _error_for(path)
+    meta, arrays = _parse(_read_file(path, err), err)
+    if _TREE_KEY in meta:
+        obj = load(path)
+        if _is_module(obj):
+            obj = obj.state_dict()
+        if not isinstance(obj, Mapping) or not all(isinstance(v, np.ndarray)
+                                                   for v in obj.values()):
+            raise ValueError(f"load_state_dict: {os.fspath(path)} holds a "
+                             f"{type(obj).__name__} saved by autograd.save, not a state dict; "
+                             f"read it with autograd.load")
+        return OrderedDict(obj)
+    return OrderedDict(arrays)

@@ -121,7 +121,8 @@ def test_unsupported_things_refused_at_save(tmp_path):
         pass
 
     for bad in (Custom(), nn.Sequential(nn.Linear(2, 2), Custom()), MyLinear(2, 2)):
-        with pytest.raises(ValueError, match="only .* are allowed; save model.state_dict"):
+        with pytest.raises(ValueError, match="custom module class, .* decorate the class with "
+                                             "@autograd.serializable .* model.state_dict"):
             save(bad, tmp_path / "x")
     lin = nn.Linear(2, 2)  # weight tying: the file could only describe two separate layers
     with pytest.raises(ValueError, match="Linear appears twice .* save model.state_dict"):

@@ -503,6 +503,12 @@ def broadcast_to(x, shape):
 # --------------------------------------------------------------------------------------------
 
 @_kernel
+def cast(x, dtype, copy=True):
+    """x converted to ``dtype`` (the gradient is cast back)."""
+    return apply(S.Cast, x, dtype=np.dtype(dtype))
+
+
+@_kernel
 def reshape(x, shape):
     """x with a new shape."""
     return apply(S.Reshape, x, shape=tuple(shape))

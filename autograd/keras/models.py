@@ -17,7 +17,7 @@ from .. import nn, serialization
 from ..data import DataLoader, TensorDataset
 from ..grad_mode import no_grad
 from ..tensor import Tensor
-from . import losses
+from . import hdf5, losses
 from . import optimizers as keras_optimizers
 from . import parallel as _parallel
 from .callbacks import Callback, History
@@ -384,23 +384,41 @@ class Sequential:
                                               for layer in self.layers]}
 
     def to_json(self, **kwargs: Any) -> str:
-        """The architecture as Keras-style JSON (no weights)."""
-        return json.dumps({"class_name": "Sequential", "config": self.get_config(),
-                           "backend": "autograd"}, **kwargs)
+        """The architecture as Keras JSON (no weights), which Keras 3's
+        ``keras.models.model_from_json`` reads as well as ours: each entry names its Keras
+        module, and the first layer carries its input width as ``input_shape``."""
+        config = self.get_config()
+        layers = []
+        for spec in config["layers"]:
+            cfg = dict(spec["config"])
+            if "batch_input_shape" in cfg:
+                cfg["input_shape"] = cfg.pop("batch_input_shape")[1:]
+            layers.append({"module": "keras.layers", **spec, "config": cfg})
+        return json.dumps({"module": "keras", "class_name": "Sequential",
+                           "config": {**config, "layers": layers}, "backend": "autograd"},
+                          **kwargs)
 
     def save_weights(self, filepath: Any) -> None:
-        """Write the weights (a safetensors file, via :func:`autograd.serialization.save`,
-        with the architecture JSON in its metadata). In data-parallel training only rank 0
-        writes (every rank holds the same weights)."""
+        """Write the weights: a safetensors file (with the architecture JSON in its
+        metadata), or, for a ``.h5`` / ``.hdf5`` / ``.weights.h5`` name, Keras's own HDF5
+        file (needs h5py), which Keras loads into the same architecture. In data-parallel
+        training only rank 0 writes (every rank holds the same weights)."""
         self._require_built("save_weights")
         if _parallel.active() and not _parallel.is_rank0():
+            return
+        if hdf5.is_hdf5(filepath):
+            hdf5.save_weights(self, filepath)
             return
         serialization.save(self.module.state_dict(), filepath,
                            metadata={"keras_model": self.to_json()})
 
     def load_weights(self, filepath: Any) -> None:
-        """Read weights written by :meth:`save_weights` into this (same-shaped) model."""
+        """Read weights written by :meth:`save_weights` (or by Keras, for a .h5 name) into
+        this (same-shaped) model."""
         self._require_built("load_weights")
+        if hdf5.is_hdf5(filepath):
+            hdf5.load_weights(self, filepath)
+            return
         state = serialization.load(filepath)
         if not isinstance(state, dict) or not all(isinstance(v, np.ndarray)
                                                   for v in state.values()):
@@ -412,7 +430,14 @@ class Sequential:
                              f"{exc}") from None
 
     def save(self, filepath: Any) -> None:
-        """Architecture and weights in one file; read it back with :func:`load_model`."""
+        """Architecture and weights in one file; read it back with :func:`load_model` (a
+        ``.h5`` name gives Keras's HDF5 model file, which ``keras.models.load_model`` reads).
+        """
+        if hdf5.is_hdf5(filepath):
+            self._require_built("save")
+            if not _parallel.active() or _parallel.is_rank0():
+                hdf5.save_model(self, filepath)
+            return
         self.save_weights(filepath)
 
 
@@ -473,8 +498,15 @@ def load_model(filepath: Any, *, max_params: int = DEFAULT_MAX_PARAMS) -> Sequen
     """A model saved with :meth:`Sequential.save`: architecture, then weights.
 
     The architecture is checked as in :func:`model_from_json` (errors name the file and the
-    place in its JSON); ``max_params`` caps the weights it may allocate.
+    place in its JSON); ``max_params`` caps the weights it may allocate. A Keras HDF5 file
+    (``.h5``, needs h5py) is read the same way.
     """
+    if hdf5.is_hdf5(filepath):
+        source = f"load_model: {filepath} (HDF5 attribute 'model_config')"
+        model = _from_spec(parse_model_json(hdf5.read_model_config(filepath), max_params,
+                                            source), source)
+        model.load_weights(filepath)
+        return model
     meta = serialization.load_metadata(filepath)
     if "keras_model" not in meta:
         raise ValueError(f"load_model: {filepath} has no model architecture in its metadata")

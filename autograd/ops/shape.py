@@ -105,3 +105,15 @@ class _IndexAdd(Op):
     @staticmethod
     def backward(ctx, g):
         return (B.k.getitem(g, ctx.saved),)
+class Cast(Op):
+    """A copy in a floating dtype (the same one for ``clone``); the gradient is cast back to
+    the input's dtype. The conversion is data movement, done by NumPy in both providers."""
+
+    @staticmethod
+    def forward(ctx, x, dtype):
+        ctx.saved = x.dtype
+        return B.k.cast(x, dtype)  # always a new array, even for the same dtype
+
+    @staticmethod
+    def backward(ctx, g):
+        return (B.k.cast(g, ctx.saved, copy=False),)
