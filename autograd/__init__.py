@@ -34,12 +34,16 @@ from .creation import (
     zeros_like,
 )
 from .errors import AnomalyError, FreedGraphError, GradcheckError, InplaceModificationError
-from .functional import (
+from .functional import (  # PyTorch's names, beside the NumPy ones above
     abs,
+    argmax,
+    argmin,
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
+    cat,
     clamp,
     clip,
+    clone,
     concatenate,
     cross_entropy,
     exp,
@@ -58,31 +62,25 @@ from .functional import (
     min,
     minimum,
     mse_loss,
+    norm,
     permute,
+    pow,
+    prod,
     relu,
     reshape,
     sigmoid,
     softmax,
     sqrt,
     square,
+    squeeze,
     stack,
+    std,
     sum,
     tanh,
     transpose,
+    unsqueeze,
     var,
     where,
-)
-from .functional import (  # PyTorch's names, beside the NumPy ones above
-    argmax,
-    argmin,
-    cat,
-    clone,
-    norm,
-    pow,
-    prod,
-    squeeze,
-    std,
-    unsqueeze,
 )
 from .grad_mode import detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from .gradcheck import gradcheck, gradgradcheck
