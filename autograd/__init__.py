@@ -34,12 +34,16 @@ from .creation import (
     zeros_like,
 )
 from .errors import AnomalyError, FreedGraphError, GradcheckError, InplaceModificationError
-from .functional import (
+from .functional import (  # PyTorch's names, beside the NumPy ones above
     abs,
+    argmax,
+    argmin,
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
+    cat,
     clamp,
     clip,
+    clone,
     concatenate,
     cross_entropy,
     exp,
@@ -58,37 +62,33 @@ from .functional import (
     min,
     minimum,
     mse_loss,
+    norm,
     permute,
+    pow,
+    prod,
     relu,
     reshape,
     sigmoid,
     softmax,
     sqrt,
     square,
+    squeeze,
     stack,
+    std,
     sum,
     tanh,
     transpose,
+    unsqueeze,
     var,
     where,
 )
-from .functional import (  # PyTorch's names, beside the NumPy ones above
-    argmax,
-    argmin,
-    cat,
-    clone,
-    norm,
-    pow,
-    prod,
-    squeeze,
-    std,
-    unsqueeze,
-)
 from .grad_mode import detect_anomaly, enable_grad, is_grad_enabled, no_grad
-from .gradcheck import gradcheck
+from .gradcheck import gradcheck, gradgradcheck
+from .gradients import grad
 from .registration import serializable
 from .serialization import load, load_state_dict, save, save_state_dict
 from .tensor import Tensor
+from .transforms import hessian, hvp, jacobian, jvp, vhp, vjp
 
 __version__ = "0.1.0"
 
@@ -128,6 +128,7 @@ __all__ = [
     "GradcheckError", "AnomalyError", "FreedGraphError", "InplaceModificationError", "backend",
     "functional", "set_num_threads", "get_num_threads", "nn", "optim", "data", "datasets",
     "save", "load", "serializable", "save_state_dict", "load_state_dict",
+    "grad", "gradgradcheck", "vjp", "jvp", "jacobian", "hessian", "hvp", "vhp",
     "abs", "clip", "concatenate", "cross_entropy", "exp", "expand", "flatten", "gelu",
     "leaky_relu", "linear", "log", "log_softmax", "logsumexp", "matmul", "max", "maximum",
     "mean", "min", "minimum", "mse_loss", "permute", "relu", "reshape", "sigmoid", "softmax",

@@ -78,14 +78,17 @@ class Node:
     """The record of one op application: its inputs, what it saved, and checks for backward.
 
     ``saved`` holds whatever the forward stored (arrays and parameters); ``needs`` says which
-    inputs want a gradient. A node never references its output, so graphs hold no cycles.
+    inputs want a gradient; ``params`` keeps the forward's keyword arguments, so a
+    ``create_graph`` backward can rerun the forward on Tensors (see ``autograd.gradients``).
+    A node never references its output, so graphs hold no cycles.
     """
 
-    __slots__ = ("op", "inputs", "needs", "saved", "versions", "trace", "freed")
+    __slots__ = ("op", "inputs", "needs", "saved", "versions", "trace", "freed", "params")
 
-    def __init__(self, op: type[Op], inputs: tuple):
+    def __init__(self, op: type[Op], inputs: tuple, params: dict | None = None):
         self.op = op
         self.inputs = inputs
+        self.params = params
         # A plain loop: comprehensions are function calls in CPython 3.11, and this is the
         # per-op hot path.
         needs = []
@@ -173,7 +176,7 @@ def apply(op: type[Op], *inputs: Any, **params: Any):
         _check_broadcast(op, arrays)
     if not (record and state.grad_enabled):
         return _output(op.forward(_Scratch(), *arrays, **params), None, inputs)
-    ctx = Node(op, inputs)
+    ctx = Node(op, inputs, params)
     out = op.forward(ctx, *arrays, **params)
     if state.anomaly:
         ctx.trace = traceback.extract_stack()[:-2]

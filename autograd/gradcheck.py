@@ -14,7 +14,7 @@ from .errors import GradcheckError
 from .grad_mode import enable_grad
 from .tensor import Tensor
 
-__all__ = ["gradcheck"]
+__all__ = ["gradcheck", "gradgradcheck"]
 
 
 def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor] | Tensor, eps: float = 1e-6,
@@ -107,3 +107,52 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor] | Tensor, eps:
                     f"(output shape {out_shape})\nanalytical:\n{analytic[k]}\n"
                     f"numerical:\n{numeric}")
     return True
+
+
+def gradgradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor] | Tensor,
+                  grad_outputs: Sequence[Tensor] | Tensor | None = None, eps: float = 1e-6,
+                  atol: float = 1e-5, rtol: float = 1e-3, fast_mode: bool = False,
+                  seed: int | None = 0) -> bool:
+    """Check second derivatives: :func:`gradcheck` applied to ``fn``'s gradient.
+
+    As PyTorch's gradgradcheck: the function checked maps (inputs, cotangents u) to
+    ``grad(fn(inputs), inputs, u, create_graph=True)``, flattened into one tensor, so both
+    d/dx (the Hessian-vector products) and d/du (the Jacobian again) of the recorded backward
+    are compared with central differences of it. ``grad_outputs`` are the cotangents u (random
+    normal, float64, by default). Raises :class:`GradcheckError` on a mismatch, else True.
+    """
+    from . import functional as F
+    from .gradients import grad
+
+    if isinstance(inputs, Tensor):
+        inputs = (inputs,)
+    inputs = tuple(inputs)
+    checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
+    if not checked:
+        raise ValueError("gradgradcheck: no input has requires_grad=True, so nothing to check")
+    with enable_grad():
+        out = fn(*inputs)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"gradgradcheck: fn must return a Tensor, got {type(out).__name__}")
+    if grad_outputs is None:
+        rng = np.random.default_rng(seed)
+        us = (Tensor(rng.standard_normal(out.shape).astype(out.dtype), requires_grad=True),)
+    else:
+        us = (grad_outputs,) if isinstance(grad_outputs, Tensor) else tuple(grad_outputs)
+    n = len(inputs)
+
+    def first_derivatives(*args: Tensor) -> Tensor:
+        # gradcheck's finite differences pass inputs that do not require grad: make them
+        # leaves that do, so the gradient exists (its dependence on them is what is checked)
+        xs = [Tensor(a._data, requires_grad=True) if i in checked and not a.requires_grad
+              else a for i, a in enumerate(args[:n])]
+        y = fn(*xs)
+        if not y.requires_grad:
+            return F.concatenate([F.reshape(Tensor._wrap(np.zeros_like(xs[i]._data)), (-1,))
+                                  for i in checked])
+        gs = grad(y, [xs[i] for i in checked], grad_outputs=args[n], create_graph=True,
+                  materialize_grads=True)
+        return F.concatenate([F.reshape(g, (-1,)) for g in gs])
+
+    return gradcheck(first_derivatives, inputs + us, eps=eps, atol=atol, rtol=rtol,
+                     fast_mode=fast_mode, seed=seed)

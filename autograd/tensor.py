@@ -267,15 +267,26 @@ class Tensor:
         return "tensor(" + ", ".join([body] + extra) + ")"
 
     # ---------------------------------------------------------------- backward
-    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+    def backward(self, grad: Any = None, retain_graph: bool | None = None,
+                 create_graph: bool = False, inputs: Any = None) -> None:
         """Accumulate d self / d leaf into every leaf's ``.grad``.
 
         ``grad`` is d loss / d self; it may be omitted only for a one-element tensor.
-        The graph's saved arrays are freed afterwards unless ``retain_graph=True``.
+        The graph's saved arrays are freed afterwards unless ``retain_graph=True`` (which
+        defaults to ``create_graph``). ``create_graph=True`` records the backward pass, so the
+        ``.grad`` it gives can be differentiated again; ``inputs`` (Tensors) limits the
+        accumulation to those, as in PyTorch.
         """
         if not self._requires_grad:
             raise RuntimeError("backward: this tensor does not require grad and has no graph; "
                                "create the inputs with requires_grad=True")
+        if create_graph or inputs is not None:
+            from .gradients import backward as _recorded_backward
+            if grad is None and self._data.size != 1:
+                raise RuntimeError(f"backward: grad can be implied only for a one-element "
+                                   f"tensor; this one has shape {self.shape}, so pass grad=")
+            _recorded_backward(self, grad, retain_graph, create_graph, inputs)
+            return
         if grad is None:
             if self._data.size != 1:
                 raise RuntimeError(f"backward: grad can be implied only for a one-element "
@@ -286,7 +297,7 @@ class Tensor:
             if g.shape != self.shape or g.dtype != self.dtype:
                 raise ValueError(f"backward: grad of shape {g.shape} and dtype {g.dtype} does "
                                  f"not match the tensor's {self.shape} and {self.dtype}")
-        backend.engine_module.run_backward(self, g, retain_graph)
+        backend.engine_module.run_backward(self, g, bool(retain_graph))
 
     def register_hook(self, hook: Callable[["Tensor"], "Tensor | None"]) -> Any:
         """Call ``hook(grad)`` each time the gradient with respect to this tensor is computed

@@ -55,3 +55,16 @@ def test_crossover_table_restores_the_adapter_thresholds(bench):
     rows = kernels.crossover_rows(native, repeat=1, min_time=1e-6)
     assert [r[0] for r in rows] == list(kernels.CROSSOVER_FAMILIES)
     assert {k: getattr(native, k) for k in kernels.CROSSOVER_FAMILIES} == before
+
+
+def test_second_order_benchmark_runs_and_restores_threads(bench, capsys):
+    import autograd as ag
+    sys.path.insert(0, str(BENCH))
+    try:
+        grad_bench = importlib.import_module("bench_grad")
+    finally:
+        sys.path.remove(str(BENCH))
+    threads = ag.get_num_threads()
+    grad_bench.second_order(quick=True)
+    assert ag.get_num_threads() == threads
+    assert "hvp" in capsys.readouterr().out

@@ -40,6 +40,21 @@ def test_regression_fits_the_line_and_reloads():
     assert result["reload_identical"]
 
 
+def test_gradient_penalty_critic_estimates_the_wasserstein_distance():
+    result = load("gradient_penalty").main(["--steps", "200"])
+    # the penalty holds the critic's slope near 1 (it settles a little above: the penalty is
+    # soft), and per unit slope the estimate is the true distance 2 sqrt(2) = 2.83
+    assert 0.9 < result["mean_grad_norm"] < 1.25
+    assert abs(result["normalised"] - 2 * 2 ** 0.5) < 0.2
+
+
+def test_newton_steps_solve_the_line_and_fit_the_network():
+    result = load("newton_regression").main(["--steps", "40"])
+    assert result["line_error"] < 1e-9  # one step on a quadratic is the least-squares fit
+    assert result["net_start_mse"] > 100
+    assert result["net_mse"] < 1.0  # the noise floor (variance 1.0) in 40 steps
+
+
 def test_numpy_style_regression_fits_with_relu_and_tanh():
     result = load("numpy_style_regression").main(["--epochs", "1500"])
     # y has variance ~0.21 around its mean; a fit line leaves only the noise (0.0025).

@@ -3,7 +3,8 @@
 For each entry: the forward matches its NumPy reference (float64 tightly, float32 loosely, the
 dtype kept, the inputs untouched, aliases agreeing); gradcheck passes in float64; the backward
 of a random cotangent matches finite differences (on the drawn, possibly non-contiguous layout)
-and float32 gradients agree with float64 ones; every error input raises its documented error.
+and float32 gradients agree with float64 ones; gradgradcheck passes (second derivatives through
+``create_graph``); every error input raises its documented error.
 """
 from __future__ import annotations
 
@@ -93,6 +94,37 @@ def test_gradcheck(info, backend_name, data):
     n_out = _call(info, sample, args).size
     fast = n_out + 2 * n_in > FULL_JACOBIAN_BUDGET
     assert autograd.gradcheck(lambda *a: _call(info, sample, list(a)), args, fast_mode=fast)
+
+
+# Second derivatives cost a recorded backward per evaluation: fewer examples than first order.
+with_fixtures_second_order = settings(
+    with_fixtures, max_examples=max(4, settings().max_examples // 3))
+
+
+@pytest.mark.parametrize("info", OPS)
+@with_fixtures_second_order
+@given(data=st.data())
+def test_gradgradcheck(info, backend_name, data):
+    """The op's gradient, recorded with create_graph, is itself differentiable and right."""
+    sample = data.draw(info.samples, label="sample")
+    args = sample.tensors(np.float64)
+    n_in = sum(args[i].size for i in sample.differentiable())
+    n_out = _call(info, sample, args).size
+    # gradgradcheck's function maps (inputs, cotangent) to the n_in gradient entries
+    fast = n_in + 2 * (n_in + n_out) > FULL_JACOBIAN_BUDGET
+    assert autograd.gradgradcheck(lambda *a: _call(info, sample, list(a)), args, fast_mode=fast)
+    # in float32 the recorded gradient, and its gradient, keep the dtype and the shapes
+    args32 = sample.tensors(np.float32)
+    xs = [args32[i] for i in sample.differentiable()]
+    out = _call(info, sample, args32)
+    grads = autograd.grad(out, xs, grad_outputs=np.ones(out.shape, np.float32),
+                          create_graph=True, allow_unused=True)
+    assert [(g.dtype, g.shape) for g in grads if g is not None] == \
+        [(np.float32, x.shape) for x, g in zip(xs, grads) if g is not None]
+    recorded = [(g * g).sum() for g in grads if g is not None and g.requires_grad]
+    if recorded:
+        second = autograd.grad(recorded, xs, allow_unused=True)
+        assert all(h.dtype == np.float32 for h in second if h is not None)
 
 
 def _numerical_vjp(info: OpInfo, sample: Sample, u: np.ndarray, i: int,

@@ -431,6 +431,7 @@ extremum_back = _np.extremum_back
 # --------------------------------------------------------------------------------------------
 
 broadcast_to = _np.broadcast_to
+cast = _np.cast
 reshape = _np.reshape
 transpose = _np.transpose
 getitem = _np.getitem

@@ -348,6 +348,11 @@ def broadcast_to(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
+def cast(x: np.ndarray, dtype: np.dtype, copy: bool = True) -> np.ndarray:
+    """x converted to ``dtype`` (a new array unless ``copy=False`` and the dtype is x's)."""
+    return x.astype(dtype, copy=copy)
+
+
 def reshape(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """x with a new shape (a view where possible)."""
     return np.reshape(x, shape)

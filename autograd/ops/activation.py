@@ -124,3 +124,27 @@ class LogSumExp(Op):
     def backward(ctx, g):
         x, out, axis, keepdims = ctx.saved
         return (B.k.logsumexp_back(x, out, g, axis, keepdims),)
+
+
+class _NormalCdf(Op):
+    """Phi(x) = 0.5 (1 + erf(x / sqrt(2))), d Phi/dx = phi(x) = exp(-x^2 / 2) / sqrt(2 pi). Not
+    public: ``create_graph`` records the exact GELU's gradient, Phi(x) + x phi(x), with it
+    (autograd.backend.tensor_kernels.gelu_erf_back). Phi comes from the providers' own erf, in
+    the gelu_erf_back kernel: Phi(x) = gelu_erf_back(x, 1) - x phi(x)."""
+
+    name = "normal_cdf"
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.saved = x
+        ones = B.k.add(B.k.mul(x, x.dtype.type(0)), x.dtype.type(1))
+        return B.k.sub(B.k.gelu_erf_back(x, ones), B.k.mul(x, _normal_pdf(x)))
+
+    @staticmethod
+    def backward(ctx, g):
+        return (B.k.mul(g, _normal_pdf(ctx.saved)),)
+
+
+def _normal_pdf(x):
+    return B.k.mul(B.k.exp(B.k.mul(B.k.mul(x, x), x.dtype.type(-0.5))),
+                   x.dtype.type(0.3989422804014327))

@@ -85,9 +85,11 @@ class Pow(Op):
         da = db = None
         zero, one = g.dtype.type(0), g.dtype.type(1)
         if ctx.needs[0]:
-            # b a^(b-1) is 0 * inf at a = 0, b = 0; PyTorch's gradient is 0 wherever b = 0, which
-            # b a^0 gives without forming the product
-            b1 = B.k.where(B.k.compare(b, zero, "eq"), one, b)
+            # b a^(b-1) is 0 * inf at a = 0, b = 0; PyTorch's gradient is 0 there, which b a^0
+            # gives without forming the product. Only there: elsewhere b = 0 gives 0 * finite,
+            # and the exponent must stay b so that create_graph differentiates it in b
+            both = B.k.mul(B.k.compare(a, zero, "eq"), B.k.compare(b, zero, "eq"))
+            b1 = B.k.where(both, one, b)
             da = B.k.mul(g, B.k.mul(b, B.k.pow(a, B.k.sub(b1, one))))
         if ctx.needs[1]:
             # a^b log(a) is 0 * -inf at a = 0; PyTorch takes the limit 0 where b >= 0, which

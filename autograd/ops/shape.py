@@ -90,6 +90,21 @@ class Stack(Op):
         return tuple(B.k.reshape(p, shape) for p in pieces)
 
 
+class _IndexAdd(Op):
+    """Zeros of ``shape`` with the input added at ``index``: the adjoint of GetItem, so its
+    gradient is GetItem again. Not public: ``create_graph`` backward records GetItem's gradient
+    with it (autograd.backend.tensor_kernels.index_add)."""
+
+    name = "index_add"
+
+    @staticmethod
+    def forward(ctx, g, shape, index):
+        ctx.saved = index
+        return B.k.index_add(shape, index, g)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (B.k.getitem(g, ctx.saved),)
 class Cast(Op):
     """A copy in a floating dtype (the same one for ``clone``); the gradient is cast back to
     the input's dtype. The conversion is data movement, done by NumPy in both providers."""
@@ -97,8 +112,8 @@ class Cast(Op):
     @staticmethod
     def forward(ctx, x, dtype):
         ctx.saved = x.dtype
-        return x.astype(dtype)  # always a new array, even for the same dtype
+        return B.k.cast(x, dtype)  # always a new array, even for the same dtype
 
     @staticmethod
     def backward(ctx, g):
-        return (g.astype(ctx.saved, copy=False),)
+        return (B.k.cast(g, ctx.saved, copy=False),)
