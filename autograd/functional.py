@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from .function import apply
+from .hotpath import core as _core
 from .ops import activation as A
 from .ops import arith, linalg, loss, reduce
 from .ops import shape as shape_ops
@@ -29,13 +30,9 @@ __all__ = [
 Operand = "Tensor | float | int | np.ndarray"
 
 
-def _pair(a, b) -> tuple[Tensor, Tensor]:
-    """Two operands as Tensors; a Python scalar takes the other operand's dtype."""
-    if isinstance(a, Tensor):
-        return a, (b if isinstance(b, Tensor) else as_tensor(b, like=a))
-    if isinstance(b, Tensor):
-        return as_tensor(a, like=b), b
-    return as_tensor(a), as_tensor(b)
+#: Two operands as Tensors; a Python scalar takes the other operand's dtype (compiled with
+#: the hot path: ``autograd._core.pair``).
+_pair = _core.pair
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from . import backend
+from . import hotpath
 from .grad_mode import state
+from .hotpath import core as _core
 
 __all__ = ["Tensor", "as_tensor", "DEFAULT_DTYPE"]
 
@@ -61,17 +62,16 @@ def as_tensor(data: Any, like: "Tensor | None" = None) -> "Tensor":
     return Tensor._wrap(_to_array(data, copy=False))
 
 
-class Tensor:
+class Tensor(_core.TensorBase):
     """An n-dimensional array that can record a graph for reverse-mode differentiation.
 
     Create tensors with :func:`autograd.tensor` and friends; arithmetic, ``@``, indexing and the
     methods below build a graph when any input has ``requires_grad=True``.
     """
 
-    # _vc is the version counter: a one-element list, shared by a tensor with its views and
-    # detached aliases (as in PyTorch), so an in-place change through any of them is seen by
-    # every graph that saved the memory they share.
-    __slots__ = ("_data", "_node", "_requires_grad", "grad", "_vc", "__weakref__")
+    # The storage (_data, _node, _requires_grad, grad and _vc, the version counter) is declared
+    # by TensorBase in _core.py, compiled to C structs when built; this class adds the API.
+    __slots__ = ()
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operators
 
     def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False):
@@ -82,20 +82,9 @@ class Tensor:
         self._requires_grad = False
         self.requires_grad = requires_grad
 
-    @classmethod
-    def _wrap(cls, array: np.ndarray, node: Any = None) -> "Tensor":
-        """The fast constructor ops use: no copy, no checks; ``node`` made it (None for leaves)."""
-        if not isinstance(array, np.ndarray):
-            # NumPy ufuncs return scalars (np.float64) for 0-d results; keep an ndarray so
-            # .numpy(), in-place updates and .grad behave the same at every rank.
-            array = np.asarray(array)
-        t = object.__new__(cls)
-        t._data = array
-        t._node = node
-        t._requires_grad = node is not None
-        t.grad = None
-        t._vc = [0]
-        return t
+    #: The fast constructor ops use: ``Tensor._wrap(array, node=None)``, no copy, no checks;
+    #: ``node`` made it (None for leaves).
+    _wrap = staticmethod(_core.wrap)
 
     @property
     def _version(self) -> int:
@@ -245,14 +234,30 @@ class Tensor:
             if g.shape != self.shape or g.dtype != self.dtype:
                 raise ValueError(f"backward: grad of shape {g.shape} and dtype {g.dtype} does "
                                  f"not match the tensor's {self.shape} and {self.dtype}")
-        backend.engine_module.run_backward(self, g, retain_graph)
+        hotpath.engine_module.run_backward(self, g, retain_graph)
 
-    def _accumulate_grad(self, g: np.ndarray) -> None:
-        """Called by the engine on leaves: ``g`` is an array this leaf may keep."""
-        if self.grad is None:
-            self.grad = Tensor._wrap(g)
-        else:
-            self.grad._data = np.asarray(self.grad._data + g)  # 0-d sums are scalars
+    #: Called by the engine on leaves: ``_accumulate_grad(g)``, ``g`` an array this leaf may
+    #: keep (compiled with the hot path: ``autograd._core.accumulate_grad``).
+    _accumulate_grad = _core.accumulate_grad
+
+    # ---------------------------------------------------------------- the one in-place path
+    def _update_(self, values: Any = None, *, array: np.ndarray | None = None) -> "Tensor":
+        """The one way library code changes a tensor's values; it bumps the version counter,
+        so a graph that saved the old values refuses to backward through them.
+
+        ``_update_(values)`` writes ``values`` (broadcast, cast to this dtype) into the tensor's
+        memory: views and optimizers holding the array see the change. ``_update_(array=a)``
+        makes ``a`` the tensor's storage (a dtype conversion, a replaced gradient).
+        ``_update_()`` records that a kernel already wrote the memory in place (the optimizer
+        kernels update every parameter in one call). No grad-mode or leaf checks: this is for
+        library code that knows what it writes; users call ``copy_``, ``add_``, ``fill_``...
+        """
+        if array is not None:
+            self._data = array
+        elif values is not None:
+            self._data[...] = values
+        self._vc[0] += 1
+        return self
 
     # ---------------------------------------------------------------- in place (leaves only)
     def _inplace(self, name: str) -> None:
@@ -262,7 +267,6 @@ class Tensor:
         if self._requires_grad and state.grad_enabled:
             raise RuntimeError(f"{name}: in-place change of a leaf that requires grad; wrap "
                                f"it in `with autograd.no_grad():` (as optimizers do)")
-        self._vc[0] += 1
 
     def _operand(self, other: Any) -> np.ndarray:
         o = as_tensor(other, like=self)._data
@@ -279,41 +283,40 @@ class Tensor:
         o = self._operand(other)
         self._inplace("add_")
         self._data += o if alpha == 1.0 else o * self._data.dtype.type(alpha)
-        return self
+        return self._update_()
 
     def sub_(self, other: Any) -> "Tensor":
         """self -= other, in place."""
         o = self._operand(other)
         self._inplace("sub_")
         self._data -= o
-        return self
+        return self._update_()
 
     def mul_(self, other: Any) -> "Tensor":
         """self *= other, in place."""
         o = self._operand(other)
         self._inplace("mul_")
         self._data *= o
-        return self
+        return self._update_()
 
     def div_(self, other: Any) -> "Tensor":
         """self /= other, in place."""
         o = self._operand(other)
         self._inplace("div_")
         self._data /= o
-        return self
+        return self._update_()
 
     def copy_(self, other: Any) -> "Tensor":
         """Overwrite the values with ``other``'s (same dtype, broadcastable), in place."""
         o = self._operand(other)
         self._inplace("copy_")
-        self._data[...] = o
-        return self
+        return self._update_(o)
 
     def fill_(self, value: float) -> "Tensor":
         """Set every element to ``value``, in place."""
         self._inplace("fill_")
         self._data.fill(value)
-        return self
+        return self._update_()
 
     def zero_(self) -> "Tensor":
         """Set every element to zero, in place."""
@@ -345,7 +348,7 @@ class Tensor:
     # Comparisons give boolean tensors and record nothing. == and != stay identity-based so
     # tensors remain usable as dict keys; use .eq() / .ne() for elementwise equality.
     def _compare(self, other: Any, op: str) -> "Tensor":
-        return Tensor._wrap(backend.k.compare(self._data, as_tensor(other, like=self)._data, op))
+        return Tensor._wrap(state.k.compare(self._data, as_tensor(other, like=self)._data, op))
 
     def __lt__(self, o): return self._compare(o, "lt")
     def __le__(self, o): return self._compare(o, "le")
@@ -394,6 +397,8 @@ class Tensor:
         """Indices of the minima (int64, not differentiable)."""
         return Tensor._wrap(np.asarray(np.argmin(self._data, axis=axis), dtype=np.int64))
 
+
+_core.set_tensor_class(Tensor, as_tensor)
 
 from . import functional as F  # noqa: E402  (functional builds on Tensor)
 from .function import broadcast_shape as _broadcast  # noqa: E402
