@@ -29,6 +29,10 @@ _ndarray = np.ndarray
 #: as_tensor, registered when they are defined).
 _Tensor: Any = None
 _as_tensor: Any = None
+#: autograd.functional and the arithmetic op table (autograd.ops.arith), for the operators.
+_functional: Any = None
+_ops: Any = None
+_NO_PARAMS: dict = {}
 
 
 def set_tensor_class(cls: type, as_tensor: Any) -> None:
@@ -37,6 +41,13 @@ def set_tensor_class(cls: type, as_tensor: Any) -> None:
     global _Tensor, _as_tensor
     _Tensor = cls
     _as_tensor = as_tensor
+
+
+def set_operators(functional: Any, arith: Any) -> None:
+    """Register what Tensor's arithmetic operators apply (done once by autograd.tensor)."""
+    global _functional, _ops
+    _functional = functional
+    _ops = arith
 
 
 def kernels(module: Any = None) -> Any:
@@ -65,6 +76,59 @@ class TensorBase:
     """
 
     __slots__ = ("_data", "_node", "_requires_grad", "grad", "_vc", "__weakref__")
+
+    @property
+    def shape(self) -> tuple:
+        """The size of each dimension."""
+        return self._data.shape
+
+    @property
+    def ndim(self) -> int:
+        """The number of dimensions."""
+        return self._data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The element type (a NumPy dtype)."""
+        return self._data.dtype
+
+    # Arithmetic between two tensors goes straight down to ``apply`` (the op and its checks are
+    # those of autograd.functional); any other operand goes through functional, which owns the
+    # rules for scalars and arrays.
+    def __add__(self, other):
+        if isinstance(other, TensorBase):
+            return _apply(_ops.Add, (self, other), _NO_PARAMS)
+        return _functional.add(self, other)
+
+    def __radd__(self, other):
+        return _functional.add(other, self)
+
+    def __sub__(self, other):
+        if isinstance(other, TensorBase):
+            return _apply(_ops.Sub, (self, other), _NO_PARAMS)
+        return _functional.sub(self, other)
+
+    def __rsub__(self, other):
+        return _functional.sub(other, self)
+
+    def __mul__(self, other):
+        if isinstance(other, TensorBase):
+            return _apply(_ops.Mul, (self, other), _NO_PARAMS)
+        return _functional.mul(self, other)
+
+    def __rmul__(self, other):
+        return _functional.mul(other, self)
+
+    def __truediv__(self, other):
+        if isinstance(other, TensorBase):
+            return _apply(_ops.Div, (self, other), _NO_PARAMS)
+        return _functional.div(self, other)
+
+    def __rtruediv__(self, other):
+        return _functional.div(other, self)
+
+    def __neg__(self):
+        return _apply(_ops.Neg, (self,), _NO_PARAMS)
 
 
 def wrap(array: Any, node: Any = None) -> Any:

@@ -114,25 +114,12 @@ class Tensor(_core.TensorBase):
         """The underlying array (changes to it are not tracked by the version counter)."""
         return self._data
 
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """The size of each dimension."""
-        return self._data.shape
-
-    @property
-    def ndim(self) -> int:
-        """The number of dimensions."""
-        return self._data.ndim
+    # shape, ndim and dtype are TensorBase's (compiled with the hot path).
 
     @property
     def size(self) -> int:
         """The number of elements."""
         return self._data.size
-
-    @property
-    def dtype(self) -> np.dtype:
-        """The element type (a NumPy dtype)."""
-        return self._data.dtype
 
     @property
     def is_leaf(self) -> bool:
@@ -328,19 +315,12 @@ class Tensor(_core.TensorBase):
     __itruediv__ = div_
 
     # ---------------------------------------------------------------- operators
-    def __add__(self, o): return F.add(self, o)
-    def __radd__(self, o): return F.add(o, self)
-    def __sub__(self, o): return F.sub(self, o)
-    def __rsub__(self, o): return F.sub(o, self)
-    def __mul__(self, o): return F.mul(self, o)
-    def __rmul__(self, o): return F.mul(o, self)
-    def __truediv__(self, o): return F.div(self, o)
-    def __rtruediv__(self, o): return F.div(o, self)
+    # + - * / and unary - are TensorBase's (autograd/_core.py): tensor with tensor goes straight
+    # to apply, anything else through functional.
     def __pow__(self, o): return F.pow(self, o)
     def __rpow__(self, o): return F.pow(o, self)
     def __matmul__(self, o): return F.matmul(self, o)
     def __rmatmul__(self, o): return F.matmul(o, self)
-    def __neg__(self): return F.neg(self)
     def __pos__(self): return self
     def __abs__(self): return F.abs(self)
     def __getitem__(self, index): return F.getitem(self, index)
@@ -401,4 +381,7 @@ class Tensor(_core.TensorBase):
 _core.set_tensor_class(Tensor, as_tensor)
 
 from . import functional as F  # noqa: E402  (functional builds on Tensor)
+from .ops import arith as _arith  # noqa: E402
+
+_core.set_operators(F, _arith)
 from .function import broadcast_shape as _broadcast  # noqa: E402
