@@ -10,6 +10,7 @@ cdef class TensorBase:
     cdef public object grad
     cdef public object _vc
     cdef object __weakref__
+    cpdef _accumulate_grad(self, g)
 
 
 cdef class Node:
@@ -20,6 +21,8 @@ cdef class Node:
     cdef public tuple versions
     cdef public object trace
     cdef public bint freed
+    cpdef check_versions(self)
+    cpdef release(self)
 
 
 cdef class _Scratch:
@@ -29,7 +32,7 @@ cdef class _Scratch:
 @cython.locals(t=TensorBase)
 cpdef wrap(array, node=*)
 
-@cython.locals(t=TensorBase, needs=list, versions=list)
+@cython.locals(t=TensorBase, u=TensorBase, needs=list, versions=list)
 cdef _record(Node node, op, tuple inputs)
 
 @cython.locals(t=TensorBase, arrays=list, record=bint, node=Node)
@@ -45,5 +48,5 @@ cpdef tuple pair(a, b)
 @cython.locals(t=TensorBase, versions=tuple, i=Py_ssize_t)
 cdef _check_versions(Node node)
 
-@cython.locals(t=TensorBase, grad=TensorBase)
-cpdef accumulate_grad(t, g)
+@cython.locals(grad=TensorBase)
+cdef _accumulate(TensorBase t, g)

@@ -77,6 +77,10 @@ class TensorBase:
 
     __slots__ = ("_data", "_node", "_requires_grad", "grad", "_vc", "__weakref__")
 
+    def _accumulate_grad(self, g: np.ndarray) -> None:
+        """Called by the engine on leaves: ``g`` is an array this leaf may keep."""
+        _accumulate(self, g)
+
     @property
     def shape(self) -> tuple:
         """The size of each dimension."""
@@ -182,6 +186,15 @@ class Node:
 def _record(node: Node, op: Any, inputs: tuple) -> None:
     node.op = op
     node.inputs = inputs
+    if len(inputs) == 2:  # most ops: no lists built
+        t = inputs[0]
+        u = inputs[1]
+        node.needs = (t._requires_grad, u._requires_grad)
+        node.versions = (t._vc[0], u._vc[0])
+        node.saved = None
+        node.trace = None
+        node.freed = False
+        return
     # A plain loop: comprehensions are function calls in CPython 3.11, and this is the
     # per-op hot path.
     needs = []
@@ -207,10 +220,10 @@ def _check_versions(node: Node) -> None:
                 f"now); compute the gradient before changing it, or change a copy")
 
 
-def accumulate_grad(t: Any, g: np.ndarray) -> None:
+def _accumulate(t: TensorBase, g: np.ndarray) -> None:
     """Add ``g`` (an array the leaf ``t`` may keep) into ``t.grad``: the first gradient becomes
-    ``.grad``, later ones are summed out of place (0-d sums are scalars: kept as arrays). This
-    is ``Tensor._accumulate_grad``; like ``Tensor._update_`` it bumps the version counter."""
+    ``.grad``, later ones are summed out of place (0-d sums are scalars: kept as arrays). Like
+    ``Tensor._update_``, it bumps the version counter of the gradient it changes."""
     grad = t.grad
     if grad is None:
         t.grad = wrap(g, None)

@@ -223,9 +223,7 @@ class Tensor(_core.TensorBase):
                                  f"not match the tensor's {self.shape} and {self.dtype}")
         hotpath.engine_module.run_backward(self, g, retain_graph)
 
-    #: Called by the engine on leaves: ``_accumulate_grad(g)``, ``g`` an array this leaf may
-    #: keep (compiled with the hot path: ``autograd._core.accumulate_grad``).
-    _accumulate_grad = _core.accumulate_grad
+    # _accumulate_grad(g), called by the engine on leaves, is TensorBase's (compiled).
 
     # ---------------------------------------------------------------- the one in-place path
     def _update_(self, values: Any = None, *, array: np.ndarray | None = None) -> "Tensor":

@@ -55,3 +55,23 @@ def test_crossover_table_restores_the_adapter_thresholds(bench):
     rows = kernels.crossover_rows(native, repeat=1, min_time=1e-6)
     assert [r[0] for r in rows] == list(kernels.CROSSOVER_FAMILIES)
     assert {k: getattr(native, k) for k in kernels.CROSSOVER_FAMILIES} == before
+
+
+def test_every_eager_case_runs_for_everyone():
+    sys.path.insert(0, str(BENCH))
+    try:
+        eager = importlib.import_module("bench_eager")
+    finally:
+        sys.path.remove(str(BENCH))
+    from autograd import backend
+    for name in backend.available():
+        with backend.use(name):
+            for factory in eager.ours_cases().values():
+                factory()()
+    for factory in list(eager.numpy_cases().values()) + list(eager.micrograd_cases().values()):
+        factory()()
+    torch = eager.torch_or_none()
+    if torch is not None:
+        for factory in eager.torch_cases(torch).values():
+            factory()()
+    assert set(eager.numpy_cases()) == set(eager.TARGETS_US) == set(eager.TITLES)
