@@ -24,6 +24,9 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _ORIGIN_FRAMES = 4  # enough to see the line and its callers, short enough to read
 
 _ndarray = np.ndarray
+# The two floating dtypes, compared by identity first: reading ``dtype.kind`` builds a string.
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
 
 #: The Tensor class ops return and the converter of other operands (autograd.tensor.Tensor and
 #: as_tensor, registered when they are defined).
@@ -272,7 +275,7 @@ def _apply(op: Any, inputs: tuple, params: dict) -> Any:
             record = True
         d = a.dtype
         if d is not dtype:
-            kind = d.kind
+            kind = "f" if d is _F32 or d is _F64 else d.kind
             if kind == "f":
                 if dtype is None:
                     dtype = d
@@ -282,7 +285,7 @@ def _apply(op: Any, inputs: tuple, params: dict) -> Any:
                 integer = d
     if integer is not None and dtype is not None:
         _mixed(op, dtype, integer)
-    if len(arrays) > 1 and op.broadcasting and arrays[0].shape != arrays[1].shape:
+    if len(arrays) > 1 and arrays[0].shape != arrays[1].shape and op.broadcasting:
         _check_broadcast(op, arrays)
     if not (record and state.grad_enabled):
         return _output(_forward(op, _Scratch(), arrays, params), None, inputs)
