@@ -181,6 +181,62 @@ def test_compiled_and_pure_twins_give_the_same_gradients_bit_for_bit(provider):
     assert outs["compiled"][2] == outs["python"][2]
 
 
+_OPDB_SCRIPT = r"""
+import hashlib, json, sys, warnings
+import numpy as np
+from hypothesis import HealthCheck, given, settings, strategies as st
+import autograd as ag
+from autograd import backend
+from autograd.testing.opdb import OP_DB
+
+digests = {}
+with backend.use(sys.argv[1]):
+    def runner(info, out):
+        @settings(max_examples=4, derandomize=True, database=None, deadline=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(st.data())
+        def run(data):
+            sample = data.draw(info.samples)
+            for dtype in (np.float32, np.float64):
+                args = sample.tensors(dtype)
+                y = info.op(*args, **sample.kwargs)
+                y.backward(np.linspace(-1, 1, y.size).reshape(y.shape).astype(y.dtype))
+                h = hashlib.sha256(y.numpy().tobytes())
+                for a in args:
+                    if isinstance(a, ag.Tensor) and a.grad is not None:
+                        h.update(a.grad.numpy().tobytes())
+                out.append(h.hexdigest())
+        return run
+
+    for info in OP_DB:
+        runner(info, digests.setdefault(info.id, []))()
+print(json.dumps(digests))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("provider", ["numpy", "native"])
+def test_every_op_gives_the_same_bits_on_both_twins(provider):
+    # Every entry of the op database, float32 and float64, the same hypothesis samples
+    # (derandomized) in a compiled and a pure-Python process: outputs and gradients agree bit
+    # for bit.
+    import json
+    need_compiled_engine()
+    if provider == "native":
+        need_native()
+    outs = {}
+    for engine in ("compiled", "python"):
+        env = dict(os.environ, AUTOGRAD_ENGINE=engine)
+        res = subprocess.run([sys.executable, "-c", _OPDB_SCRIPT, provider], env=env,
+                             capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-2000:]
+        outs[engine] = json.loads(res.stdout)
+    assert outs["compiled"].keys() == outs["python"].keys()
+    differ = [k for k in outs["compiled"] if outs["compiled"][k] != outs["python"][k]]
+    assert not differ, f"ops whose bits differ between the twins: {differ}"
+    assert sum(len(v) for v in outs["compiled"].values()) >= 4 * len(outs["compiled"])
+
+
 @pytest.mark.parametrize("module", ["engine.py", "_core.py", "grad_mode.py", "hotpath.py"])
 def test_engine_and_hot_path_never_import_the_backend(module):
     # The backend imports hotpath (which imports the engine); an import back would be a cycle.
