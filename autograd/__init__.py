@@ -5,9 +5,18 @@ Build tensors, apply differentiable operations, call ``backward()``; check any g
 """
 from __future__ import annotations
 
+# Marks this __init__ as autograd-engine's, for the mixed-installation check (_install_check).
+_AUTOGRAD_ENGINE = True
+
+import os as _os
+
+from . import _install_check
+
+_install_check.check_mixed_installation(_os.path.dirname(__file__))
+
 import numpy as np
 
-from . import backend, data, datasets, functional, nn, optim
+from . import backend, data, datasets, functional, nn, optim, viz
 from .creation import (
     arange,
     default_generator,
@@ -100,3 +109,24 @@ __all__ = [
     "sqrt", "stack", "sum", "tanh", "transpose", "var", "where", "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
 ]
+__all__ += ["viz"]
+
+# Submodules that load on first access: keras (the Keras front) and testing (hypothesis
+# strategies, which need the test extra) cost nothing until used.
+_LAZY_SUBMODULES = ("keras", "testing")
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'autograd' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public API only: internals (np, tensor, ops, engine, ...) stay importable but hidden."""
+    return sorted(set(__all__) | set(_LAZY_SUBMODULES) | {"__version__"})
+
+
+_install_check.warn_if_source_tree(_os.path.dirname(__file__), backend.native_available(),
+                                   backend._compiled_engine is not None)

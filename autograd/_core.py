@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InplaceModificationError
+from .errors import InplaceModificationError, mixed_dtypes_message
 from .grad_mode import state
 
 __all__ = ["TensorBase", "Node", "apply", "wrap", "pair", "kernels", "broadcast_shape",
-           "set_tensor_class"]
+           "set_operators", "set_tensor_class"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _ORIGIN_FRAMES = 4  # enough to see the line and its callers, short enough to read
@@ -280,11 +280,11 @@ def _apply(op: Any, inputs: tuple, params: dict) -> Any:
                 if dtype is None:
                     dtype = d
                 elif d != dtype:
-                    _mixed(op, dtype, d)
+                    _mixed(op, dtype, d, inputs)
             elif kind == "i" or kind == "u":
                 integer = d
     if integer is not None and dtype is not None:
-        _mixed(op, dtype, integer)
+        _mixed(op, dtype, integer, inputs)
     if len(arrays) > 1 and arrays[0].shape != arrays[1].shape and op.broadcasting:
         _check_broadcast(op, arrays)
     if not (record and state.grad_enabled):
@@ -323,9 +323,8 @@ def _output(out: Any, node: Any, inputs: tuple) -> Any:
     return t
 
 
-def _mixed(op: Any, dtype: np.dtype, other: np.dtype) -> None:
-    raise TypeError(f"{op.name}: mixed dtypes {dtype} and {other}; convert one explicitly "
-                    f"(e.g. x.astype('{dtype}')) - autograd never casts silently")
+def _mixed(op: Any, dtype: np.dtype, other: np.dtype, inputs: tuple = ()) -> None:
+    raise TypeError(mixed_dtypes_message(op.name, dtype, other, inputs))
 
 
 def broadcast_shape(a: tuple, b: tuple) -> tuple | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import builtins
 import numbers
 import warnings
-from typing import Sequence
+from typing import Any, Sequence, TypeAlias
 
 import numpy as np
 
@@ -27,7 +27,9 @@ __all__ = [
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
 ]
 
-Operand = "Tensor | float | int | np.ndarray"
+Operand: TypeAlias = "Tensor | float | int | np.ndarray"
+#: An axis argument: one axis, several, or None for all.
+Axis: TypeAlias = "int | tuple[int, ...] | list[int] | None"
 
 
 #: Two operands as Tensors; a Python scalar takes the other operand's dtype (compiled with
@@ -39,42 +41,42 @@ _pair = _core.pair
 # Arithmetic
 # --------------------------------------------------------------------------------------------
 
-def add(a, b) -> Tensor:
+def add(a: Operand, b: Operand) -> Tensor:
     """a + b with broadcasting."""
     return apply(arith.Add, *_pair(a, b))
 
 
-def sub(a, b) -> Tensor:
+def sub(a: Operand, b: Operand) -> Tensor:
     """a - b with broadcasting."""
     return apply(arith.Sub, *_pair(a, b))
 
 
-def mul(a, b) -> Tensor:
+def mul(a: Operand, b: Operand) -> Tensor:
     """a * b with broadcasting."""
     return apply(arith.Mul, *_pair(a, b))
 
 
-def div(a, b) -> Tensor:
+def div(a: Operand, b: Operand) -> Tensor:
     """a / b with broadcasting."""
     return apply(arith.Div, *_pair(a, b))
 
 
-def pow(a, b) -> Tensor:  # noqa: A001 - mirrors the operator
+def pow(a: Operand, b: Operand) -> Tensor:  # noqa: A001 - mirrors the operator
     """a ** b with broadcasting; differentiable in both."""
     return apply(arith.Pow, *_pair(a, b))
 
 
-def maximum(a, b) -> Tensor:
+def maximum(a: Operand, b: Operand) -> Tensor:
     """Elementwise max; ties split the gradient."""
     return apply(arith.Maximum, *_pair(a, b))
 
 
-def minimum(a, b) -> Tensor:
+def minimum(a: Operand, b: Operand) -> Tensor:
     """Elementwise min; ties split the gradient."""
     return apply(arith.Minimum, *_pair(a, b))
 
 
-def where(cond, a, b) -> Tensor:
+def where(cond: Operand, a: Operand, b: Operand) -> Tensor:
     """a where cond else b (cond boolean, not differentiated)."""
     # a copy: backward reads the condition after the caller may have refilled their array
     c = np.array(cond._data if isinstance(cond, Tensor) else cond)
@@ -142,13 +144,13 @@ def _axes(name: str, x: Tensor, axis) -> tuple[int, ...] | None:
     return tuple(sorted(out)) if x.ndim else None
 
 
-def sum(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
+def sum(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Sum over ``axis`` (int, tuple or None for all)."""
     x = as_tensor(x)
     return apply(reduce.Sum, x, axis=_axes("sum", x, axis), keepdims=keepdims)
 
 
-def mean(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+def mean(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """Mean over ``axis``."""
     x = as_tensor(x)
     return apply(reduce.Mean, x, axis=_axes("mean", x, axis), keepdims=keepdims)
@@ -163,17 +165,17 @@ def _extremum(op, name: str, x: Tensor, axis, keepdims: bool) -> Tensor:
     return apply(op, x, axis=ax, keepdims=keepdims)
 
 
-def max(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
+def max(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Max over ``axis``; ties share the gradient equally."""
     return _extremum(reduce.Max, "max", x, axis, keepdims)
 
 
-def min(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
+def min(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Min over ``axis``; ties share the gradient equally."""
     return _extremum(reduce.Min, "min", x, axis, keepdims)
 
 
-def var(x: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+def var(x: Tensor, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
     """Variance over ``axis`` with NumPy's convention (``ddof=0``: divide by n)."""
     x = as_tensor(x)
     return apply(reduce.Var, x, axis=_axes("var", x, axis), keepdims=keepdims, ddof=ddof)
@@ -183,7 +185,7 @@ def var(x: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
 # Shape
 # --------------------------------------------------------------------------------------------
 
-def reshape(x: Tensor, *shape) -> Tensor:
+def reshape(x: Tensor, *shape: int | Sequence[int]) -> Tensor:
     """x with a new shape of the same size (one dimension may be -1)."""
     x = as_tensor(x)
     if len(shape) == 1 and not isinstance(shape[0], numbers.Integral):
@@ -202,7 +204,7 @@ def flatten(x: Tensor, start_axis: int = 0) -> Tensor:
     return reshape(x, x.shape[:start_axis] + (-1,))
 
 
-def permute(x: Tensor, *axes) -> Tensor:
+def permute(x: Tensor, *axes: int | Sequence[int]) -> Tensor:
     """x with its axes in the given order."""
     x = as_tensor(x)
     if len(axes) == 1 and not isinstance(axes[0], numbers.Integral):
@@ -231,7 +233,7 @@ def transpose(x: Tensor, axis0: int | None = None, axis1: int | None = None) -> 
     return apply(shape_ops.Transpose, x, axes=tuple(axes))
 
 
-def expand(x: Tensor, *shape) -> Tensor:
+def expand(x: Tensor, *shape: int | Sequence[int]) -> Tensor:
     """x broadcast to ``shape``; the gradient is summed back."""
     x = as_tensor(x)
     if len(shape) == 1 and not isinstance(shape[0], numbers.Integral):
@@ -246,7 +248,7 @@ def expand(x: Tensor, *shape) -> Tensor:
     return apply(shape_ops.Expand, x, shape=tuple(shape))
 
 
-def getitem(x: Tensor, index) -> Tensor:
+def getitem(x: Tensor, index: Any) -> Tensor:
     """x[index] with slices, ints, None, Ellipsis, integer arrays and boolean masks."""
     x = as_tensor(x)
     norm = _normalise_index(index)
@@ -319,7 +321,7 @@ def _join_axis(name: str, t: Tensor, axis: int, extra: int) -> int:
 # Linear algebra
 # --------------------------------------------------------------------------------------------
 
-def matmul(a, b) -> Tensor:
+def matmul(a: Operand, b: Operand) -> Tensor:
     """Matrix product with NumPy semantics: 1-D operands promoted, batch axes broadcast."""
     a, b = _pair(a, b)
     if a.ndim == 0 or b.ndim == 0:
@@ -452,13 +454,13 @@ def _loss_pair(name: str, pred, target, reduction: str) -> tuple[Tensor, Tensor]
     return pred, target
 
 
-def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:  # noqa: A002
+def mse_loss(input: Tensor, target: Operand, reduction: str = "mean") -> Tensor:  # noqa: A002
     """Mean squared error (pred - target)^2, reduced."""
     p, t = _loss_pair("mse_loss", input, target, reduction)
     return apply(loss.MseLoss, p, t, reduction=reduction)
 
 
-def binary_cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:  # noqa: A002
+def binary_cross_entropy(input: Tensor, target: Operand, reduction: str = "mean") -> Tensor:  # noqa: A002
     """BCE of probabilities in [0, 1] (log clamped at -100 as in PyTorch)."""
     p, t = _loss_pair("binary_cross_entropy", input, target, reduction)
     lo, hi = (float(p._data.min()), float(p._data.max())) if p.size else (0.0, 1.0)
@@ -469,14 +471,14 @@ def binary_cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tens
     return apply(loss.BinaryCrossEntropy, p, t, reduction=reduction)
 
 
-def binary_cross_entropy_with_logits(input: Tensor, target,  # noqa: A002
+def binary_cross_entropy_with_logits(input: Tensor, target: Operand,  # noqa: A002
                                      reduction: str = "mean") -> Tensor:
     """BCE of sigmoid(input), computed stably from the logits."""
     p, t = _loss_pair("binary_cross_entropy_with_logits", input, target, reduction)
     return apply(loss.BinaryCrossEntropyWithLogits, p, t, reduction=reduction)
 
 
-def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:  # noqa: A002
+def cross_entropy(input: Tensor, target: Operand, reduction: str = "mean") -> Tensor:  # noqa: A002
     """Softmax cross-entropy from logits (n, c) and integer class targets (n,).
 
     Computed through log-softmax, so logits of magnitude 1e4 give finite losses.

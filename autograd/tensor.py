@@ -7,7 +7,7 @@ boolean tensors exist for indices and masks but never require grad). An op's out
 from __future__ import annotations
 
 import numbers
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence, TypeAlias
 
 import numpy as np
 
@@ -16,6 +16,9 @@ from .grad_mode import state
 from .hotpath import core as _core
 
 __all__ = ["Tensor", "as_tensor", "DEFAULT_DTYPE"]
+
+#: An axis argument: one axis, several, or None for all.
+Axis: TypeAlias = "int | tuple[int, ...] | list[int] | None"
 
 DEFAULT_DTYPE = np.dtype(np.float32)
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -344,28 +347,93 @@ class Tensor(_core.TensorBase):
     __hash__ = object.__hash__
 
     # ---------------------------------------------------------------- methods
-    def sum(self, axis=None, keepdims=False): return F.sum(self, axis, keepdims)
-    def mean(self, axis=None, keepdims=False): return F.mean(self, axis, keepdims)
-    def max(self, axis=None, keepdims=False): return F.max(self, axis, keepdims)
-    def min(self, axis=None, keepdims=False): return F.min(self, axis, keepdims)
-    def var(self, axis=None, keepdims=False, ddof=0): return F.var(self, axis, keepdims, ddof)
-    def reshape(self, *shape): return F.reshape(self, *shape)
-    def flatten(self, start_axis=0): return F.flatten(self, start_axis)
-    def transpose(self, axis0=None, axis1=None): return F.transpose(self, axis0, axis1)
-    def permute(self, *axes): return F.permute(self, *axes)
-    def expand(self, *shape): return F.expand(self, *shape)
-    def matmul(self, other): return F.matmul(self, other)
-    def exp(self): return F.exp(self)
-    def log(self): return F.log(self)
-    def sqrt(self): return F.sqrt(self)
-    def abs(self): return F.abs(self)
-    def clip(self, min=None, max=None): return F.clip(self, min, max)  # noqa: A002
-    def sigmoid(self): return F.sigmoid(self)
-    def tanh(self): return F.tanh(self)
-    def relu(self): return F.relu(self)
-    def softmax(self, axis=-1): return F.softmax(self, axis)
-    def log_softmax(self, axis=-1): return F.log_softmax(self, axis)
-    def logsumexp(self, axis=-1, keepdims=False): return F.logsumexp(self, axis, keepdims)
+    def sum(self, axis: Axis = None, keepdims: bool = False) -> "Tensor":
+        """The sum over ``axis`` (all axes when None); see :func:`autograd.sum`."""
+        return F.sum(self, axis, keepdims)
+
+    def mean(self, axis: Axis = None, keepdims: bool = False) -> "Tensor":
+        """The mean over ``axis`` (all axes when None); see :func:`autograd.mean`."""
+        return F.mean(self, axis, keepdims)
+
+    def max(self, axis: Axis = None, keepdims: bool = False) -> "Tensor":
+        """The maximum over ``axis`` (ties share the gradient); see :func:`autograd.max`."""
+        return F.max(self, axis, keepdims)
+
+    def min(self, axis: Axis = None, keepdims: bool = False) -> "Tensor":
+        """The minimum over ``axis`` (ties share the gradient); see :func:`autograd.min`."""
+        return F.min(self, axis, keepdims)
+
+    def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> "Tensor":
+        """The variance over ``axis`` with ``ddof`` delta degrees of freedom."""
+        return F.var(self, axis, keepdims, ddof)
+
+    def reshape(self, *shape: int | Sequence[int]) -> "Tensor":
+        """The same values in a new shape (one dimension may be -1)."""
+        return F.reshape(self, *shape)
+
+    def flatten(self, start_axis: int = 0) -> "Tensor":
+        """The axes from ``start_axis`` on merged into one."""
+        return F.flatten(self, start_axis)
+
+    def transpose(self, axis0: int | None = None, axis1: int | None = None) -> "Tensor":
+        """Two axes swapped, or all axes reversed when none are given."""
+        return F.transpose(self, axis0, axis1)
+
+    def permute(self, *axes: int | Sequence[int]) -> "Tensor":
+        """The axes reordered as ``axes``."""
+        return F.permute(self, *axes)
+
+    def expand(self, *shape: int | Sequence[int]) -> "Tensor":
+        """A broadcast view to ``shape`` (-1 keeps a dimension); gradients are summed back."""
+        return F.expand(self, *shape)
+
+    def matmul(self, other: Any) -> "Tensor":
+        """The matrix product ``self @ other``."""
+        return F.matmul(self, other)
+
+    def exp(self) -> "Tensor":
+        """The elementwise exponential."""
+        return F.exp(self)
+
+    def log(self) -> "Tensor":
+        """The elementwise natural logarithm."""
+        return F.log(self)
+
+    def sqrt(self) -> "Tensor":
+        """The elementwise square root."""
+        return F.sqrt(self)
+
+    def abs(self) -> "Tensor":
+        """The elementwise absolute value."""
+        return F.abs(self)
+
+    def clip(self, min: float | None = None, max: float | None = None) -> "Tensor":  # noqa: A002
+        """Values limited to [min, max]; no gradient flows where a bound is active."""
+        return F.clip(self, min, max)
+
+    def sigmoid(self) -> "Tensor":
+        """The elementwise logistic sigmoid."""
+        return F.sigmoid(self)
+
+    def tanh(self) -> "Tensor":
+        """The elementwise hyperbolic tangent."""
+        return F.tanh(self)
+
+    def relu(self) -> "Tensor":
+        """The elementwise max(x, 0)."""
+        return F.relu(self)
+
+    def softmax(self, axis: int = -1) -> "Tensor":
+        """The softmax over ``axis``."""
+        return F.softmax(self, axis)
+
+    def log_softmax(self, axis: int = -1) -> "Tensor":
+        """The log of the softmax over ``axis``, computed stably."""
+        return F.log_softmax(self, axis)
+
+    def logsumexp(self, axis: int = -1, keepdims: bool = False) -> "Tensor":
+        """log(sum(exp(x))) over ``axis``, computed stably."""
+        return F.logsumexp(self, axis, keepdims)
 
     def argmax(self, axis: int | None = None) -> "Tensor":
         """Indices of the maxima (int64, not differentiable)."""

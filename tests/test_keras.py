@@ -2,15 +2,20 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import autograd
+import autograd as ag
 from autograd import keras
 from autograd.datasets import blobs
+from autograd.keras import models as keras_models
 from autograd.keras.callbacks import Callback, EarlyStopping
 from autograd.keras.layers import Activation, Dense, Dropout
 from autograd.keras.models import Sequential, load_model, model_from_json
@@ -234,16 +239,19 @@ def test_early_stopping_on_accuracy_maximises():
     assert not EarlyStopping().maximize
 
 
-def test_verbosity(capsys):
+def test_verbosity(capsys, monkeypatch):
     model = xor_model()
     model.compile(loss="mse", optimizer="sgd", metrics=["accuracy"])
     model.fit(X, Y, epochs=2, verbose=0)
     model.evaluate(X, Y, verbose=0)
     model.predict(X)
     assert capsys.readouterr() == ("", "")
+    # On a terminal verbose=1 draws a progress bar per epoch ...
+    monkeypatch.setattr(keras_models, "_stdout_is_terminal", lambda: True)
     model.fit(X, Y, epochs=2, verbose=1)
     out = capsys.readouterr().out
     assert "Epoch 1/2" in out and "Epoch 2/2" in out and "loss=" in out and "accuracy=" in out
+    monkeypatch.undo()
     model.fit(X, Y, epochs=2, verbose=2)
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and re.match(r"Epoch 2/2 - loss: \d\.\d{4} - accuracy: ", lines[1])
@@ -336,3 +344,31 @@ def test_history_plot_draws_curves():
     assert len(fig.axes[0].lines) == 2
     import matplotlib.pyplot as plt
     plt.close(fig)
+
+
+def test_progress_is_one_line_per_epoch_when_stdout_is_not_a_terminal(capsys):
+    """Piped to a file or a CI log, verbose=1 (the default) must not leave copies of a bar."""
+    model = xor_model()
+    model.compile(loss="mse", optimizer="sgd", metrics=["accuracy"])
+    assert not keras_models._stdout_is_terminal()  # capsys: stdout is not a tty
+    model.fit(X, Y, epochs=3, batch_size=1)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3, lines
+    for i, line in enumerate(lines, 1):
+        assert re.fullmatch(rf"Epoch {i}/3 - loss: \d\.\d{{4}} - accuracy: \d\.\d{{4}}", line)
+    assert "\r" not in "".join(lines) and "it/s" not in "".join(lines)
+
+
+def test_progress_bar_when_piped_to_a_file(tmp_path):
+    """The same through a real pipe into a file, as `python train.py > log` does."""
+    script = ("import numpy as np; from autograd import keras\n"
+              "m = keras.Sequential([keras.layers.Dense(1, input_dim=2)])\n"
+              "m.compile(loss='mse', optimizer='sgd')\n"
+              "m.fit(np.zeros((64, 2)), np.zeros(64), epochs=4, batch_size=8)\n")
+    log = tmp_path / "log.txt"
+    with open(log, "w") as out:
+        subprocess.run([sys.executable, "-c", script], stdout=out, stderr=subprocess.PIPE,
+                       check=True, timeout=120, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": str(Path(ag.__file__).parents[1])})
+    lines = log.read_text().splitlines()
+    assert [line.split(" - ")[0] for line in lines] == [f"Epoch {i}/4" for i in range(1, 5)]

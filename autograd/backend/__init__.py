@@ -22,15 +22,38 @@ import sys
 from types import ModuleType
 from typing import Any
 
-from .. import hotpath
-from ..grad_mode import state
-from . import numpy_kernels
+from .. import _install_check
+
+if not getattr(sys.modules.get("autograd"), "_AUTOGRAD_ENGINE", False):
+    # Imported under an ``autograd/__init__.py`` that is not ours (HIPS autograd installed over
+    # this package): refuse here, since our own __init__ and its check never ran.
+    _install_check.check_mixed_installation(os.path.dirname(os.path.dirname(__file__)))
+
+from .. import hotpath  # noqa: E402
+from ..grad_mode import state  # noqa: E402
+from . import numpy_kernels  # noqa: E402
 
 __all__ = ["active", "use", "available", "native_available", "k", "engine", "use_engine",
            "info"]
 
 BUILD_HINT = ("the native core (autograd._C) is not built: reinstall from source with "
               "`pip install .` (needs g++, cmake and ninja), or set AUTOGRAD_BACKEND=numpy")
+
+try:  # written into the package by an `AUTOGRAD_NATIVE=OFF pip install .` (no compiler needed)
+    from .._build_config import NATIVE as _NATIVE_BUILT  # type: ignore[import-not-found]
+except ImportError:
+    _NATIVE_BUILT = True
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if not _NATIVE_BUILT:
+    BUILD_HINT = ("this installation was built without the native core (AUTOGRAD_NATIVE=OFF); "
+                  "reinstall with a C++ compiler and without that setting to build it, or set "
+                  "AUTOGRAD_BACKEND=numpy")
+elif _install_check._is_source_checkout(_PACKAGE_DIR):
+    # `pip install .` would not help here: Python run in the checkout imports this directory.
+    BUILD_HINT = (f"the native core (autograd._C) is not built in this source tree "
+                  f"({os.path.dirname(_PACKAGE_DIR)}): build it in place with `pip install -e .` "
+                  f"there, or run Python from another directory to use an installed copy, or "
+                  f"set AUTOGRAD_BACKEND=numpy")
 
 _native: ModuleType | None = None
 _native_error: BaseException | None = None
@@ -116,6 +139,8 @@ def info() -> dict[str, Any]:
     out: dict[str, Any] = {"backend": active(), "engine": engine(),
                            "hot_path": hotpath.core_name(),
                            "native_available": native_available()}
+    if not _NATIVE_BUILT:
+        out["native_build"] = "off (installed with AUTOGRAD_NATIVE=OFF: NumPy backend only)"
     if _native is not None:
         # The adapter reports what the compiled core linked and chose (BLAS core, threads).
         out.update(_native.info())

@@ -153,7 +153,9 @@ class Sequential:
         """Train for ``epochs`` epochs of mini-batches; returns the :class:`History`.
 
         ``validation_split`` holds out the last fraction of the data (before shuffling, as
-        Keras). ``verbose``: 0 silent, 1 a tqdm progress bar per epoch, 2 one line per epoch.
+        Keras). ``verbose``: 0 silent, 1 a tqdm progress bar per epoch (one line per epoch
+        when standard output is not a terminal, e.g. piped to a file or a CI log), 2 one line
+        per epoch.
         Shuffling draws from autograd's default generator (seed with ``manual_seed``).
         """
         if self._optimizer is None:
@@ -194,6 +196,10 @@ class Sequential:
     def _train_epoch(self, loader: DataLoader, epoch: int, epochs: int, verbose: int,
                      validation_data: tuple | None) -> dict[str, float]:
         self.module.train()
+        # A progress bar only on a terminal: piped to a file or a CI log, tqdm's redraws would
+        # land as several copies of the bar, so verbose=1 prints verbose=2's one line instead.
+        if verbose == 1 and not _stdout_is_terminal():
+            verbose = 2
         bar = tqdm(total=len(loader), desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
                    disable=verbose != 1, file=sys.stdout, leave=True, dynamic_ncols=True)
         total, seen, preds, targets = 0.0, 0, [], []
@@ -353,6 +359,18 @@ class Sequential:
     def save(self, filepath: Any) -> None:
         """Architecture and weights in one file; read it back with :func:`load_model`."""
         self.save_weights(filepath)
+
+
+def _stdout_is_terminal() -> bool:
+    """Whether a redrawn progress bar reads well: a terminal, or a Jupyter kernel (whose
+    output widget redraws in place although it is not a tty), as Keras's own Progbar decides."""
+    isatty = getattr(sys.stdout, "isatty", None)
+    try:
+        if isatty is not None and isatty():
+            return True
+    except ValueError:  # a closed stream
+        return False
+    return "ipykernel" in sys.modules
 
 
 def _format(values: dict[str, float]) -> str:
