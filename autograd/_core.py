@@ -14,13 +14,16 @@ from typing import Any
 
 import numpy as np
 
+from . import errors as _errors_module
 from .errors import InplaceModificationError, mixed_dtypes_message
 from .grad_mode import state
 
 __all__ = ["TensorBase", "Node", "apply", "wrap", "pair", "kernels", "broadcast_shape",
            "set_operators", "set_tensor_class"]
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# The directory of the package's Python sources (errors.py is always one; this module may be the
+# compiled twin, installed elsewhere in an editable install), whose frames origin() skips.
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(_errors_module.__file__)) + os.sep
 _ORIGIN_FRAMES = 4  # enough to see the line and its callers, short enough to read
 
 _ndarray = np.ndarray

@@ -19,7 +19,8 @@ from typing import Any
 
 from . import engine as _py_engine
 
-__all__ = ["core", "core_name", "engine", "use_engine", "set_engine", "engine_module"]
+__all__ = ["core", "core_name", "requested", "engine", "use_engine", "set_engine",
+           "engine_module"]
 
 _BUILD_HINT = "reinstall from source with `pip install .`"
 _REQUESTED = os.environ.get("AUTOGRAD_ENGINE", "auto").strip().lower() or "auto"
@@ -46,6 +47,11 @@ if core.__name__ == "autograd._ccore":
         from . import _cengine as _compiled_engine  # type: ignore[attr-defined, no-redef]
     except ImportError:
         _compiled_engine = None
+
+
+def requested() -> str:
+    """What ``AUTOGRAD_ENGINE`` asked for at import: ``auto``, ``compiled`` or ``python``."""
+    return _REQUESTED
 
 
 def core_name() -> str:
