@@ -83,6 +83,15 @@ class TensorBase:
 
     __slots__ = ("_data", "_node", "_requires_grad", "grad", "_vc", "__weakref__")
 
+    def __reduce_ex__(self, protocol: Any) -> tuple:
+        # copy/deepcopy (and pickle) see the storage like a slotted class's, in both twins
+        # (in the compiled one it is C fields), plus the slots a subclass adds (Tensor._hooks).
+        return (_new, (type(self),), _state(self))
+
+    def __setstate__(self, state: dict) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
     def _accumulate_grad(self, g: np.ndarray) -> None:
         """Called by the engine on leaves: ``g`` is an array this leaf may keep."""
         _accumulate(self, g)
@@ -139,6 +148,30 @@ class TensorBase:
 
     def __neg__(self):
         return _apply(_ops.Neg, (self,), _NO_PARAMS)
+
+
+_STORAGE = ("_data", "_node", "_requires_grad", "grad", "_vc")
+_UNSET = object()
+
+
+def _new(cls: type) -> Any:
+    return TensorBase.__new__(cls)
+
+
+def _state(t: Any) -> dict:
+    names = list(_STORAGE)
+    for klass in type(t).__mro__:
+        if klass is TensorBase:
+            continue
+        for name in klass.__dict__.get("__slots__", ()):
+            if name not in names and name not in ("__weakref__", "__dict__"):
+                names.append(name)
+    state = {}
+    for name in names:
+        value = getattr(t, name, _UNSET)
+        if value is not _UNSET:
+            state[name] = value
+    return state
 
 
 def wrap(array: Any, node: Any = None) -> Any:

@@ -16,7 +16,7 @@ import numpy as np
 from . import creation
 from .tensor import Tensor, _to_array
 
-__all__ = ["DataLoader", "Dataset", "TensorDataset"]
+__all__ = ["DataLoader", "Dataset", "DistributedSampler", "TensorDataset"]
 
 
 @runtime_checkable
@@ -76,17 +76,86 @@ def _collate(samples: list[Any]) -> tuple[Tensor, ...]:
     return tuple(fields)
 
 
+class DistributedSampler:
+    """The indices of one rank's share of ``dataset`` for data-parallel training (PyTorch's
+    ``DistributedSampler``): each epoch every rank draws the same permutation (seeded by
+    ``seed + epoch``; call :meth:`set_epoch` at the start of each epoch) and takes every
+    ``num_replicas``-th index from position ``rank``. Every rank gets the same number of
+    samples, so all take the same number of steps: unless ``drop_last``, the permutation is
+    padded by repeating its first indices up to a multiple of ``num_replicas``; with
+    ``drop_last`` its tail is dropped instead. ``num_replicas`` and ``rank`` default to the
+    process group's (:mod:`autograd.distributed`)."""
+
+    def __init__(self, dataset: Any, num_replicas: int | None = None, rank: int | None = None,
+                 shuffle: bool = True, seed: int = 0, drop_last: bool = False) -> None:
+        if num_replicas is None or rank is None:
+            from . import distributed
+            if not distributed.is_initialized():
+                raise RuntimeError("DistributedSampler: pass num_replicas= and rank=, or call "
+                                   "autograd.distributed.init_process_group() first")
+            num_replicas = distributed.get_world_size() if num_replicas is None \
+                else num_replicas
+            rank = distributed.get_rank() if rank is None else rank
+        if isinstance(num_replicas, bool) or not isinstance(num_replicas, (int, np.integer)) \
+                or num_replicas < 1:
+            raise ValueError(f"DistributedSampler: num_replicas must be a positive integer, "
+                             f"got {num_replicas!r}")
+        if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) \
+                or not 0 <= rank < num_replicas:
+            raise ValueError(f"DistributedSampler: rank must be in 0..{num_replicas - 1}, "
+                             f"got {rank!r}")
+        self.dataset = dataset
+        self.num_replicas, self.rank = int(num_replicas), int(rank)
+        self.shuffle, self.seed, self.drop_last = bool(shuffle), int(seed), bool(drop_last)
+        self.epoch = 0
+        n = len(dataset)
+        self.num_samples = n // self.num_replicas if self.drop_last \
+            else -(-n // self.num_replicas)
+        self.total_size = self.num_samples * self.num_replicas
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the permutation of ``epoch`` (the same on every rank) from the next iteration."""
+        self.epoch = int(epoch)
+
+    def indices(self) -> np.ndarray:
+        """This rank's indices for the current epoch, as an int64 array."""
+        n = len(self.dataset)
+        order = np.random.default_rng(self.seed + self.epoch).permutation(n) if self.shuffle \
+            else np.arange(n)
+        if self.total_size > n:  # pad by repeating the start (as often as needed)
+            order = np.resize(order, self.total_size)
+        return order[self.rank:self.total_size:self.num_replicas].astype(np.int64)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices().tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
 class DataLoader:
     """Iterate over a dataset in batches, each a tuple of Tensors (one per dataset field).
 
     ``shuffle=True`` draws a new permutation every epoch (every ``iter()``) from a NumPy
     generator seeded with ``seed``; without a seed it draws from autograd's default generator,
     so :func:`autograd.manual_seed` makes the order reproducible. ``drop_last`` drops a final
-    batch smaller than ``batch_size``.
+    batch smaller than ``batch_size``. ``sampler`` (e.g. a :class:`DistributedSampler`), an
+    iterable of indices with a length, chooses the samples and their order instead of
+    ``shuffle``.
     """
 
     def __init__(self, dataset: Any, batch_size: int = 1, shuffle: bool = False,
-                 drop_last: bool = False, seed: int | None = None) -> None:
+                 drop_last: bool = False, seed: int | None = None,
+                 sampler: Any = None) -> None:
+        if sampler is not None:
+            if shuffle:
+                raise ValueError("DataLoader: sampler and shuffle=True are exclusive (the "
+                                 "sampler decides the order; DistributedSampler shuffles "
+                                 "itself)")
+            if not hasattr(sampler, "__iter__") or not hasattr(sampler, "__len__"):
+                raise TypeError(f"DataLoader: sampler must be an iterable of indices with a "
+                                f"length, got {type(sampler).__name__}")
+        self.sampler = sampler
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, "
@@ -104,10 +173,12 @@ class DataLoader:
 
     def __len__(self) -> int:
         """The number of batches per epoch."""
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def _order(self) -> np.ndarray:
+        if self.sampler is not None:
+            return np.fromiter(self.sampler, dtype=np.int64, count=len(self.sampler))
         n = len(self.dataset)
         if not self.shuffle:
             return np.arange(n)

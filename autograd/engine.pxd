@@ -11,5 +11,6 @@ cpdef dict count_consumers(root)
 cpdef list topological_order(root)
 
 @cython.locals(top=Node, node=Node, child=Node, t=TensorBase, counts=dict, pending=dict,
-               handed=set, ready=list, i=Py_ssize_t, left=Py_ssize_t, anomaly=bint)
-cpdef run_backward(root, grad, retain_graph=*)
+               handed=set, ready=list, i=Py_ssize_t, left=Py_ssize_t, anomaly=bint,
+               hooked=bint)
+cpdef _propagate(root, grad, retain_graph)

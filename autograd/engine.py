@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import hooks as _hooks
 from .errors import AnomalyError, FreedGraphError
 from .grad_mode import state
 
@@ -56,17 +57,42 @@ def topological_order(root) -> list:
 
 
 def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
+    """Propagate ``grad`` (d output / d root) from the Tensor ``root`` to every leaf, then run
+    the callbacks queued during the pass (:func:`autograd.hooks.queue_callback`)."""
+    callbacks = _hooks.enter_backward()
+    try:
+        _propagate(root, grad, retain_graph)
+    except BaseException:
+        _hooks.exit_backward(callbacks, False)
+        raise
+    _hooks.exit_backward(callbacks, True)
+
+
+def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
     """Propagate ``grad`` (d output / d root) from the Tensor ``root`` to every leaf.
 
     A node runs once all of its consumers have (their count of pending consumers reaches
     zero, as in PyTorch's engine), so its gradient is complete; gradients meeting at a node are
     summed; leaves accumulate into ``.grad``; each pending gradient is dropped as soon as its
-    node is done; saved arrays are freed unless ``retain_graph``.
+    node is done; saved arrays are freed unless ``retain_graph``. Tensor hooks run where a
+    gradient is complete: a non-leaf's before its node runs, a hooked leaf's once all its
+    edges have delivered (then its post-accumulate hooks).
     """
     top = root._node
+    leaf_hooks, node_hooks = _hooks.LEAF, _hooks.NODE
     if top is None:
-        root._accumulate_grad(grad.copy())
+        entry = leaf_hooks.get(id(root))
+        g = grad.copy()
+        if entry is not None:
+            g = _hooks.run_pre(entry, g)
+        root._accumulate_grad(g)
+        if entry is not None:
+            _hooks.run_post(entry, root)
         return
+    hooked = bool(leaf_hooks) or bool(node_hooks)
+    if hooked:
+        leaf_left = _hooks.leaf_edges(top)  # edges still to deliver, per hooked leaf
+        leaf_sum = {}  # what they delivered so far
     sum_to = state.k.sum_to
     anomaly = state.anomaly
     counts = count_consumers(top)
@@ -87,6 +113,8 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
                     f"saved arrays were freed by the first backward; pass retain_graph=True "
                     f"to the first backward() if you need to call it again")
             node.check_versions()
+            if hooked and id(node) in node_hooks:
+                g = _hooks.run_pre(node_hooks[id(node)], g)
             grads = node.op.backward(node, g)
             if anomaly:
                 _check_finite(node, grads)
@@ -96,6 +124,9 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
             if gi is not None and gi.shape != t._data.shape:
                 gi = sum_to(gi, t._data.shape)
             if child is None:
+                entry = None
+                if hooked and node.needs[i] and id(t) in leaf_left:
+                    gi, entry = _gather_leaf(t, gi, leaf_left, leaf_sum)
                 if gi is not None:
                     # Only a leaf's first gradient is kept as its .grad (later ones are
                     # added out of place), so only then must the array be the leaf's alone.
@@ -104,6 +135,8 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
                         gi = gi.copy()
                     handed.add(id(gi))
                     t._accumulate_grad(gi)
+                    if entry is not None:
+                        _hooks.run_post(entry, t)
                 continue
             key = id(child)
             if gi is not None:
@@ -115,6 +148,24 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
                 ready.append(child)
         if not retain_graph:
             node.release()
+
+
+def _gather_leaf(t, gi, leaf_left: dict, leaf_sum: dict):
+    """Sum the gradient edges of a hooked leaf; on its last edge, run its tensor hooks and
+    return (its total gradient, its hooks) for accumulation; before that (None, None)."""
+    key = id(t)
+    if gi is not None:
+        prev = leaf_sum.get(key)
+        leaf_sum[key] = gi if prev is None else prev + gi
+    left = leaf_left[key] - 1
+    leaf_left[key] = left
+    if left:
+        return None, None
+    total = leaf_sum.pop(key, None)
+    entry = _hooks.LEAF.get(key)
+    if total is None or entry is None:
+        return total, None
+    return _hooks.run_pre(entry, total), entry
 
 
 def _check_finite(node, grads) -> None:

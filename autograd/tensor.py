@@ -7,10 +7,11 @@ boolean tensors exist for indices and masks but never require grad). An op's out
 from __future__ import annotations
 
 import numbers
-from typing import Any, Iterator, Sequence, TypeAlias
+from typing import Any, Callable, Iterator, Sequence, TypeAlias
 
 import numpy as np
 
+from . import hooks as _hooks
 from . import hotpath
 from .grad_mode import state
 from .hotpath import core as _core
@@ -74,7 +75,9 @@ class Tensor(_core.TensorBase):
 
     # The storage (_data, _node, _requires_grad, grad and _vc, the version counter) is declared
     # by TensorBase in _core.py, compiled to C structs when built; this class adds the API.
-    __slots__ = ()
+    # _hooks (autograd.hooks) is left unset until a hook is registered, so making a tensor
+    # costs nothing more.
+    __slots__ = ("_hooks",)
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operators
 
     def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False):
@@ -225,6 +228,21 @@ class Tensor(_core.TensorBase):
                 raise ValueError(f"backward: grad of shape {g.shape} and dtype {g.dtype} does "
                                  f"not match the tensor's {self.shape} and {self.dtype}")
         hotpath.engine_module.run_backward(self, g, retain_graph)
+
+    def register_hook(self, hook: Callable[["Tensor"], "Tensor | None"]) -> Any:
+        """Call ``hook(grad)`` each time the gradient with respect to this tensor is computed
+        in a backward pass; if it returns a tensor, that replaces the gradient (it must keep
+        its shape and dtype). On a leaf the hook runs before ``.grad`` is accumulated, on
+        other tensors before the gradient flows on. Returns a handle whose ``remove()``
+        unregisters the hook. The hook lives as long as this tensor (as in PyTorch)."""
+        return _hooks.register_hook(self, hook)
+
+    def register_post_accumulate_grad_hook(self, hook: Callable[["Tensor"], None]) -> Any:
+        """Call ``hook(tensor)`` (this leaf) once per backward pass, after ``.grad`` has
+        accumulated the pass's gradient; it returns None and may change ``.grad`` in place.
+        Only leaves accumulate ``.grad``, so only they take this hook. Returns a handle whose
+        ``remove()`` unregisters it."""
+        return _hooks.register_post_accumulate_grad_hook(self, hook)
 
     # _accumulate_grad(g), called by the engine on leaves, is TensorBase's (compiled).
 

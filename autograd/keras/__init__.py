@@ -10,7 +10,7 @@ only their imports changed::
 from __future__ import annotations
 
 from . import callbacks, layers, losses, models, optimizers
-from .callbacks import Callback, EarlyStopping, History
+from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint
 from .layers import Activation, Dense, Dropout, Layer
 from .models import Sequential, load_model, model_from_json
 from .optimizers import SGD, Adam
@@ -25,6 +25,7 @@ __all__ = [
            "EarlyStopping",
            "History",
            "Layer",
+           "ModelCheckpoint",
            "Sequential",
            "callbacks",
            "layers",

@@ -1,4 +1,5 @@
-"""Keras callbacks: the ``History`` that ``fit`` returns, and ``EarlyStopping``."""
+"""Keras callbacks: the ``History`` that ``fit`` returns, ``EarlyStopping`` and
+``ModelCheckpoint``."""
 from __future__ import annotations
 
 import warnings
@@ -6,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Callback", "EarlyStopping", "History"]
+__all__ = ["Callback", "EarlyStopping", "History", "ModelCheckpoint"]
 
 
 class Callback:
@@ -122,5 +123,60 @@ class EarlyStopping(Callback):
                 self.model.set_weights(self.best_weights)
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        if self.stopped_epoch > 0 and self.verbose > 0:
+        if self.stopped_epoch > 0 and self.verbose > 0 and _prints():
             print(f"Epoch {self.stopped_epoch + 1:05d}: early stopping")
+
+
+def _prints() -> bool:
+    """Whether this process prints and writes: always, except on ranks other than 0 of
+    data-parallel training."""
+    from .parallel import is_rank0
+    return is_rank0()
+
+
+class ModelCheckpoint(Callback):
+    """Save the model's weights after every epoch (Keras 2): ``filepath`` may hold
+    ``{epoch}`` (1-based) and log names, e.g. ``"w-{epoch:02d}-{val_loss:.3f}.safetensors"``.
+    With ``save_best_only`` a file is written only when ``monitor`` improves (``mode`` as in
+    :class:`EarlyStopping`). Files are written by :meth:`Sequential.save_weights`: atomically,
+    and in data-parallel training by rank 0 only (every rank holds the same weights, and the
+    decision uses logs reduced over the ranks, so all ranks agree). ``save_weights_only`` is
+    accepted for Keras's signature: a weights file here always carries the architecture too,
+    so :func:`~autograd.keras.models.load_model` reads either."""
+
+    def __init__(self, filepath: Any, monitor: str = "val_loss", verbose: int = 0,
+                 save_best_only: bool = False, mode: str = "auto",
+                 save_weights_only: bool = True) -> None:
+        super().__init__()
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"ModelCheckpoint: mode must be 'auto', 'min' or 'max', got "
+                             f"{mode!r}")
+        self.filepath, self.monitor, self.verbose = str(filepath), monitor, verbose
+        self.save_best_only = save_best_only
+        self.maximize = mode == "max" or (mode == "auto" and "acc" in monitor)
+        self.best = -np.inf if self.maximize else np.inf
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.best = -np.inf if self.maximize else np.inf
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        try:
+            path = self.filepath.format(epoch=epoch + 1, **logs)
+        except KeyError as exc:
+            raise KeyError(f"ModelCheckpoint: filepath {self.filepath!r} names {exc}, which "
+                           f"is not in the logs {sorted(logs)}") from None
+        if self.save_best_only:
+            current = logs.get(self.monitor)
+            if current is None:
+                warnings.warn(f"ModelCheckpoint: monitored quantity {self.monitor!r} is not "
+                              f"available; available: {sorted(logs)}", RuntimeWarning,
+                              stacklevel=2)
+                return
+            better = current > self.best if self.maximize else current < self.best
+            if not better:
+                return
+            self.best = current
+        self.model.save_weights(path)
+        if self.verbose > 0 and _prints():
+            print(f"Epoch {epoch + 1:05d}: saving model to {path}")

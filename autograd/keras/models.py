@@ -19,6 +19,7 @@ from ..grad_mode import no_grad
 from ..tensor import Tensor
 from . import losses
 from . import optimizers as keras_optimizers
+from . import parallel as _parallel
 from .callbacks import Callback, History
 from .layers import Activation, Dense, Dropout, Layer
 
@@ -157,6 +158,11 @@ class Sequential:
         when standard output is not a terminal, e.g. piped to a file or a CI log), 2 one line
         per epoch.
         Shuffling draws from autograd's default generator (seed with ``manual_seed``).
+
+        Under an initialised process group of several processes (:mod:`autograd.distributed`)
+        training is data-parallel: rank 0's weights are broadcast, ``batch_size`` is the global
+        batch, split across the ranks, gradients are averaged, logs are reduced over the ranks
+        and only rank 0 prints (see :mod:`autograd.keras.parallel`).
         """
         if self._optimizer is None:
             raise RuntimeError("fit: call compile(optimizer=..., loss=...) first")
@@ -172,75 +178,120 @@ class Sequential:
                 raise ValueError("validation_data must be a pair (x_val, y_val)")
             validation_data = self._arrays(*validation_data)
         self._optimizer.bind(self.module.parameters())
-        loader = DataLoader(TensorDataset(x, y), batch_size=batch_size or 32, shuffle=shuffle)
+        ddp = None
+        if _parallel.active():
+            _parallel.check_same_data(x, y)
+            ddp = _parallel.broadcast_weights(self.module)
+        if ddp is None:
+            loader = DataLoader(TensorDataset(x, y), batch_size=batch_size or 32,
+                                shuffle=shuffle)
+        else:
+            loader = _parallel.ShardedBatches(x, y, batch_size or 32, shuffle)
         history = History()
         cbs = [history] + list(callbacks or [])
-        for cb in cbs:
-            cb.set_model(self)
-            cb.params = {"epochs": epochs, "steps": len(loader), "verbose": verbose}
-            cb.on_train_begin()
-        self.stop_training = False
-        for epoch in range(initial_epoch, epochs):
+        try:
             for cb in cbs:
-                cb.on_epoch_begin(epoch)
-            logs = self._train_epoch(loader, epoch, epochs, verbose, validation_data)
+                cb.set_model(self)
+                cb.params = {"epochs": epochs, "steps": len(loader), "verbose": verbose}
+                cb.on_train_begin()
+            self.stop_training = False
+            for epoch in range(initial_epoch, epochs):
+                for cb in cbs:
+                    cb.on_epoch_begin(epoch)
+                logs = self._train_epoch(loader, epoch, epochs, verbose, validation_data, ddp)
+                for cb in cbs:
+                    cb.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
             for cb in cbs:
-                cb.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        for cb in cbs:
-            cb.on_train_end()
+                cb.on_train_end()
+        finally:
+            if ddp is not None:
+                ddp.remove_hooks()
         self.history = history
         return history
 
-    def _train_epoch(self, loader: DataLoader, epoch: int, epochs: int, verbose: int,
-                     validation_data: tuple | None) -> dict[str, float]:
+    def _train_epoch(self, loader: Any, epoch: int, epochs: int, verbose: int,
+                     validation_data: tuple | None, ddp: Any = None) -> dict[str, float]:
         self.module.train()
+        printing = ddp is None or _parallel.is_rank0()
+        # Decided from the argument, which every rank has alike (its terminal may differ).
+        reduce_each_step = ddp is not None and verbose == 1
         # A progress bar only on a terminal: piped to a file or a CI log, tqdm's redraws would
         # land as several copies of the bar, so verbose=1 prints verbose=2's one line instead.
         if verbose == 1 and not _stdout_is_terminal():
             verbose = 2
         bar = tqdm(total=len(loader), desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
-                   disable=verbose != 1, file=sys.stdout, leave=True, dynamic_ncols=True)
+                   disable=verbose != 1 or not printing, file=sys.stdout, leave=True,
+                   dynamic_ncols=True)
         total, seen, preds, targets = 0.0, 0, [], []
-        for xb, yb in loader:
-            loss, pred = self._forward_loss(xb, yb)
-            loss.backward()
+        for batch in loader:
+            xb, yb = batch[0], batch[1]
+            if ddp is None:
+                loss, pred = self._forward_loss(xb, yb)
+                loss.backward()
+            elif len(xb):
+                loss, pred = self._forward_loss(xb, yb)
+                (loss * batch[2]).backward()  # weighted: the average is the global mean's
+            else:  # no sample of this global batch falls to this rank
+                loss = None
+                ddp.join_without_data()
             self._optimizer.step()
-            total += loss.item() * len(xb)
-            seen += len(xb)
-            if self._metrics:
-                preds.append(pred)
-                targets.append(yb.numpy())
+            if loss is not None:
+                total += loss.item() * len(xb)
+                seen += len(xb)
+                if self._metrics:
+                    preds.append(pred)
+                    targets.append(yb.numpy())
+            shown = total / max(seen, 1)
+            if reduce_each_step:
+                total_all, seen_all = _parallel.reduce_sums([total, seen])
+                shown = total_all / max(seen_all, 1)
             bar.update(1)
-            bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
-        logs = {"loss": total / max(seen, 1)}
-        if self._metrics and preds:
-            logs.update(self._metric_values(np.concatenate(preds), np.concatenate(targets)))
+            bar.set_postfix(loss=f"{shown:.4f}", refresh=False)
+        logs = self._epoch_logs(total, seen, preds, targets, ddp is not None)
         if validation_data is not None:
             values = self._evaluate_arrays(*validation_data, batch_size=loader.batch_size)
             logs.update({"val_" + k: v for k, v in values.items()})
         bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=True)
         bar.close()
-        if verbose == 2:
+        if verbose == 2 and printing:
             print(f"Epoch {epoch + 1}/{epochs} - " + _format(logs))
+        return logs
+
+    def _epoch_logs(self, total: float, seen: int, preds: list, targets: list,
+                    parallel: bool) -> dict[str, float]:
+        """Mean loss and metrics over the samples seen (by every rank, when parallel)."""
+        metrics = {}
+        if self._metrics and preds:
+            metrics = self._metric_values(np.concatenate(preds), np.concatenate(targets))
+        if parallel:  # metrics are means over samples: reduce them weighted by the count
+            names = list(self._metrics)
+            sums = _parallel.reduce_sums([total, seen] +
+                                         [metrics.get(m, 0.0) * seen for m in names])
+            total, seen = sums[0], sums[1]
+            metrics = {m: v / max(seen, 1) for m, v in zip(names, sums[2:])}
+        logs = {"loss": total / max(seen, 1)}
+        logs.update(metrics)
         return logs
 
     # ------------------------------------------------------------------ inference
     def _evaluate_arrays(self, x: np.ndarray, y: np.ndarray, batch_size: int
                          ) -> dict[str, float]:
+        parallel = _parallel.active()
+        if parallel:  # each rank evaluates its share of the rows; the sums are reduced
+            mine = _parallel.shard_of(np.arange(len(x)))
+            x, y = x[mine], y[mine]
         self.module.eval()
         total, preds = 0.0, []
         with no_grad():
-            for xb, yb in DataLoader(TensorDataset(x, y), batch_size=batch_size):
-                loss, pred = self._forward_loss(xb, yb)
-                total += loss.item() * len(xb)
-                preds.append(pred)
+            if len(x):
+                for xb, yb in DataLoader(TensorDataset(x, y), batch_size=batch_size):
+                    loss, pred = self._forward_loss(xb, yb)
+                    total += loss.item() * len(xb)
+                    preds.append(pred)
         self.module.train()
-        out = {"loss": total / max(len(x), 1)}
-        if self._metrics and preds:
-            out.update(self._metric_values(np.concatenate(preds), y))
-        return out
+        return self._epoch_logs(total, len(x), preds, [y] if preds else [], parallel)
 
     def evaluate(self, x: Any, y: Any, batch_size: int | None = 32, verbose: int = 1
                  ) -> float | list[float]:
@@ -250,7 +301,7 @@ class Sequential:
             raise RuntimeError("evaluate: call compile first")
         x, y = self._arrays(x, y)
         values = self._evaluate_arrays(x, y, batch_size or 32)
-        if verbose:
+        if verbose and (not _parallel.active() or _parallel.is_rank0()):
             print(f"{len(x)}/{len(x)} - " + _format(values))
         return values["loss"] if not self._metrics else list(values.values())
 
@@ -338,8 +389,11 @@ class Sequential:
 
     def save_weights(self, filepath: Any) -> None:
         """Write the weights (a safetensors file, via :func:`autograd.serialization.save`,
-        with the architecture JSON in its metadata)."""
+        with the architecture JSON in its metadata). In data-parallel training only rank 0
+        writes (every rank holds the same weights)."""
         self._require_built("save_weights")
+        if _parallel.active() and not _parallel.is_rank0():
+            return
         serialization.save(self.module.state_dict(), filepath,
                            metadata={"keras_model": self.to_json()})
 

@@ -6,7 +6,7 @@ into one kernel.
 """
 from __future__ import annotations
 
-from . import functional, init, utils
+from . import functional, init, parallel, utils
 from .container import Residual, Sequential
 from .layers import (
                      GELU,
@@ -28,4 +28,4 @@ from .normalization import BatchNorm1d
 __all__ = ["Module", "Parameter", "IncompatibleKeys", "Linear", "ReLU", "Sigmoid", "Tanh",
            "LeakyReLU", "GELU", "Softmax", "LogSoftmax", "Dropout", "Flatten", "Identity",
            "Sequential", "Residual", "BatchNorm1d", "MSELoss", "BCELoss", "BCEWithLogitsLoss",
-           "CrossEntropyLoss", "functional", "init", "utils"]
+           "CrossEntropyLoss", "functional", "init", "parallel", "utils"]
