@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import os
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import errors as _errors_module
 from .errors import InplaceModificationError, mixed_dtypes_message
 from .grad_mode import state
+
+if TYPE_CHECKING:  # for the operators' annotations only (never imported at run time)
+    from .tensor import Tensor
 
 __all__ = ["TensorBase", "Node", "apply", "wrap", "pair", "kernels", "broadcast_shape",
            "set_operators", "set_tensor_class"]
@@ -97,7 +100,7 @@ class TensorBase:
         _accumulate(self, g)
 
     @property
-    def shape(self) -> tuple:
+    def shape(self) -> tuple[int, ...]:
         """The size of each dimension."""
         return self._data.shape
 
@@ -114,39 +117,39 @@ class TensorBase:
     # Arithmetic between two tensors goes straight down to ``apply`` (the op and its checks are
     # those of autograd.functional); any other operand goes through functional, which owns the
     # rules for scalars and arrays.
-    def __add__(self, other):
+    def __add__(self, other: Any) -> "Tensor":
         if isinstance(other, TensorBase):
             return _apply(_ops.Add, (self, other), _NO_PARAMS)
         return _functional.add(self, other)
 
-    def __radd__(self, other):
+    def __radd__(self, other: Any) -> "Tensor":
         return _functional.add(other, self)
 
-    def __sub__(self, other):
+    def __sub__(self, other: Any) -> "Tensor":
         if isinstance(other, TensorBase):
             return _apply(_ops.Sub, (self, other), _NO_PARAMS)
         return _functional.sub(self, other)
 
-    def __rsub__(self, other):
+    def __rsub__(self, other: Any) -> "Tensor":
         return _functional.sub(other, self)
 
-    def __mul__(self, other):
+    def __mul__(self, other: Any) -> "Tensor":
         if isinstance(other, TensorBase):
             return _apply(_ops.Mul, (self, other), _NO_PARAMS)
         return _functional.mul(self, other)
 
-    def __rmul__(self, other):
+    def __rmul__(self, other: Any) -> "Tensor":
         return _functional.mul(other, self)
 
-    def __truediv__(self, other):
+    def __truediv__(self, other: Any) -> "Tensor":
         if isinstance(other, TensorBase):
             return _apply(_ops.Div, (self, other), _NO_PARAMS)
         return _functional.div(self, other)
 
-    def __rtruediv__(self, other):
+    def __rtruediv__(self, other: Any) -> "Tensor":
         return _functional.div(other, self)
 
-    def __neg__(self):
+    def __neg__(self) -> "Tensor":
         return _apply(_ops.Neg, (self,), _NO_PARAMS)
 
 

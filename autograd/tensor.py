@@ -7,7 +7,7 @@ boolean tensors exist for indices and masks but never require grad). An op's out
 from __future__ import annotations
 
 import numbers
-from typing import Any, Callable, Iterator, Sequence, TypeAlias
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, TypeAlias
 
 import numpy as np
 
@@ -15,6 +15,11 @@ from . import hooks as _hooks
 from . import hotpath
 from .grad_mode import state
 from .hotpath import core as _core
+
+if TYPE_CHECKING:  # type checkers see the pure-Python twin, which has the annotations
+    from ._core import TensorBase as _TensorBase
+else:
+    _TensorBase = _core.TensorBase
 
 __all__ = ["Tensor", "as_tensor", "DEFAULT_DTYPE"]
 
@@ -66,7 +71,7 @@ def as_tensor(data: Any, like: "Tensor | None" = None) -> "Tensor":
     return Tensor._wrap(_to_array(data, copy=False))
 
 
-class Tensor(_core.TensorBase):
+class Tensor(_TensorBase):
     """An n-dimensional array that can record a graph for reverse-mode differentiation.
 
     Create tensors with :func:`autograd.tensor` and friends; arithmetic, ``@``, indexing and the
