@@ -82,11 +82,20 @@ int64 = np.dtype(np.int64)
 
 
 def set_num_threads(n: int) -> None:
-    """Threads for the native core's kernels and its BLAS (one setting for both)."""
-    if n < 1:
-        raise ValueError(f"set_num_threads: need at least 1 thread, got {n}")
+    """Threads of the native core's one pool: its kernels and its BLAS (one setting for both).
+
+    1 <= n <= the CPUs this process may run on (``backend.info()["max_threads"]``); anything
+    else raises ValueError naming the range. The default is every such CPU, or the environment
+    variable ``AUTOGRAD_NUM_THREADS``. Small work never leaves the calling thread whatever n is.
+    """
+    from .backend.threadpool import check_num_threads
     if backend.native_available():
-        backend._load_native().set_num_threads(int(n))
+        native = backend._load_native()
+        native.set_num_threads(check_num_threads(n, native._C.max_threads()))
+    else:
+        import os
+        check_num_threads(n, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                          else os.cpu_count() or 1)
 
 
 def get_num_threads() -> int:

@@ -23,6 +23,7 @@
 #include "kernels/reductions.h"
 #include "kernels/softmax.h"
 #include "kernels/threads.h"
+#include "runtime.h"
 
 namespace py = pybind11;
 using ag::index_t;
@@ -695,8 +696,7 @@ py::dict blas_info() {
 }
 
 void set_num_threads(int n) {
-  if (n < 1) throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
-  ag::set_num_threads(n);
+  ag::set_num_threads(n);  // std::invalid_argument (ValueError) naming the range
 }
 
 }  // namespace
@@ -704,6 +704,7 @@ void set_num_threads(int n) {
 PYBIND11_MODULE(_C, m) {
   m.doc() = "Native kernels of autograd (C++, OpenBLAS, OpenMP); use autograd.backend.native.";
   ag::init_threads();
+  ag_runtime::bind(m);
 
   // Elementwise arithmetic: same shape, a scalar, or a row (last-axis) broadcast.
   const std::pair<const char*, ag::BinOp> binops[] = {

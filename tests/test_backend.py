@@ -107,5 +107,5 @@ def test_thread_setting_round_trips():
         assert ag.get_num_threads() == 1
     finally:
         ag.set_num_threads(before)
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match="between 1 and"):
         ag.set_num_threads(0)

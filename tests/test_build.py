@@ -70,14 +70,15 @@ def test_avx512_cpu_gets_skylakex_kernels(native):
 def test_set_get_num_threads_round_trip(native):
     before = native.get_num_threads()
     try:
-        for n in (1, 2, before):
+        for n in sorted({1, native._C.max_threads(), before}):
             native.set_num_threads(n)
             assert native.get_num_threads() == n
-            assert native.blas_info()["num_threads"] == n
+            # OpenBLAS itself stays single-threaded: the pool tiles large products
+            assert native.blas_info()["num_threads"] == 1
     finally:
         native.set_num_threads(before)
 
 
 def test_set_num_threads_rejects_zero(native):
-    with pytest.raises(ValueError, match="n must be >= 1"):
+    with pytest.raises(ValueError, match="n must be between 1 and"):
         native.set_num_threads(0)

@@ -47,15 +47,28 @@ def _import_core():
     if "OPENBLAS_CORETYPE" not in os.environ and _AVX512_FLAGS <= _cpu_flags():
         forced = "SkylakeX"
         os.environ["OPENBLAS_CORETYPE"] = forced
+    # Our OpenBLAS must not start a thread pool of its own when it loads: all parallel work runs
+    # on the engine's pool (autograd.backend.threadpool). For the import only, like the above.
+    user_threads = os.environ.get("OPENBLAS_NUM_THREADS")
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
     try:
         from .. import _C
     finally:
         if forced is not None:
             os.environ.pop("OPENBLAS_CORETYPE", None)
+        if user_threads is None:
+            os.environ.pop("OPENBLAS_NUM_THREADS", None)
+        else:
+            os.environ["OPENBLAS_NUM_THREADS"] = user_threads
     return _C, forced
 
 
 _C, _CORETYPE_SET = _import_core()
+
+from . import threadpool as _threadpool  # noqa: E402  (needs _C)
+
+_threadpool.apply_env_default(_C)
+_threadpool.register_threadpoolctl(_C)
 
 _FLOATS = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
 
@@ -72,6 +85,11 @@ EXTRAS = ("set_num_threads", "get_num_threads", "blas_info", "info")
 set_num_threads = _C.set_num_threads
 get_num_threads = _C.get_num_threads
 blas_info = _C.blas_info
+# The pool's tuning knobs (csrc/runtime.cpp): per-family size thresholds, idle spin, BLAS mode.
+set_parallel_threshold = _C.set_parallel_threshold
+get_parallel_thresholds = _C.get_parallel_thresholds
+set_spin_us = _C.set_spin_us
+set_blas_mode = _C.set_blas_mode
 
 
 def info() -> dict:
@@ -79,7 +97,8 @@ def info() -> dict:
     b = _C.blas_info()
     return {"blas": b["library"], "blas_core": b["corename"], "blas_config": b["config"],
             "blas_threads": b["num_threads"], "num_threads": _C.get_num_threads(),
-            "openblas_coretype_set_by_autograd": _CORETYPE_SET}
+            "openblas_coretype_set_by_autograd": _CORETYPE_SET,
+            **_threadpool.describe(_C)}
 
 
 # Crossovers: the element count at and above which the native call beats the NumPy kernel it

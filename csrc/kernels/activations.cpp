@@ -10,50 +10,50 @@ constexpr double kGeluA = 0.044715;
 
 template <class T>
 void sigmoid(const T* x, T* y, index_t n) {
-  map1(x, y, n, kParallelHeavy, [](T v) { return sigmoid1(v); });
+  map1(x, y, n, threshold_heavy(), [](T v) { return sigmoid1(v); });
 }
 
 template <class T>
 void sigmoid_back(const T* out, const T* grad, T* dx, index_t n) {
-  map2(out, grad, dx, n, kParallelCheap, [](T o, T g) { return g * o * (T(1) - o); });
+  map2(out, grad, dx, n, threshold_cheap(), [](T o, T g) { return g * o * (T(1) - o); });
 }
 
 template <class T>
 void tanh(const T* x, T* y, index_t n) {
-  map1(x, y, n, kParallelHeavy, [](T v) { return m_tanh(v); });
+  map1(x, y, n, threshold_heavy(), [](T v) { return m_tanh(v); });
 }
 
 template <class T>
 void tanh_back(const T* out, const T* grad, T* dx, index_t n) {
-  map2(out, grad, dx, n, kParallelCheap, [](T o, T g) { return g * (T(1) - o * o); });
+  map2(out, grad, dx, n, threshold_cheap(), [](T o, T g) { return g * (T(1) - o * o); });
 }
 
 template <class T>
 void relu(const T* x, T* y, index_t n) {
-  map1(x, y, n, kParallelCheap, [](T v) { return v < T(0) ? T(0) : v; });
+  map1(x, y, n, threshold_cheap(), [](T v) { return v < T(0) ? T(0) : v; });
 }
 
 template <class T>
 void relu_back(const T* x, const T* grad, T* dx, index_t n) {
-  map2(x, grad, dx, n, kParallelCheap, [](T v, T g) { return g * T(v > T(0)); });
+  map2(x, grad, dx, n, threshold_cheap(), [](T v, T g) { return g * T(v > T(0)); });
 }
 
 template <class T>
 void leaky_relu(const T* x, T* y, index_t n, double slope) {
   const T s = static_cast<T>(slope);
-  map1(x, y, n, kParallelCheap, [s](T v) { return v > T(0) ? v : v * s; });
+  map1(x, y, n, threshold_cheap(), [s](T v) { return v > T(0) ? v : v * s; });
 }
 
 template <class T>
 void leaky_relu_back(const T* x, const T* grad, T* dx, index_t n, double slope) {
   const T s = static_cast<T>(slope);
-  map2(x, grad, dx, n, kParallelCheap, [s](T v, T g) { return g * (v > T(0) ? T(1) : s); });
+  map2(x, grad, dx, n, threshold_cheap(), [s](T v, T g) { return g * (v > T(0) ? T(1) : s); });
 }
 
 template <class T>
 void gelu(const T* x, T* y, index_t n) {
   const T c = T(kGeluC), a = T(kGeluA);
-  map1(x, y, n, kParallelHeavy, [c, a](T v) {
+  map1(x, y, n, threshold_heavy(), [c, a](T v) {
     const T t = m_tanh(c * (v + a * v * v * v));
     return T(0.5) * v * (T(1) + t);
   });
@@ -62,7 +62,7 @@ void gelu(const T* x, T* y, index_t n) {
 template <class T>
 void gelu_back(const T* x, const T* grad, T* dx, index_t n) {
   const T c = T(kGeluC), a = T(kGeluA), a3 = T(3 * kGeluA);
-  map2(x, grad, dx, n, kParallelHeavy, [c, a, a3](T v, T g) {
+  map2(x, grad, dx, n, threshold_heavy(), [c, a, a3](T v, T g) {
     const T t = m_tanh(c * (v + a * v * v * v));
     const T dt = (T(1) - t * t) * c * (T(1) + a3 * v * v);
     return g * (T(0.5) * (T(1) + t) + T(0.5) * v * dt);

@@ -1,8 +1,12 @@
 #include "kernels/blas.h"
 
 #include <algorithm>
+#include <cmath>
+#include <thread>
 
 #include <cblas.h>
+
+#include "kernels/threads.h"
 
 namespace ag {
 namespace {
@@ -21,6 +25,28 @@ inline void gemm_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, blasint m, blasint
   scipy_cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+// Rows and columns of a tile are multiples of this (OpenBLAS's sgemm/dgemm micro-kernels work
+// on blocks of 4 to 16 rows or columns; a tile edge inside a block would run the edge kernels).
+constexpr index_t kTileAlign = 16;
+
+template <class T>
+void gemm_one(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
+              index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
+  // BLAS requires leading dimensions >= 1 even for empty operands.
+  gemm_call(flag(trans_a), flag(trans_b), static_cast<blasint>(m), static_cast<blasint>(n),
+            static_cast<blasint>(k), alpha, a, static_cast<blasint>(std::max<index_t>(lda, 1)), b,
+            static_cast<blasint>(std::max<index_t>(ldb, 1)), beta, c,
+            static_cast<blasint>(std::max<index_t>(ldc, 1)));
+}
+
+index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+
+// Splits `len` into about `parts` pieces whose size is a multiple of kTileAlign.
+index_t piece(index_t len, index_t parts) {
+  const index_t p = ceil_div(ceil_div(len, std::max<index_t>(parts, 1)), kTileAlign) * kTileAlign;
+  return std::min(len, std::max<index_t>(p, kTileAlign));
+}
+
 }  // namespace
 
 template <class T>
@@ -33,11 +59,62 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
       for (index_t j = 0; j < n; ++j) c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
     return;
   }
-  // BLAS requires leading dimensions >= 1 even for empty operands.
-  gemm_call(flag(trans_a), flag(trans_b), static_cast<blasint>(m), static_cast<blasint>(n),
-            static_cast<blasint>(k), alpha, a, static_cast<blasint>(std::max<index_t>(lda, 1)), b,
-            static_cast<blasint>(std::max<index_t>(ldb, 1)), beta, c,
-            static_cast<blasint>(std::max<index_t>(ldc, 1)));
+  const double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  // The largest tile: 2^31 multiply-adds by default, about 20 ms on one core of the project
+  // machine when it is quiet. Small enough that a pending Ctrl-C is seen within 0.2 s (the caller
+  // checks between its tiles), large enough that re-packing the operands per tile costs a few
+  // percent at 4096 (2^30 cost ~6-15% there, measured with benchmarks/bench_threads.py
+  // --tile-work under load; the loss shrinks as the tile's side grows).
+  const double tile_work = static_cast<double>(threshold(Family::GemmTile));
+  const index_t nt = get_num_threads();
+  const bool tiles_mode = blas_mode() == BlasMode::Tiles;
+  // threadpoolctl limits every BLAS it finds, libscipy_openblas included; in tiles mode ours
+  // must stay single-threaded (the pool is limited through its own controller instead).
+  if (tiles_mode && scipy_openblas_get_num_threads() != 1) scipy_openblas_set_num_threads(1);
+  // One call: small products (on the calling thread; in callback mode OpenBLAS may still use the
+  // pool), and anything short enough to need no interruption point when one thread does it all.
+  const bool big = tiles_mode && work > static_cast<double>(threshold(Family::Gemm));
+  if (!big && work <= tile_work) {
+    gemm_one<T>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  // Tiles of C: at least one per CPU (dynamic claiming, so a descheduled worker delays only its
+  // own tile), at most tile_work each; as square as the aspect of C allows. OpenBLAS rounds a
+  // tile's elements slightly differently from a whole product's, so the tiling depends on the
+  // shape and the machine only, never on the thread setting: 1 thread or all of them give the
+  // same numbers to the bit.
+  const index_t want = std::max<index_t>(big ? max_threads() : 1,
+                                         static_cast<index_t>(std::ceil(work / tile_work)));
+  index_t gm, gn;
+  if (m >= n) {
+    gn = std::max<index_t>(1, std::min<index_t>(want, static_cast<index_t>(std::lround(
+                                                          std::sqrt(double(want) * n / m)))));
+    gm = ceil_div(want, gn);
+  } else {
+    gm = std::max<index_t>(1, std::min<index_t>(want, static_cast<index_t>(std::lround(
+                                                          std::sqrt(double(want) * m / n)))));
+    gn = ceil_div(want, gm);
+  }
+  const index_t tm = piece(m, gm), tn = piece(n, gn);
+  gm = ceil_div(m, tm);
+  gn = ceil_div(n, tn);
+  const std::thread::id caller = std::this_thread::get_id();
+  auto tile = [&](index_t t) {
+    const index_t i0 = (t / gn) * tm, j0 = (t % gn) * tn;
+    const index_t mi = std::min(tm, m - i0), nj = std::min(tn, n - j0);
+    // Row block i0 of op(a): a is (m, k) row-major, or (k, m) when transposed.
+    const T* at = trans_a ? a + i0 : a + i0 * lda;
+    // Column block j0 of op(b): b is (k, n), or (n, k) when transposed.
+    const T* bt = trans_b ? b + j0 * ldb : b + j0;
+    gemm_one<T>(trans_a, trans_b, mi, nj, k, alpha, at, lda, bt, ldb, beta, c + i0 * ldc + j0,
+                ldc);
+    if (std::this_thread::get_id() == caller) interruption_point();
+  };
+  if (tiles_mode && nt > 1) {
+    parallel_tasks(gm * gn, tile);
+  } else {
+    for (index_t t = 0; t < gm * gn; ++t) tile(t);  // callback mode: OpenBLAS threads each tile
+  }
 }
 
 template <class T>

@@ -16,11 +16,12 @@
 // element runs ~5x slower than NumPy.
 #pragma once
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
+
+#include "kernels/threads.h"
 
 #if defined(AG_LIBMVEC)
 // Same declarations as glibc's <bits/math-vector.h> makes under -ffast-math; here without
@@ -53,11 +54,12 @@ using index_t = std::int64_t;
 // Loss reductions, as in PyTorch.
 enum class Reduction : int { None = 0, Mean = 1, Sum = 2 };
 
-// Loops run on OpenMP threads only above these element counts: below them the fork/join
-// (a few microseconds) costs more than the loop. Cheap ops (add, relu, axpy) need more
-// elements per thread than transcendental ones (exp, tanh).
-constexpr index_t kParallelCheap = index_t{1} << 17;
-constexpr index_t kParallelHeavy = index_t{1} << 14;
+// Loops run on the pool (kernels/threads.h) only above their family's threshold: below it the
+// hand-off to a worker (a few microseconds, more when it has to be woken) costs more than the
+// loop. Cheap ops (add, relu, axpy) need more elements per thread than transcendental ones (exp,
+// tanh). The thresholds are run-time settings (backend.native.set_parallel_threshold).
+inline index_t threshold_cheap() { return threshold(Family::Cheap); }
+inline index_t threshold_heavy() { return threshold(Family::Heavy); }
 
 // Scalar math by type, resolving to the SIMD-declared C functions above.
 inline float m_exp(float x) { return ::expf(x); }
@@ -69,35 +71,37 @@ inline double m_tanh(double x) { return ::tanh(x); }
 inline float m_log1p(float x) { return ::log1pf(x); }
 inline double m_log1p(double x) { return ::log1p(x); }
 
-// body(lo, hi) over [0, n) split into one contiguous block per thread, or on the calling
+// body(lo, hi) over [0, n) split into one contiguous block per pool thread, or on the calling
 // thread alone when n <= threshold.
 template <class F>
 inline void parallel_blocks(index_t n, index_t threshold, F body) {
-  if (n <= threshold || omp_get_max_threads() == 1) {
+  const index_t nt = get_num_threads();
+  if (n <= threshold || nt == 1) {
     if (n > 0) body(index_t{0}, n);
     return;
   }
-#pragma omp parallel
-  {
-    const index_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-    const index_t per = (n + nt - 1) / nt;
+  const index_t per = (n + nt - 1) / nt;
+  parallel_tasks(nt, [&](index_t t) {
     const index_t lo = std::min(n, t * per), hi = std::min(n, lo + per);
     if (lo < hi) body(lo, hi);
-  }
+  });
 }
 
-// The sum over threads of body(lo, hi) -> double, blocks as in parallel_blocks.
+// The sum over blocks of body(lo, hi) -> double, added in block order. The blocks depend on n and
+// the machine only (one per CPU, max_threads()), not on the thread setting, so the sum is the
+// same to the bit with 1 thread or all of them.
 template <class F>
 inline double parallel_sum(index_t n, index_t threshold, F body) {
-  if (n <= threshold || omp_get_max_threads() == 1) return n > 0 ? body(index_t{0}, n) : 0.0;
-  double s = 0;
-#pragma omp parallel reduction(+ : s)
-  {
-    const index_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-    const index_t per = (n + nt - 1) / nt;
+  const index_t nb = max_threads();
+  if (n <= threshold || nb == 1) return n > 0 ? body(index_t{0}, n) : 0.0;
+  const index_t per = (n + nb - 1) / nb;
+  std::vector<double> part(static_cast<size_t>(nb), 0.0);
+  parallel_tasks(nb, [&](index_t t) {
     const index_t lo = std::min(n, t * per), hi = std::min(n, lo + per);
-    if (lo < hi) s += body(lo, hi);
-  }
+    if (lo < hi) part[static_cast<size_t>(t)] = body(lo, hi);
+  });
+  double s = 0;
+  for (double v : part) s += v;
   return s;
 }
 

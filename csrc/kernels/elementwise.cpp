@@ -44,12 +44,12 @@ AG_CLONES void binary_rows_chunk(const T* a, const T* b, T* y, index_t lo, index
 template <class T, class Op, Bcast MA, Bcast MB>
 void binary_loop(const T* a, const T* b, T* y, index_t rows, index_t cols) {
   if constexpr (MA != Bcast::Row && MB != Bcast::Row) {
-    parallel_blocks(rows * cols, kParallelCheap, [=](index_t lo, index_t hi) {
+    parallel_blocks(rows * cols, threshold_cheap(), [=](index_t lo, index_t hi) {
       binary_flat_chunk<T, Op, MA, MB>(a, b, y, lo, hi);
     });
   } else {
     // threshold in rows: the same element count as for the flat case
-    parallel_blocks(rows, cols ? kParallelCheap / cols : rows, [=](index_t lo, index_t hi) {
+    parallel_blocks(rows, cols ? threshold_cheap() / cols : rows, [=](index_t lo, index_t hi) {
       binary_rows_chunk<T, Op, MA, MB>(a, b, y, lo, hi, cols);
     });
   }
@@ -83,27 +83,27 @@ void binary(BinOp op, const T* a, Bcast ma, const T* b, Bcast mb, T* y, index_t 
 
 template <class T>
 void neg(const T* x, T* y, index_t n) {
-  map1(x, y, n, kParallelCheap, [](T v) { return -v; });
+  map1(x, y, n, threshold_cheap(), [](T v) { return -v; });
 }
 
 template <class T>
 void exp(const T* x, T* y, index_t n) {
-  map1(x, y, n, kParallelHeavy, [](T v) { return m_exp(v); });
+  map1(x, y, n, threshold_heavy(), [](T v) { return m_exp(v); });
 }
 
 template <class T>
 void log(const T* x, T* y, index_t n) {
-  map1(x, y, n, kParallelHeavy, [](T v) { return m_log(v); });
+  map1(x, y, n, threshold_heavy(), [](T v) { return m_log(v); });
 }
 
 template <class T>
 void sqrt(const T* x, T* y, index_t n) {
-  map1(x, y, n, kParallelCheap, [](T v) { return std::sqrt(v); });
+  map1(x, y, n, threshold_cheap(), [](T v) { return std::sqrt(v); });
 }
 
 template <class T>
 void abs(const T* x, T* y, index_t n) {
-  map1(x, y, n, kParallelCheap, [](T v) { return std::fabs(v); });
+  map1(x, y, n, threshold_cheap(), [](T v) { return std::fabs(v); });
 }
 
 #define AG_INSTANTIATE(T)                                                           \

@@ -24,7 +24,7 @@ void linear(const T* x, const T* w, const T* b, T* y, index_t n, index_t in, ind
             Activation act) {
   gemm<T>(false, true, n, out, in, T(1), x, in, w, in, T(0), y, out);
   if (b != nullptr) {
-    parallel_blocks(n, out ? kParallelCheap / out : n,
+    parallel_blocks(n, out ? threshold_cheap() / out : n,
                     [=](index_t lo, index_t hi) { add_bias_rows(y, b, lo, hi, out); });
   }
   // The activation kernels themselves, over the whole output: the SIMD routines' results depend

@@ -23,22 +23,22 @@ T reduce_result(double s, index_t n, Reduction r) {
 template <class T, class F>
 void loss_forward(const T* p, const T* t, T* y, index_t n, Reduction r, F f) {
   if (r == Reduction::None) {
-    map2(p, t, y, n, kParallelHeavy, f);
+    map2(p, t, y, n, threshold_heavy(), f);
     return;
   }
-  y[0] = reduce_result<T>(sum2(p, t, n, kParallelHeavy, f), n, r);
+  y[0] = reduce_result<T>(sum2(p, t, n, threshold_heavy(), f), n, r);
 }
 
 // dx = f(p, t) * grad, with grad per element (None) or one value (divided by n for Mean).
 template <class T, class F>
 void loss_backward(const T* p, const T* t, const T* grad, T* dx, index_t n, Reduction r, F f) {
   if (r == Reduction::None) {
-    map3(p, t, grad, dx, n, kParallelHeavy, [f](T a, T b, T g) { return f(a, b) * g; });
+    map3(p, t, grad, dx, n, threshold_heavy(), [f](T a, T b, T g) { return f(a, b) * g; });
     return;
   }
   T g = grad[0];
   if (r == Reduction::Mean && n) g = g / static_cast<T>(n);
-  map2(p, t, dx, n, kParallelHeavy, [f, g](T a, T b) { return f(a, b) * g; });
+  map2(p, t, dx, n, threshold_heavy(), [f, g](T a, T b) { return f(a, b) * g; });
 }
 
 template <class T>
@@ -132,7 +132,7 @@ index_t cross_entropy_back(const T* log_probs, const std::int64_t* target, const
   if (bad >= 0) return bad;
   T scale = r == Reduction::None ? T(1) : grad[0];
   if (r == Reduction::Mean && rows) scale = scale / static_cast<T>(rows);
-  parallel_blocks(rows, cols ? kParallelHeavy / cols : rows, [=](index_t lo, index_t hi) {
+  parallel_blocks(rows, cols ? threshold_heavy() / cols : rows, [=](index_t lo, index_t hi) {
     ce_back_rows(log_probs, target, grad, dx, lo, hi, cols, r == Reduction::None, scale);
   });
   return -1;

@@ -51,7 +51,7 @@ void sgd_step(T* p, const T* g, T* buf, index_t n, double lr, double momentum, d
               bool nesterov, double weight_decay, bool first_step) {
   const T tlr = T(lr), mu = T(momentum), damp = T(1 - dampening), wd = T(weight_decay);
   const bool use_wd = weight_decay != 0, use_mu = momentum != 0;
-  parallel_blocks(n, kParallelCheap, [=](index_t lo, index_t hi) {
+  parallel_blocks(n, threshold_cheap(), [=](index_t lo, index_t hi) {
     sgd_chunk(p, g, buf, lo, hi, tlr, mu, damp, wd, use_wd, use_mu, nesterov, first_step);
   });
 }
@@ -63,7 +63,7 @@ void adam_step(T* p, const T* g, T* m, T* v, index_t n, double lr, double bc1, d
   const T step = T(lr / bc1), bc2 = T(bc2_sqrt), teps = T(eps);
   const T shrink = T(1 - lr * weight_decay), wd = T(weight_decay);
   const bool use_wd = weight_decay != 0;
-  parallel_blocks(n, kParallelHeavy, [=](index_t lo, index_t hi) {
+  parallel_blocks(n, threshold_heavy(), [=](index_t lo, index_t hi) {
     adam_chunk(p, g, m, v, lo, hi, b1, b2, c1, c2, step, bc2, teps, shrink, wd, use_wd,
                decoupled);
   });

@@ -40,12 +40,12 @@ void sum_axis(const T* x, T* y, index_t outer, index_t n, index_t inner) {
   if (inner == 1) {
     if (outer == 1) {
       // One long row: split across threads, partial sums in double.
-      y[0] = static_cast<T>(parallel_sum(n, kParallelCheap, [=](index_t lo, index_t hi) {
+      y[0] = static_cast<T>(parallel_sum(n, threshold_cheap(), [=](index_t lo, index_t hi) {
         return sum_contiguous(x + lo, hi - lo);
       }));
       return;
     }
-    parallel_blocks(outer, n ? kParallelCheap / n : outer, [=](index_t lo, index_t hi) {
+    parallel_blocks(outer, n ? threshold_cheap() / n : outer, [=](index_t lo, index_t hi) {
       for (index_t o = lo; o < hi; ++o) y[o] = static_cast<T>(sum_contiguous(x + o * n, n));
     });
     return;
@@ -55,7 +55,7 @@ void sum_axis(const T* x, T* y, index_t outer, index_t n, index_t inner) {
   const index_t tasks = outer * blocks;
   if (tasks == 0) return;
   const index_t per_task = std::max<index_t>(total / tasks, 1);
-  parallel_blocks(tasks, kParallelCheap / per_task,
+  parallel_blocks(tasks, threshold_cheap() / per_task,
                   [=](index_t lo, index_t hi) { column_sums(x, y, lo, hi, blocks, n, inner); });
 }
 

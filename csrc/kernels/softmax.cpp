@@ -46,7 +46,7 @@ AG_CLONES void rows_chunk(index_t lo, index_t hi, F f) {
 
 template <class F>
 inline void for_rows(index_t rows, index_t cols, F f) {
-  parallel_blocks(rows, cols ? kParallelHeavy / cols : rows,
+  parallel_blocks(rows, cols ? threshold_heavy() / cols : rows,
                   [=](index_t lo, index_t hi) { rows_chunk(lo, hi, f); });
 }
 

@@ -1,0 +1,128 @@
+#include "runtime.h"
+
+#include <pybind11/stl.h>
+
+#include <map>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/threads.h"
+
+namespace py = pybind11;
+
+// C entry points for threadpoolctl (autograd/backend/threadpool.py finds the loaded _C module by
+// these symbols and sets the pool size through them, as it does for OpenBLAS or OpenMP).
+// Out-of-range requests are clamped: threadpoolctl passes whatever limit its user asked for.
+extern "C" {
+__attribute__((visibility("default"))) int autograd_pool_get_num_threads() {
+  return ag::get_num_threads();
+}
+__attribute__((visibility("default"))) void autograd_pool_set_num_threads(int n) {
+  const int hi = ag::max_threads();
+  ag::set_num_threads(n < 1 ? 1 : (n > hi ? hi : n));
+}
+}
+
+namespace ag_runtime {
+namespace {
+
+// The thread that may handle signals: Python runs signal handlers on the main thread only.
+unsigned long g_main_thread = 0;
+
+// The exception a signal handler raised while a kernel ran, kept until the translator restores
+// it on the same thread.
+thread_local PyObject* t_exc_type = nullptr;
+thread_local PyObject* t_exc_value = nullptr;
+thread_local PyObject* t_exc_tb = nullptr;
+
+// Called by long kernels between blocks, without the GIL: takes it briefly and runs the pending
+// signal handlers. True when a handler raised (Ctrl-C: KeyboardInterrupt).
+bool check_signals() {
+  if (PyThread_get_thread_ident() != g_main_thread) return false;
+  const PyGILState_STATE st = PyGILState_Ensure();
+  const bool raised = PyErr_CheckSignals() != 0;
+  if (raised) {
+    Py_XDECREF(t_exc_type);
+    Py_XDECREF(t_exc_value);
+    Py_XDECREF(t_exc_tb);
+    PyErr_Fetch(&t_exc_type, &t_exc_value, &t_exc_tb);
+  }
+  PyGILState_Release(st);
+  return raised;
+}
+
+const std::map<std::string, ag::Family>& families() {
+  static const std::map<std::string, ag::Family> f = {
+      {"elementwise", ag::Family::Cheap}, {"transcendental", ag::Family::Heavy},
+      {"gemm", ag::Family::Gemm}, {"gemm_tile", ag::Family::GemmTile}};
+  return f;
+}
+
+ag::Family family(const std::string& name) {
+  const auto it = families().find(name);
+  if (it == families().end())
+    throw std::invalid_argument("unknown kernel family '" + name +
+                                "': expected 'elementwise', 'transcendental', 'gemm' or "
+                                "'gemm_tile'");
+  return it->second;
+}
+
+const char* mode_name(ag::BlasMode m) { return m == ag::BlasMode::Tiles ? "tiles" : "callback"; }
+
+}  // namespace
+
+void bind(py::module_& m) {
+  g_main_thread = py::module_::import("threading").attr("main_thread")().attr("ident")
+                      .cast<unsigned long>();
+  ag::set_interrupt_hook(&check_signals);
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const ag::Interrupted&) {
+      if (t_exc_type != nullptr) {
+        PyErr_Restore(t_exc_type, t_exc_value, t_exc_tb);
+        t_exc_type = t_exc_value = t_exc_tb = nullptr;
+      } else {
+        PyErr_SetNone(PyExc_KeyboardInterrupt);
+      }
+    }
+  });
+
+  m.def("max_threads", &ag::max_threads,
+        "The largest accepted thread count: the CPUs this process may run on.");
+  m.def("live_workers", &ag::live_workers,
+        "Worker threads of the pool that exist now (0 until the first parallel job).");
+  m.def("set_spin_us", &ag::set_spin_us, py::arg("us"),
+        "How long an idle worker spins before it blocks, in microseconds.");
+  m.def("get_spin_us", &ag::get_spin_us);
+  m.def("set_parallel_threshold",
+        [](const std::string& name, std::int64_t n) {
+          if (n < 0)
+            throw std::invalid_argument("set_parallel_threshold: " + name +
+                                        " threshold must be >= 0, got " + std::to_string(n));
+          ag::set_threshold(family(name), n);
+        },
+        py::arg("family"), py::arg("n"),
+        "Work at or below n (elements; m*n*k multiply-adds for 'gemm') runs on the calling "
+        "thread.");
+  m.def("get_parallel_thresholds", [] {
+    std::map<std::string, std::int64_t> out;
+    for (const auto& [name, f] : families()) out[name] = ag::threshold(f);
+    return out;
+  });
+  m.def("set_blas_mode",
+        [](const std::string& mode) {
+          if (mode == "tiles") {
+            ag::set_blas_mode(ag::BlasMode::Tiles);
+          } else if (mode == "callback") {
+            ag::set_blas_mode(ag::BlasMode::Callback);
+          } else {
+            throw std::invalid_argument("set_blas_mode: expected 'tiles' or 'callback', got '" +
+                                        mode + "'");
+          }
+        },
+        py::arg("mode"));
+  m.def("get_blas_mode", [] { return std::string(mode_name(ag::blas_mode())); });
+}
+
+}  // namespace ag_runtime
