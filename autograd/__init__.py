@@ -37,6 +37,7 @@ from .functional import (
     abs,
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
+    clamp,
     clip,
     concatenate,
     cross_entropy,
@@ -62,6 +63,7 @@ from .functional import (
     sigmoid,
     softmax,
     sqrt,
+    square,
     stack,
     sum,
     tanh,
@@ -116,7 +118,7 @@ __all__ = [
     "leaky_relu", "linear", "log", "log_softmax", "logsumexp", "matmul", "max", "maximum",
     "mean", "min", "minimum", "mse_loss", "permute", "relu", "reshape", "sigmoid", "softmax",
     "sqrt", "stack", "sum", "tanh", "transpose", "var", "where", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits",
+    "binary_cross_entropy_with_logits", "clamp", "square",
 ]
 __all__ += ["viz"]
 

@@ -50,3 +50,6 @@ cdef _check_versions(Node node)
 
 @cython.locals(grad=TensorBase)
 cdef _accumulate(TensorBase t, g)
+
+@cython.locals(t=TensorBase)
+cdef bint _same_float(TensorBase a, b)

@@ -114,11 +114,11 @@ class TensorBase:
         """The element type (a NumPy dtype)."""
         return self._data.dtype
 
-    # Arithmetic between two tensors goes straight down to ``apply`` (the op and its checks are
-    # those of autograd.functional); any other operand goes through functional, which owns the
-    # rules for scalars and arrays.
+    # Arithmetic between two tensors of one float dtype goes straight down to ``apply`` (the op and
+    # its checks are those of autograd.functional); anything else (scalars, arrays, mixed
+    # dtypes) goes through functional, which owns the promotion rules.
     def __add__(self, other: Any) -> "Tensor":
-        if isinstance(other, TensorBase):
+        if _same_float(self, other):
             return _apply(_ops.Add, (self, other), _NO_PARAMS)
         return _functional.add(self, other)
 
@@ -126,7 +126,7 @@ class TensorBase:
         return _functional.add(other, self)
 
     def __sub__(self, other: Any) -> "Tensor":
-        if isinstance(other, TensorBase):
+        if _same_float(self, other):
             return _apply(_ops.Sub, (self, other), _NO_PARAMS)
         return _functional.sub(self, other)
 
@@ -134,7 +134,7 @@ class TensorBase:
         return _functional.sub(other, self)
 
     def __mul__(self, other: Any) -> "Tensor":
-        if isinstance(other, TensorBase):
+        if _same_float(self, other):
             return _apply(_ops.Mul, (self, other), _NO_PARAMS)
         return _functional.mul(self, other)
 
@@ -142,7 +142,7 @@ class TensorBase:
         return _functional.mul(other, self)
 
     def __truediv__(self, other: Any) -> "Tensor":
-        if isinstance(other, TensorBase):
+        if _same_float(self, other):
             return _apply(_ops.Div, (self, other), _NO_PARAMS)
         return _functional.div(self, other)
 
@@ -150,11 +150,21 @@ class TensorBase:
         return _functional.div(other, self)
 
     def __neg__(self) -> "Tensor":
-        return _apply(_ops.Neg, (self,), _NO_PARAMS)
+        return _functional.neg(self)
 
 
 _STORAGE = ("_data", "_node", "_requires_grad", "grad", "_vc")
 _UNSET = object()
+
+
+def _same_float(a: Any, b: Any) -> bool:
+    """Both Tensors of one float dtype: the operators' direct path (the rest needs functional's
+    promotion rules)."""
+    if not isinstance(b, TensorBase):
+        return False
+    t = b
+    d = a._data.dtype
+    return t._data.dtype is d and (d is _F32 or d is _F64)
 
 
 def _new(cls: type) -> Any:

@@ -12,19 +12,19 @@ from typing import Any, Sequence, TypeAlias
 
 import numpy as np
 
-from .function import apply
-from .hotpath import core as _core
+from .function import apply, broadcast_shape
 from .ops import activation as A
 from .ops import arith, linalg, loss, reduce
 from .ops import shape as shape_ops
-from .tensor import Tensor, as_tensor
+from .tensor import DEFAULT_DTYPE, Tensor, as_tensor
 
 __all__ = [
     "add", "sub", "mul", "div", "pow", "neg", "matmul", "exp", "log", "sqrt", "abs", "clip",
     "maximum", "minimum", "where", "sum", "mean", "max", "min", "var", "reshape", "flatten",
     "transpose", "permute", "expand", "getitem", "concatenate", "stack", "sigmoid", "tanh",
     "relu", "leaky_relu", "gelu", "softmax", "log_softmax", "logsumexp", "linear", "mse_loss",
-    "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "clamp",
+    "square",
 ]
 
 Operand: TypeAlias = "Tensor | float | int | np.ndarray"
@@ -32,9 +32,49 @@ Operand: TypeAlias = "Tensor | float | int | np.ndarray"
 Axis: TypeAlias = "int | tuple[int, ...] | list[int] | None"
 
 
-#: Two operands as Tensors; a Python scalar takes the other operand's dtype (compiled with
-#: the hot path: ``autograd._core.pair``).
-_pair = _core.pair
+def _pair(a, b) -> tuple[Tensor, Tensor]:
+    """Two operands as Tensors, with PyTorch's rules. A Python scalar takes the tensor's dtype
+    unless it is of a higher kind (bool < int < float), in which case both become the default
+    dtype of the scalar's kind (int64, or the default float dtype). An integer or boolean
+    tensor with a float tensor takes the float's dtype (float32 with float64 stays an error:
+    autograd never changes a float precision silently)."""
+    if isinstance(a, Tensor):
+        if not isinstance(b, Tensor):
+            a, b = _with_scalar(a, b)
+    elif isinstance(b, Tensor):
+        b, a = _with_scalar(b, a)
+    else:
+        a, b = as_tensor(a), as_tensor(b)
+    da, db = a._data.dtype, b._data.dtype
+    if da is not db and da.kind != db.kind:
+        if da.kind == "f" and db.kind in "biu":
+            b = Tensor._wrap(b._data.astype(da))
+        elif db.kind == "f" and da.kind in "biu":
+            a = Tensor._wrap(a._data.astype(db))
+    return a, b
+
+
+def _with_scalar(t: Tensor, s) -> tuple[Tensor, Tensor]:
+    kind = t._data.dtype.kind
+    if kind != "f" and isinstance(s, numbers.Number) and not isinstance(s, (bool, np.bool_)):
+        if not isinstance(s, numbers.Integral):  # a float scalar lifts int/bool to float
+            t = Tensor._wrap(t._data.astype(DEFAULT_DTYPE))
+        elif kind == "b":  # an int scalar lifts bool to int64
+            t = Tensor._wrap(t._data.astype(np.int64))
+    return t, as_tensor(s, like=t)
+
+
+def _floating(x: Tensor) -> Tensor:
+    """Float-only ops take integer and boolean tensors as the default float dtype (PyTorch's
+    rule; where PyTorch refuses, e.g. mean or mse_loss of int64, autograd promotes the same)."""
+    return x if x._data.dtype.kind == "f" else Tensor._wrap(x._data.astype(DEFAULT_DTYPE))
+
+
+def _no_bool(name: str, *ts: Tensor) -> None:
+    for t in ts:
+        if t._data.dtype.kind == "b":
+            raise TypeError(f"{name}: not defined for boolean tensors (as in PyTorch); use "
+                            f"logical operations, or convert with .astype('int64') first")
 
 
 # --------------------------------------------------------------------------------------------
@@ -48,7 +88,10 @@ def add(a: Operand, b: Operand) -> Tensor:
 
 def sub(a: Operand, b: Operand) -> Tensor:
     """a - b with broadcasting."""
-    return apply(arith.Sub, *_pair(a, b))
+    a, b = _pair(a, b)
+    if a._data.dtype.kind == "b" and b._data.dtype.kind == "b":
+        _no_bool("sub", a)
+    return apply(arith.Sub, a, b)
 
 
 def mul(a: Operand, b: Operand) -> Tensor:
@@ -57,13 +100,39 @@ def mul(a: Operand, b: Operand) -> Tensor:
 
 
 def div(a: Operand, b: Operand) -> Tensor:
-    """a / b with broadcasting."""
-    return apply(arith.Div, *_pair(a, b))
+    """a / b with broadcasting: true division, so integers and booleans give the default float
+    dtype (as in PyTorch)."""
+    a, b = _pair(a, b)
+    if a._data.dtype.kind != "f" and b._data.dtype.kind != "f":
+        a, b = _floating(a), _floating(b)
+    return apply(arith.Div, a, b)
 
 
 def pow(a: Operand, b: Operand) -> Tensor:  # noqa: A001 - mirrors the operator
-    """a ** b with broadcasting; differentiable in both."""
-    return apply(arith.Pow, *_pair(a, b))
+    """a ** b with broadcasting; differentiable in both (the gradients at a = 0 are PyTorch's:
+    0 for a zero exponent, and 0 with respect to a non-negative exponent)."""
+    scalar = not isinstance(b, (Tensor, np.ndarray, list))
+    a, b = _pair(a, b)
+    if a._data.dtype.kind in "iub" and b._data.dtype.kind in "iu" and b.size \
+            and b._data.min() < 0:
+        if scalar:  # PyTorch refuses a negative Python exponent of an integer tensor
+            raise ValueError(f"pow: integers to negative integer powers are not allowed "
+                             f"(a {a.dtype} tensor to the power {b.item()}); convert the base to "
+                             f"float")
+        return _int_pow_negative(a, b)
+    return apply(arith.Pow, a, b)
+
+
+def _int_pow_negative(a: Tensor, b: Tensor) -> Tensor:
+    """Integer tensors to integer tensor powers, some negative: PyTorch's (C's) integer
+    result, 1 / a^|b| truncated: 1 for a = 1, +-1 for a = -1, else 0 (integers carry no
+    gradient, so this is plain arithmetic)."""
+    x, e = np.broadcast_arrays(a._data, b._data)
+    dtype = np.result_type(a._data, b._data)
+    neg = e < 0
+    out = np.power(x, np.where(neg, 0, e)).astype(dtype, copy=False)
+    inverse = np.where(x == 1, 1, np.where(x == -1, np.where(e % 2 == 0, 1, -1), 0))
+    return Tensor._wrap(np.where(neg, inverse, out).astype(dtype, copy=False))
 
 
 def maximum(a: Operand, b: Operand) -> Tensor:
@@ -91,24 +160,34 @@ def where(cond: Operand, a: Operand, b: Operand) -> Tensor:
     return apply(arith.Where, a, b, cond=c)
 
 
+def square(x: Tensor) -> Tensor:
+    """x * x; a boolean tensor squares in int64, as in PyTorch."""
+    x = as_tensor(x)
+    if x._data.dtype.kind == "b":
+        x = Tensor._wrap(x._data.astype(np.int64))
+    return apply(arith.Mul, x, x)
+
+
 def neg(x: Tensor) -> Tensor:
     """-x."""
-    return apply(arith.Neg, as_tensor(x))
+    x = as_tensor(x)
+    _no_bool("neg", x)
+    return apply(arith.Neg, x)
 
 
 def exp(x: Tensor) -> Tensor:
     """e ** x."""
-    return apply(arith.Exp, as_tensor(x))
+    return apply(arith.Exp, _floating(as_tensor(x)))
 
 
 def log(x: Tensor) -> Tensor:
     """Natural log; log of a negative number is NaN and log(0) is -inf, as in NumPy."""
-    return apply(arith.Log, as_tensor(x))
+    return apply(arith.Log, _floating(as_tensor(x)))
 
 
 def sqrt(x: Tensor) -> Tensor:
     """Square root."""
-    return apply(arith.Sqrt, as_tensor(x))
+    return apply(arith.Sqrt, _floating(as_tensor(x)))
 
 
 def abs(x: Tensor) -> Tensor:  # noqa: A001
@@ -116,13 +195,63 @@ def abs(x: Tensor) -> Tensor:  # noqa: A001
     return apply(arith.Abs, as_tensor(x))
 
 
-def clip(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
-    """x limited to [min, max]; the gradient is zero outside."""
+def clip(x: Tensor, min: Operand | None = None, max: Operand | None = None) -> Tensor:  # noqa: A002
+    """x limited to [min, max], as ``min(max(x, min), max)``: where min > max the result is max,
+    as in PyTorch. The bounds are numbers or tensors (broadcast with x); the gradient reaches
+    x inside the bounds and a tensor bound where it is the result (PyTorch's rule)."""
     if min is None and max is None:
         raise ValueError("clip: give at least one of min and max")
-    if min is not None and max is not None and min > max:
-        raise ValueError(f"clip: min {min} is greater than max {max}")
-    return apply(arith.Clip, as_tensor(x), lo=min, hi=max)
+    x = as_tensor(x)
+    if not _is_array(min) and not _is_array(max):
+        if x._data.dtype.kind != "f" and any(isinstance(v, float) for v in (min, max)):
+            x = _floating(x)  # PyTorch: float bounds lift an integer tensor to the default float
+        return apply(arith.Clip, x, lo=min, hi=max)
+    x = _clip_input(x, min, max)
+    lo, hi = _bound("min", x, min, -np.inf), _bound("max", x, max, np.inf)
+    try:
+        np.broadcast_shapes(x.shape, lo.shape, hi.shape)
+    except ValueError:
+        raise ValueError(f"clip: the input of shape {x.shape} and bounds of shapes {lo.shape} "
+                         f"and {hi.shape} cannot be broadcast together") from None
+    return apply(arith.ClipTensor, x, lo, hi)
+
+
+clamp = clip
+
+
+def _clip_input(x: Tensor, *bounds) -> Tensor:
+    """An integer x with a float tensor bound takes the bound's dtype (PyTorch's promotion)."""
+    if x._data.dtype.kind in "iu":
+        for v in bounds:
+            if isinstance(v, Tensor) and v._data.dtype.kind == "f":
+                return Tensor._wrap(x._data.astype(v.dtype))
+    return x
+
+
+def _is_array(v) -> bool:
+    return isinstance(v, (Tensor, np.ndarray, list, tuple))
+
+
+def _bound(name: str, x: Tensor, v, missing: float) -> Tensor:
+    """A clip bound as a tensor of x's dtype (x already promoted by ``_clip_input``): a missing
+    one is the widest value of the dtype; an integer bound takes x's dtype."""
+    kind = x._data.dtype.kind
+    if kind == "b":
+        raise TypeError("clip: not defined for boolean tensors (as in PyTorch)")
+    if v is None:
+        if kind != "f":
+            info = np.iinfo(x.dtype)
+            missing = info.min if missing < 0 else info.max
+        return Tensor._wrap(np.asarray(missing, dtype=x.dtype))
+    t = v if isinstance(v, Tensor) else as_tensor(np.asarray(v))
+    d = t._data.dtype
+    if d != x.dtype:
+        if d.kind in "biu" and (kind == "f" or (kind in "iu" and d.kind != "f")):
+            t = Tensor._wrap(t._data.astype(x.dtype))
+        else:
+            raise TypeError(f"clip: {name} of dtype {d} does not match the input's dtype "
+                            f"{x.dtype}; convert one explicitly")
+    return t
 
 
 # --------------------------------------------------------------------------------------------
@@ -136,7 +265,9 @@ def _axes(name: str, x: Tensor, axis) -> tuple[int, ...] | None:
     seq = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
     out = []
     for a in seq:
-        if not isinstance(a, numbers.Integral) or not -x.ndim <= a < builtins.max(x.ndim, 1):
+        # a 0-d tensor takes axis 0 and -1, as in PyTorch
+        if not isinstance(a, numbers.Integral) or not -builtins.max(x.ndim, 1) <= a \
+                < builtins.max(x.ndim, 1):
             raise ValueError(f"{name}: axis {a} is out of range for a tensor of shape {x.shape}")
         out.append(int(a) % builtins.max(x.ndim, 1))
     if len(set(out)) != len(out):
@@ -145,14 +276,17 @@ def _axes(name: str, x: Tensor, axis) -> tuple[int, ...] | None:
 
 
 def sum(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Sum over ``axis`` (int, tuple or None for all)."""
+    """Sum over ``axis`` (int, tuple or None for all); booleans and integers count in int64, as in
+    PyTorch."""
     x = as_tensor(x)
+    if x._data.dtype.kind in "biu" and x._data.dtype != np.int64:
+        x = Tensor._wrap(x._data.astype(np.int64))
     return apply(reduce.Sum, x, axis=_axes("sum", x, axis), keepdims=keepdims)
 
 
 def mean(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
-    """Mean over ``axis``."""
-    x = as_tensor(x)
+    """Mean over ``axis`` (integers and booleans give the default float dtype)."""
+    x = _floating(as_tensor(x))
     return apply(reduce.Mean, x, axis=_axes("mean", x, axis), keepdims=keepdims)
 
 
@@ -177,7 +311,7 @@ def min(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa
 
 def var(x: Tensor, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
     """Variance over ``axis`` with NumPy's convention (``ddof=0``: divide by n)."""
-    x = as_tensor(x)
+    x = _floating(as_tensor(x))
     return apply(reduce.Var, x, axis=_axes("var", x, axis), keepdims=keepdims, ddof=ddof)
 
 
@@ -198,10 +332,24 @@ def reshape(x: Tensor, *shape: int | Sequence[int]) -> Tensor:
     return apply(shape_ops.Reshape, x, shape=target)
 
 
-def flatten(x: Tensor, start_axis: int = 0) -> Tensor:
-    """Merge the axes from ``start_axis`` on into one (``start_axis=1`` keeps the batch axis)."""
+def flatten(x: Tensor, start_axis: int = 0, end_axis: int = -1) -> Tensor:
+    """Merge the axes ``start_axis..end_axis`` (inclusive) into one, as ``torch.flatten``
+    (``start_axis=1`` keeps the batch axis); a 0-d tensor becomes shape (1,)."""
     x = as_tensor(x)
-    return reshape(x, x.shape[:start_axis] + (-1,))
+    n = builtins.max(x.ndim, 1)
+    if not (isinstance(start_axis, numbers.Integral) and isinstance(end_axis, numbers.Integral)
+            and -n <= start_axis < n and -n <= end_axis < n):
+        raise ValueError(f"flatten: axes {start_axis}..{end_axis} are out of range for a "
+                         f"tensor of shape {x.shape}")
+    start, end = start_axis % n, end_axis % n
+    if start > end:
+        raise ValueError(f"flatten: start axis {start_axis} comes after end axis {end_axis} "
+                         f"for a tensor of shape {x.shape}")
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    # the merged size is computed, not left to -1, which a zero-size dimension makes ambiguous
+    merged = int(np.prod(x.shape[start:end + 1], dtype=np.int64))
+    return reshape(x, x.shape[:start] + (merged,) + x.shape[end + 1:])
 
 
 def permute(x: Tensor, *axes: int | Sequence[int]) -> Tensor:
@@ -224,6 +372,8 @@ def transpose(x: Tensor, axis0: int | None = None, axis1: int | None = None) -> 
     x = as_tensor(x)
     if axis0 is None and axis1 is None:
         return apply(shape_ops.Transpose, x, axes=tuple(range(x.ndim))[::-1])
+    if x.ndim == 0 and axis0 in (0, -1) and axis1 in (0, -1):  # PyTorch's 0-d convention
+        return apply(shape_ops.Transpose, x, axes=())
     axes = list(range(x.ndim))
     try:
         axes[axis0], axes[axis1] = axes[axis1], axes[axis0]
@@ -234,10 +384,15 @@ def transpose(x: Tensor, axis0: int | None = None, axis1: int | None = None) -> 
 
 
 def expand(x: Tensor, *shape: int | Sequence[int]) -> Tensor:
-    """x broadcast to ``shape``; the gradient is summed back."""
+    """x broadcast to ``shape``; the gradient is summed back. -1 keeps a dimension's size, as
+    in PyTorch."""
     x = as_tensor(x)
     if len(shape) == 1 and not isinstance(shape[0], numbers.Integral):
         shape = tuple(shape[0])
+    lead = len(shape) - x.ndim
+    if lead >= 0 and any(n == -1 for n in shape[lead:]):
+        shape = tuple(shape[:lead]) + tuple(
+            m if n == -1 else n for n, m in zip(shape[lead:], x.shape))
     try:
         fits = np.broadcast_shapes(x.shape, shape) == tuple(shape)
     except ValueError:
@@ -289,6 +444,10 @@ def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     ts = [as_tensor(t) for t in tensors]
     if not ts:
         raise ValueError("concatenate: needs at least one tensor")
+    if any(t.shape == (0,) for t in ts) and any(t.shape != (0,) for t in ts):
+        # PyTorch's legacy rule, which code written for it relies on: empty 1-D tensors are
+        # skipped whatever the others' shape
+        ts = [t for t in ts if t.shape != (0,)]
     ax = _join_axis("concatenate", ts[0], axis, 0)
     for t in ts[1:]:
         if t.ndim != ts[0].ndim or any(
@@ -375,53 +534,80 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None,
 
 def sigmoid(x: Tensor) -> Tensor:
     """1 / (1 + e^-x)."""
-    return apply(A.Sigmoid, as_tensor(x))
+    return apply(A.Sigmoid, _floating(as_tensor(x)))
 
 
 def tanh(x: Tensor) -> Tensor:
     """Hyperbolic tangent."""
-    return apply(A.Tanh, as_tensor(x))
+    return apply(A.Tanh, _floating(as_tensor(x)))
 
 
 def relu(x: Tensor) -> Tensor:
     """max(x, 0)."""
-    return apply(A.Relu, as_tensor(x))
+    x = as_tensor(x)
+    _no_bool("relu", x)
+    return apply(A.Relu, x)
 
 
-def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
-    """x if x > 0 else negative_slope * x."""
-    return apply(A.LeakyRelu, as_tensor(x), slope=float(negative_slope))
+def leaky_relu(x: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """x if x > 0 else negative_slope * x (``inplace=True`` is not supported)."""
+    _not_inplace("leaky_relu", inplace)
+    if not isinstance(negative_slope, numbers.Real) or isinstance(negative_slope, bool):
+        raise TypeError(f"leaky_relu: negative_slope must be a number, got "
+                        f"{type(negative_slope).__name__}")
+    return apply(A.LeakyRelu, _floating(as_tensor(x)), slope=float(negative_slope))
 
 
-def gelu(x: Tensor) -> Tensor:
-    """GELU in its tanh form (PyTorch's ``approximate='tanh'``)."""
-    return apply(A.Gelu, as_tensor(x))
+def _not_inplace(name: str, inplace) -> None:
+    if inplace:
+        raise ValueError(f"{name}: inplace=True is not supported; autograd's ops never write "
+                         f"into their inputs (drop the argument)")
+
+
+_GELU_FORMS = ("none", "tanh")
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """GELU: the exact form x * Phi(x) with the normal CDF via erf (``approximate='none'``, the
+    default, as in PyTorch), or the tanh approximation (``approximate='tanh'``)."""
+    if approximate not in _GELU_FORMS:
+        raise ValueError(f"gelu: approximate must be one of {_GELU_FORMS}, got {approximate!r}")
+    return apply(A.Gelu, _floating(as_tensor(x)), approximate=approximate)
 
 
 def _one_axis(name: str, x: Tensor, axis: int) -> int:
-    if x.ndim == 0:
-        raise ValueError(f"{name}: needs at least 1 dimension, got a 0-d tensor")
-    if not -x.ndim <= axis < x.ndim:
+    n = builtins.max(x.ndim, 1)  # a 0-d tensor takes axis 0 and -1, as in PyTorch
+    if not isinstance(axis, numbers.Integral) or not -n <= axis < n:
         raise ValueError(f"{name}: axis {axis} is out of range for a tensor of shape {x.shape}")
-    return axis % x.ndim
+    return int(axis) % n
+
+
+def _along_axis(op, name: str, x, axis: int) -> Tensor:
+    x = _floating(as_tensor(x))
+    ax = _one_axis(name, x, axis)
+    if x.ndim == 0:  # one element along the axis: computed on shape (1,)
+        return reshape(apply(op, reshape(x, (1,)), axis=0), ())
+    return apply(op, x, axis=ax)
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along ``axis``, stable for large inputs."""
-    x = as_tensor(x)
-    return apply(A.Softmax, x, axis=_one_axis("softmax", x, axis))
+    return _along_axis(A.Softmax, "softmax", x, axis)
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """log(softmax(x)) along ``axis``, computed stably."""
-    x = as_tensor(x)
-    return apply(A.LogSoftmax, x, axis=_one_axis("log_softmax", x, axis))
+    """log(softmax(x)) along ``axis``, computed stably (a row holding +inf is NaN, as PyTorch)."""
+    return _along_axis(A.LogSoftmax, "log_softmax", x, axis)
 
 
-def logsumexp(x: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:
-    """log(sum(exp(x))) along ``axis``, computed stably."""
-    x = as_tensor(x)
-    return apply(A.LogSumExp, x, axis=_one_axis("logsumexp", x, axis), keepdims=keepdims)
+def logsumexp(x: Tensor, axis: Axis = -1, keepdims: bool = False) -> Tensor:
+    """log(sum(exp(x))) over ``axis`` (an int, a tuple of ints, or None for all), stably."""
+    x = _floating(as_tensor(x))
+    ax = _axes("logsumexp", x, axis)
+    if ax is None:
+        ax = tuple(range(x.ndim))
+    # one axis goes as an int: the form the row-wise kernels take
+    return apply(A.LogSumExp, x, axis=ax[0] if len(ax) == 1 else ax, keepdims=keepdims)
 
 
 # --------------------------------------------------------------------------------------------
@@ -435,6 +621,10 @@ def _loss_pair(name: str, pred, target, reduction: str) -> tuple[Tensor, Tensor]
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{name}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     pred = as_tensor(pred)
+    if pred._data.dtype.kind != "f":  # integer pairs are losses of floats, not truncated
+        pred = _floating(pred)
+        if isinstance(target, Tensor):
+            target = _floating(target)
     target = target if isinstance(target, Tensor) else as_tensor(target, like=pred)
     if target.dtype != pred.dtype:
         raise TypeError(f"{name}: target dtype {target.dtype} differs from input dtype "
@@ -460,48 +650,191 @@ def mse_loss(input: Tensor, target: Operand, reduction: str = "mean") -> Tensor:
     return apply(loss.MseLoss, p, t, reduction=reduction)
 
 
-def binary_cross_entropy(input: Tensor, target: Operand, reduction: str = "mean") -> Tensor:  # noqa: A002
-    """BCE of probabilities in [0, 1] (log clamped at -100 as in PyTorch)."""
+def _reduction_arg(weight, reduction: str):
+    """(weight, reduction): a string in the weight position is the reduction, the order of
+    autograd's earlier signature (input, target, reduction)."""
+    if isinstance(weight, str):
+        return None, weight
+    return weight, reduction
+
+
+def _reduce(losses: Tensor, reduction: str) -> Tensor:
+    if reduction == "none":
+        return losses
+    return sum(losses) if reduction == "sum" else mean(losses)
+
+
+def _elementwise_weight(name: str, arg: str, w, like: Tensor) -> Tensor:
+    """A weight tensor of ``like``'s dtype that broadcasts to ``like``'s shape (not beyond)."""
+    w = w if isinstance(w, Tensor) else as_tensor(w, like=like) \
+        if isinstance(w, numbers.Number) else Tensor._wrap(np.asarray(w, dtype=like.dtype))
+    if w.dtype != like.dtype:
+        raise TypeError(f"{name}: {arg} dtype {w.dtype} differs from input dtype {like.dtype}; "
+                        f"convert it explicitly")
+    if broadcast_shape(w.shape, like.shape) != like.shape:
+        raise ValueError(f"{name}: {arg} of shape {w.shape} does not broadcast to the input's "
+                         f"shape {like.shape}")
+    return w
+
+
+def binary_cross_entropy(input: Tensor, target: Operand,  # noqa: A002
+                         weight: Operand | None = None, reduction: str = "mean") -> Tensor:
+    """BCE of probabilities in [0, 1] (log clamped at -100 as in PyTorch); ``weight`` rescales
+    each element's loss (broadcast to the input's shape) before the reduction."""
+    weight, reduction = _reduction_arg(weight, reduction)
     p, t = _loss_pair("binary_cross_entropy", input, target, reduction)
     lo, hi = (float(p._data.min()), float(p._data.max())) if p.size else (0.0, 1.0)
     if lo < 0 or hi > 1:
         raise ValueError(f"binary_cross_entropy: input must hold probabilities in [0, 1], got "
                          f"values in [{lo:g}, {hi:g}]; use binary_cross_entropy_with_logits "
                          f"for raw scores")
-    return apply(loss.BinaryCrossEntropy, p, t, reduction=reduction)
+    if weight is None:
+        return apply(loss.BinaryCrossEntropy, p, t, reduction=reduction)
+    w = _elementwise_weight("binary_cross_entropy", "weight", weight, p)
+    return _reduce(mul(apply(loss.BinaryCrossEntropy, p, t, reduction="none"), w), reduction)
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Operand,  # noqa: A002
-                                     reduction: str = "mean") -> Tensor:
-    """BCE of sigmoid(input), computed stably from the logits."""
-    p, t = _loss_pair("binary_cross_entropy_with_logits", input, target, reduction)
-    return apply(loss.BinaryCrossEntropyWithLogits, p, t, reduction=reduction)
+                                     weight: Operand | None = None, reduction: str = "mean",
+                                     pos_weight: Operand | None = None) -> Tensor:
+    """BCE of sigmoid(input), computed stably from the logits. ``weight`` rescales each element's
+    loss; ``pos_weight`` (broadcast along the last axis, one per class) rescales the positive
+    term: loss = -w (pos_weight t log s(z) + (1 - t) log(1 - s(z))), as in PyTorch."""
+    name = "binary_cross_entropy_with_logits"
+    weight, reduction = _reduction_arg(weight, reduction)
+    z, t = _loss_pair(name, input, target, reduction)
+    if weight is None and pos_weight is None:
+        return apply(loss.BinaryCrossEntropyWithLogits, z, t, reduction=reduction)
+    losses = apply(loss.BinaryCrossEntropyWithLogits, z, t, reduction="none")
+    if pos_weight is not None:
+        pw = _elementwise_weight(name, "pos_weight", pos_weight, z)
+        # pos_weight t log s(z) = t log s(z) + (pos_weight - 1) t log s(z); and -log s(z) is
+        # the loss of target 1
+        ones = Tensor._wrap(np.ones((), dtype=z.dtype))
+        softplus = apply(loss.BinaryCrossEntropyWithLogits, z, expand(ones, z.shape),
+                         reduction="none")
+        losses = add(losses, mul(mul(sub(pw, 1), t), softplus))
+    if weight is not None:
+        losses = mul(losses, _elementwise_weight(name, "weight", weight, z))
+    return _reduce(losses, reduction)
 
 
-def cross_entropy(input: Tensor, target: Operand, reduction: str = "mean") -> Tensor:  # noqa: A002
-    """Softmax cross-entropy from logits (n, c) and integer class targets (n,).
+def cross_entropy(input: Tensor, target: Operand,  # noqa: A002
+                  weight: Operand | None = None, reduction: str = "mean",
+                  ignore_index: int = -100, label_smoothing: float = 0.0) -> Tensor:
+    """Softmax cross-entropy from logits, as ``torch.nn.functional.cross_entropy``.
 
+    ``input`` is (N, C), (N, C, d1, ...) or unbatched (C,); ``target`` is either class indices
+    (integers of shape (N,), (N, d1, ...) or ()) or class probabilities (floats of the input's
+    shape, differentiated). ``weight`` (C,) rescales each class; 'mean' then divides by the
+    summed weight of the counted targets. Index targets equal to ``ignore_index`` count for
+    nothing. ``label_smoothing`` in [0, 1] mixes the target with the uniform distribution.
     Computed through log-softmax, so logits of magnitude 1e4 give finite losses.
     """
+    weight, reduction = _reduction_arg(weight, reduction)
     if reduction not in _REDUCTIONS:
         raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, "
                          f"got {reduction!r}")
-    logits = as_tensor(input)
+    if not isinstance(label_smoothing, numbers.Real) or not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got "
+                         f"{label_smoothing!r}")
+    logits = _floating(as_tensor(input))
+    if logits.ndim == 0:
+        raise ValueError("cross_entropy: expected logits of shape (C,), (N, C) or "
+                         "(N, C, d1, ...), got a 0-d tensor")
+    probs = isinstance(target, Tensor) and target._data.dtype.kind == "f" or \
+        not isinstance(target, Tensor) and np.asarray(target).dtype.kind == "f"
+    # the batch (and any extra axes) as rows, the classes as columns
+    unbatched = logits.ndim == 1
+    lead = () if unbatched else (logits.shape[0],) + logits.shape[2:]
+    n_classes = logits.shape[0] if unbatched else logits.shape[1]
+    rows = logits
+    if logits.ndim > 2:
+        rows = permute(logits, (0,) + tuple(range(2, logits.ndim)) + (1,))
+    rows = reshape(rows, (-1, n_classes))
+    w = _class_weight(weight, n_classes, logits)
+    if probs:
+        q = _probability_targets(target, logits, ignore_index, label_smoothing, w)
+        if logits.ndim > 2:
+            q = permute(q, (0,) + tuple(range(2, logits.ndim)) + (1,))
+        q = reshape(q, (-1, n_classes))
+        out = apply(loss.CrossEntropy, rows, q, reduction=reduction, denom=rows.shape[0])
+    else:
+        tgt = _index_targets(target, lead, n_classes, ignore_index, logits)
+        if w is None and label_smoothing == 0 and not (tgt == ignore_index).any():
+            out = apply(loss.CrossEntropy, rows, target=tgt, reduction=reduction)
+        else:
+            q, denom = _index_distribution(tgt, n_classes, ignore_index, label_smoothing, w,
+                                           logits.dtype)
+            out = apply(loss.CrossEntropy, rows, Tensor._wrap(q), reduction=reduction,
+                        denom=denom)
+    return reshape(out, lead) if reduction == "none" else out
+
+
+def _class_weight(weight, n_classes: int, logits: Tensor) -> np.ndarray | None:
+    if weight is None:
+        return None
+    if isinstance(weight, Tensor) and weight.requires_grad:
+        raise ValueError("cross_entropy: weight cannot require grad: class weights are "
+                         "constants here, as in PyTorch (detach it)")
+    w = np.asarray(weight._data if isinstance(weight, Tensor) else weight)
+    if w.shape != (n_classes,):
+        raise ValueError(f"cross_entropy: weight must have shape ({n_classes},), one per "
+                         f"class, got {w.shape}")
+    if w.dtype.kind == "f" and w.dtype != logits.dtype and isinstance(weight, Tensor):
+        raise TypeError(f"cross_entropy: weight dtype {w.dtype} differs from input dtype "
+                        f"{logits.dtype}; convert it explicitly")
+    return w.astype(logits.dtype)
+
+
+def _index_targets(target, lead: tuple, n_classes: int, ignore_index: int,
+                   logits: Tensor) -> np.ndarray:
     tgt = np.asarray(target._data if isinstance(target, Tensor) else target)
-    if logits.ndim != 2:
-        raise ValueError(f"cross_entropy: expected logits of shape (batch, classes), got "
-                         f"{logits.shape}")
     if tgt.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: targets must be integer class indices, got dtype "
-                        f"{tgt.dtype}")
-    if tgt.shape != (logits.shape[0],):
-        raise ValueError(f"cross_entropy: batch mismatch: logits {logits.shape} need targets "
-                         f"of shape ({logits.shape[0]},), got {tgt.shape}")
-    n_classes = logits.shape[1]
-    if tgt.size and (tgt.min() < 0 or tgt.max() >= n_classes):
-        bad = int(tgt[(tgt < 0) | (tgt >= n_classes)][0])
-        raise ValueError(f"cross_entropy: target {bad} is out of range for {n_classes} "
-                         f"classes (valid: 0..{n_classes - 1})")
+        raise TypeError(f"cross_entropy: targets must be integer class indices or float class "
+                        f"probabilities, got dtype {tgt.dtype}")
+    if tgt.shape != lead:
+        raise ValueError(f"cross_entropy: batch mismatch: logits {logits.shape} need class "
+                         f"index targets of shape {lead}, got {tgt.shape}")
+    bad = (tgt != ignore_index) & ((tgt < 0) | (tgt >= n_classes))
+    if bad.any():
+        raise ValueError(f"cross_entropy: target {int(tgt[bad].flat[0])} is out of range for "
+                         f"{n_classes} classes (valid: 0..{n_classes - 1})")
     # a copy (astype always copies): backward reads the targets after the caller may have
     # refilled their array
-    return apply(loss.CrossEntropy, logits, target=tgt.astype(np.int64), reduction=reduction)
+    return tgt.reshape(-1).astype(np.int64)
+
+
+def _index_distribution(tgt: np.ndarray, n_classes: int, ignore_index: int, smoothing: float,
+                        w: np.ndarray | None, dtype) -> tuple[np.ndarray, float]:
+    """Each row's target distribution for class indices, with weights, smoothing and ignored
+    rows folded in, and the 'mean' denominator: the summed weight of the counted targets."""
+    kept = tgt != ignore_index
+    w = np.ones(n_classes, dtype=dtype) if w is None else w
+    q = np.zeros((tgt.size, n_classes), dtype=dtype)
+    rows = np.flatnonzero(kept)
+    q[rows, tgt[rows]] = (1 - smoothing) * w[tgt[rows]]
+    if smoothing:
+        q[rows] += (smoothing / n_classes) * w
+    return q, float(np.sum(w[tgt[rows]], dtype=np.float64))
+
+
+def _probability_targets(target, logits: Tensor, ignore_index: int, smoothing: float,
+                         w: np.ndarray | None) -> Tensor:
+    if ignore_index != -100:
+        raise ValueError("cross_entropy: ignore_index applies to class index targets, not to "
+                         "class probabilities (as in PyTorch)")
+    t = target if isinstance(target, Tensor) else as_tensor(target, like=logits)
+    if t.dtype != logits.dtype:
+        raise TypeError(f"cross_entropy: target dtype {t.dtype} differs from input dtype "
+                        f"{logits.dtype}; convert it explicitly")
+    if t.shape != logits.shape:
+        raise ValueError(f"cross_entropy: class-probability targets must have the logits' "
+                         f"shape {logits.shape}, got {t.shape}")
+    n_classes = logits.shape[0] if logits.ndim == 1 else logits.shape[1]
+    if smoothing:
+        t = add(mul(t, 1.0 - smoothing), smoothing / n_classes)
+    if w is not None:
+        shape = (n_classes,) + (1,) * (logits.ndim - 2) if logits.ndim > 1 else (n_classes,)
+        t = mul(t, Tensor._wrap(w.reshape(shape)))
+    return t

@@ -51,7 +51,11 @@ def _to_array(data: Any, dtype: Any = None, copy: bool = True) -> np.ndarray:
         arr = np.array(data, copy=copy or None)
     else:
         arr = np.asarray(data)
-        if arr.dtype.kind == "f" or arr.dtype == np.dtype(object):
+        if arr.dtype == np.dtype(object) or arr.dtype == np.dtype(np.uint64):
+            _not_a_number(arr)  # None, or a Python int beyond int64 (as PyTorch refuses)
+        if arr.dtype.kind == "f":
+            if arr.size and float(np.max(np.abs(arr))) >= 2.0 ** 63:
+                _no_huge_int(data)  # [1, 2**63] is float64 to NumPy, an overflow to PyTorch
             arr = arr.astype(DEFAULT_DTYPE)
         elif arr.dtype.kind in "iu":
             arr = arr.astype(np.int64, copy=False)
@@ -59,10 +63,39 @@ def _to_array(data: Any, dtype: Any = None, copy: bool = True) -> np.ndarray:
     return arr
 
 
+_INT64 = np.iinfo(np.int64)
+
+
+def _not_a_number(arr: np.ndarray) -> None:
+    """Raise for Python data NumPy could only hold as objects (None, strings, huge ints) or as
+    uint64 (ints above int64): PyTorch refuses both, rather than giving NaN or wrapping."""
+    for v in arr.flat:
+        if not isinstance(v, numbers.Number):
+            raise TypeError(f"tensor: cannot convert {v!r} (a {type(v).__name__}) to a number")
+        if isinstance(v, numbers.Integral) and not _INT64.min <= int(v) <= _INT64.max:
+            raise OverflowError(f"tensor: the integer {int(v)} does not fit in int64 (range "
+                                f"{_INT64.min}..{_INT64.max})")
+    raise TypeError(f"tensor: cannot convert data of element type {arr.dtype} to a tensor")
+
+
+def _no_huge_int(data: Any) -> None:
+    """Raise if nested Python data holds an int beyond int64 (NumPy made the list float)."""
+    if isinstance(data, (list, tuple)):
+        for v in data:
+            _no_huge_int(v)
+    elif isinstance(data, int) and not isinstance(data, bool) \
+            and not _INT64.min <= data <= _INT64.max:
+        raise OverflowError(f"tensor: the integer {data} does not fit in int64 (range "
+                            f"{_INT64.min}..{_INT64.max})")
+
+
 def as_tensor(data: Any, like: "Tensor | None" = None) -> "Tensor":
     """``data`` as a Tensor without copying a Tensor; a Python scalar takes ``like``'s dtype."""
     if isinstance(data, Tensor):
         return data
+    if isinstance(data, complex):
+        raise TypeError(f"cannot make a tensor of the complex number {data!r}: autograd has no "
+                        f"complex dtypes")
     if like is not None and isinstance(data, numbers.Number) and not isinstance(data, bool):
         if like._data.dtype.kind != "f" and not isinstance(data, numbers.Integral):
             raise TypeError(f"cannot combine a {like.dtype} tensor with the float {data!r}; "
@@ -352,7 +385,13 @@ class Tensor(_TensorBase):
     # Comparisons give boolean tensors and record nothing. == and != stay identity-based so
     # tensors remain usable as dict keys; use .eq() / .ne() for elementwise equality.
     def _compare(self, other: Any, op: str) -> "Tensor":
-        return Tensor._wrap(state.k.compare(self._data, as_tensor(other, like=self)._data, op))
+        # A Python number is compared by value (an int tensor < 1.5 is True at 1, as in
+        # PyTorch), not first cast to the tensor's dtype.
+        if isinstance(other, numbers.Real) and not isinstance(other, np.ndarray):
+            o = other
+        else:
+            o = as_tensor(other, like=self)._data
+        return Tensor._wrap(np.asarray(state.k.compare(self._data, o, op)))
 
     def __lt__(self, o): return self._compare(o, "lt")
     def __le__(self, o): return self._compare(o, "le")
@@ -394,9 +433,9 @@ class Tensor(_TensorBase):
         """The same values in a new shape (one dimension may be -1)."""
         return F.reshape(self, *shape)
 
-    def flatten(self, start_axis: int = 0) -> "Tensor":
-        """The axes from ``start_axis`` on merged into one."""
-        return F.flatten(self, start_axis)
+    def flatten(self, start_axis: int = 0, end_axis: int = -1) -> "Tensor":
+        """The axes ``start_axis..end_axis`` merged into one; see :func:`autograd.flatten`."""
+        return F.flatten(self, start_axis, end_axis)
 
     def transpose(self, axis0: int | None = None, axis1: int | None = None) -> "Tensor":
         """Two axes swapped, or all axes reversed when none are given."""
@@ -430,8 +469,9 @@ class Tensor(_TensorBase):
         """The elementwise absolute value."""
         return F.abs(self)
 
-    def clip(self, min: float | None = None, max: float | None = None) -> "Tensor":  # noqa: A002
-        """Values limited to [min, max]; no gradient flows where a bound is active."""
+    def clip(self, min: "float | Tensor | None" = None,  # noqa: A002
+             max: "float | Tensor | None" = None) -> "Tensor":  # noqa: A002
+        """Values limited to [min, max] (numbers or tensors); see :func:`autograd.clip`."""
         return F.clip(self, min, max)
 
     def sigmoid(self) -> "Tensor":
@@ -454,8 +494,8 @@ class Tensor(_TensorBase):
         """The log of the softmax over ``axis``, computed stably."""
         return F.log_softmax(self, axis)
 
-    def logsumexp(self, axis: int = -1, keepdims: bool = False) -> "Tensor":
-        """log(sum(exp(x))) over ``axis``, computed stably."""
+    def logsumexp(self, axis: Axis = -1, keepdims: bool = False) -> "Tensor":
+        """log(sum(exp(x))) over ``axis`` (one or several), computed stably."""
         return F.logsumexp(self, axis, keepdims)
 
     def argmax(self, axis: int | None = None) -> "Tensor":

@@ -24,6 +24,7 @@ ELEMENTWISE = {
     "sigmoid": lambda k, x, g: k.sigmoid(x),
     "tanh": lambda k, x, g: k.tanh(x),
     "gelu": lambda k, x, g: k.gelu(x),
+    "gelu_erf": lambda k, x, g: k.gelu_erf(x),
     "exp": lambda k, x, g: k.exp(x),
     "add": lambda k, x, g: k.add(x, g),
     "mul": lambda k, x, g: k.mul(x, g),

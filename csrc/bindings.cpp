@@ -733,6 +733,7 @@ PYBIND11_MODULE(_C, m) {
       {"tanh", ag::tanh<float>, ag::tanh<double>},
       {"relu", ag::relu<float>, ag::relu<double>},
       {"gelu", ag::gelu<float>, ag::gelu<double>},
+      {"gelu_erf", ag::gelu_erf<float>, ag::gelu_erf<double>},
   };
   for (const auto& e : unaries) {
     const std::string fn = e.name;
@@ -753,6 +754,7 @@ PYBIND11_MODULE(_C, m) {
       {"tanh_back", "out", ag::tanh_back<float>, ag::tanh_back<double>},
       {"relu_back", "x", ag::relu_back<float>, ag::relu_back<double>},
       {"gelu_back", "x", ag::gelu_back<float>, ag::gelu_back<double>},
+      {"gelu_erf_back", "x", ag::gelu_erf_back<float>, ag::gelu_erf_back<double>},
   };
   for (const auto& e : pairs) {
     const std::string fn = e.name;

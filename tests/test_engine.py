@@ -234,14 +234,19 @@ def test_mixed_float_dtypes_raise_naming_the_op(engine_name):
         autograd.matmul(a, b)
 
 
-def test_float_and_integer_tensors_do_not_promote(engine_name):
+def test_integer_tensors_take_the_float_dtype(engine_name):
     x = _leaf([1.0, 2.0], dtype=np.float32)
-    # NumPy would give float64 (and a float64 .grad on a float32 leaf): refused instead
+    # NumPy would give float64 (and a float64 .grad on a float32 leaf); PyTorch's rule keeps
+    # the float tensor's dtype
     for other in (np.array([1, 2]), autograd.tensor(np.array([1, 2], dtype=np.int32))):
-        with pytest.raises(TypeError, match=r"mul: mixed dtypes float32 and int(64|32)"):
-            x * other
-    with pytest.raises(TypeError, match=r"add: mixed dtypes float32 and uint8"):
-        autograd.tensor(np.array([1, 2], dtype=np.uint8)) + x
+        y = x * other
+        assert y.dtype == np.float32
+        y.sum().backward()
+        assert x.grad.dtype == np.float32
+        x.grad = None
+    assert (autograd.tensor(np.array([1, 2], dtype=np.uint8)) + x).dtype == np.float32
+    with pytest.raises(TypeError, match=r"add: mixed dtypes float64 and float32"):
+        autograd.tensor(np.array([1, 2], dtype=np.float64)) + x
     y = x * (x > 1.5)  # a boolean mask keeps the float dtype, so it stays allowed
     y.sum().backward()
     assert y.dtype == np.float32 and x.grad.dtype == np.float32

@@ -2,6 +2,8 @@
 layers (gradcheck in float64), train/eval behaviour, state_dict, repr and Sequential fusion."""
 from __future__ import annotations
 
+import math
+
 from collections import OrderedDict
 
 import numpy as np
@@ -240,7 +242,8 @@ ACTIVATIONS = [
     (nn.Sigmoid(), _np_sigmoid),
     (nn.Tanh(), np.tanh),
     (nn.LeakyReLU(0.1), lambda x: np.where(x > 0, x, 0.1 * x)),
-    (nn.GELU(), _np_gelu),
+    (nn.GELU(approximate="tanh"), _np_gelu),
+    (nn.GELU(), lambda x: 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))),
     (nn.Softmax(dim=1), lambda x: _np_softmax(x, 1)),
     (nn.Softmax(dim=0), lambda x: _np_softmax(x, 0)),
     (nn.LogSoftmax(dim=-1), lambda x: np.log(_np_softmax(x, -1))),

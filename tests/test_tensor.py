@@ -242,8 +242,9 @@ def test_python_scalars_take_the_tensor_dtype():
     assert (x64 + 1.5).dtype == np.float64 and (2 * x64).dtype == np.float64
     assert (x32 * 2.0).dtype == np.float32 and (1.0 / x32).dtype == np.float32
     assert (x32 ** 2).dtype == np.float32 and (2.0 - x32).dtype == np.float32
-    with pytest.raises(TypeError, match="cannot combine a int64 tensor with the float 0.5"):
-        autograd.tensor([1, 2]) * 0.5
+    # a float scalar lifts an integer tensor to the default float dtype, as in PyTorch
+    half = autograd.tensor([1, 2]) * 0.5
+    assert half.dtype == np.float32 and half.tolist() == [0.5, 1.0]
 
 
 def test_numpy_array_on_the_left_defers_to_the_tensor():

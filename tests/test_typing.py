@@ -191,9 +191,8 @@ def test_dtype_mixing_error_suggests_the_cast_towards_the_model():
     w64 = ag.randn(3, 2, dtype="float64", requires_grad=True)
     with pytest.raises(TypeError, match=r"argument 0 \(float32\) to float64 with \.double\(\)"):
         ag.ones(4, 3) @ w64
-    # An integer tensor is converted to the float dtype.
-    with pytest.raises(TypeError, match=r"argument 1 \(int64\) to float32 with \.float\(\)"):
-        ag.ones(2) * ag.tensor([1, 2])
+    # An integer tensor with a float one takes the float's dtype, as in PyTorch (issue 13).
+    assert (ag.ones(2) * ag.tensor([1, 2])).dtype == np.float32
     # Neither requires grad: towards the float32 default.
     with pytest.raises(TypeError, match=r"argument 1 \(float64\) to float32"):
         ag.ones(2) + ag.ones(2, dtype="float64")

@@ -302,6 +302,18 @@ def gelu_back(x: np.ndarray, grad: np.ndarray) -> np.ndarray:
     return _np.gelu_back(x, grad)
 
 
+def gelu_erf(x: np.ndarray) -> np.ndarray:
+    """GELU, exact erf form."""
+    return _C.gelu_erf(_contig(x)) if _one(x, _MIN_FUSED) else _np.gelu_erf(x)
+
+
+def gelu_erf_back(x: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """d gelu_erf/dx * grad, from the input."""
+    if _two(x, grad, _MIN_FUSED):
+        return _C.gelu_erf_back(_contig(x), _contig(grad))
+    return _np.gelu_erf_back(x, grad)
+
+
 # --------------------------------------------------------------------------------------------
 # Softmax family: native along the last axis; other axes go to NumPy.
 # --------------------------------------------------------------------------------------------

@@ -61,16 +61,20 @@ def minimum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def maximum_back(a: np.ndarray, b: np.ndarray, grad: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """d max(a,b): grad goes to the larger input; ties split it equally (as PyTorch does)."""
-    wa = (a > b) + (a == b) * a.dtype.type(0.5)
-    return grad * wa, grad * (1 - wa)
+    """d max(a,b): grad goes to the larger input; ties split it equally; where either is NaN
+    both get it (PyTorch's rule: masked only where one is strictly smaller)."""
+    half = np.where(a == b, grad * grad.dtype.type(0.5), grad)
+    zero = grad.dtype.type(0)
+    return np.where(a < b, zero, half), np.where(a > b, zero, half)
 
 
 def minimum_back(a: np.ndarray, b: np.ndarray, grad: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """d min(a,b): grad goes to the smaller input; ties split it equally."""
-    wa = (a < b) + (a == b) * a.dtype.type(0.5)
-    return grad * wa, grad * (1 - wa)
+    """d min(a,b): grad goes to the smaller input; ties split it equally; where either is NaN
+    both get it (PyTorch's rule)."""
+    half = np.where(a == b, grad * grad.dtype.type(0.5), grad)
+    zero = grad.dtype.type(0)
+    return np.where(a > b, zero, half), np.where(a < b, zero, half)
 
 
 def neg(x: np.ndarray) -> np.ndarray:
@@ -167,8 +171,9 @@ def relu(x: np.ndarray) -> np.ndarray:
 
 
 def relu_back(x: np.ndarray, grad: np.ndarray) -> np.ndarray:
-    """d relu/dx = 1[x > 0] (x may be the input or the output: both are > 0 at the same places)."""
-    return grad * (x > 0)
+    """d relu/dx: 0 where x <= 0, else grad, so a NaN passes it on (PyTorch's rule); x may be the
+    input or the output (both are <= 0 at the same places)."""
+    return np.where(x <= 0, grad.dtype.type(0), grad)
 
 
 def leaky_relu(x: np.ndarray, slope: float) -> np.ndarray:
@@ -201,6 +206,42 @@ def gelu_back(x: np.ndarray, grad: np.ndarray) -> np.ndarray:
     return grad * (x.dtype.type(0.5) * (1 + t) + x.dtype.type(0.5) * x * dt)
 
 
+_math_erf = np.frompyfunc(math.erf, 1, 1)
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_AS_P = 0.3275911
+_AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """erf, as the native kernel computes it. NumPy has no erf ufunc. float32: Abramowitz &
+    Stegun 7.1.26, |error| <= 1.5e-7 (about one float32 ulp of erf near 1; PyTorch's vectorized
+    CPU float erf is the same formula); float64: math.erf per element (exact, slow)."""
+    if x.dtype != np.float32:
+        return np.asarray(_math_erf(x), dtype=x.dtype)
+    f = np.float32
+    a = np.abs(x)
+    t = f(1) / (f(1) + f(_AS_P) * a)
+    poly = f(_AS_A[4])
+    for c in _AS_A[3::-1]:
+        poly = f(c) + t * poly
+    e = f(1) - t * poly * np.exp(-a * a)
+    return np.where(x < 0, -e, e)
+
+
+def gelu_erf(x: np.ndarray) -> np.ndarray:
+    """GELU, exact form: 0.5 x (1 + erf(x / sqrt(2))), PyTorch's default (approximate='none')."""
+    e = _erf(x * x.dtype.type(_SQRT_HALF))
+    return x.dtype.type(0.5) * x * (1 + e)
+
+
+def gelu_erf_back(x: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """d gelu_erf/dx = 0.5 (1 + erf(x / sqrt(2))) + x exp(-x^2 / 2) / sqrt(2 pi)."""
+    cdf = x.dtype.type(0.5) * (1 + _erf(x * x.dtype.type(_SQRT_HALF)))
+    pdf = x.dtype.type(_INV_SQRT_2PI) * np.exp(x.dtype.type(-0.5) * x * x)
+    return grad * (cdf + x * pdf)
+
+
 # --------------------------------------------------------------------------------------------
 # Softmax family (numerically stable: the max is subtracted first)
 # --------------------------------------------------------------------------------------------
@@ -210,8 +251,9 @@ def softmax(x: np.ndarray, axis: int) -> np.ndarray:
     """exp(x - max) / sum(exp(x - max)) along ``axis``."""
     if x.size == 0:
         return x.copy()
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore"):  # inf - inf: a row holding +inf is NaN, as PyTorch
+        e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+        return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def softmax_back(out: np.ndarray, grad: np.ndarray, axis: int) -> np.ndarray:
@@ -220,10 +262,12 @@ def softmax_back(out: np.ndarray, grad: np.ndarray, axis: int) -> np.ndarray:
 
 
 def log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
-    """x - logsumexp(x, axis)."""
+    """x - logsumexp(x, axis); a row holding +inf is all NaN, as in PyTorch."""
     if x.size == 0:
         return x.copy()
-    return x - logsumexp(x, axis, keepdims=True)
+    lse = logsumexp(x, axis, keepdims=True)
+    with np.errstate(invalid="ignore"):  # -inf - -inf: a row of all -inf is NaN, as PyTorch
+        return x - np.where(lse == np.inf, x.dtype.type("nan"), lse)
 
 
 def log_softmax_back(out: np.ndarray, grad: np.ndarray, axis: int) -> np.ndarray:

@@ -21,8 +21,9 @@ from ..tensor import Tensor
 __all__ = ["ACTIVATIONS", "INITIALIZERS", "Activation", "Dense", "Dropout", "Layer"]
 
 # Keras's activation names -> the nn module that computes them ("linear" is the identity).
+# "gelu" is the exact erf form, Keras's default (approximate=False), as nn.GELU's.
 ACTIVATIONS: dict[str, type] = {"linear": nn.Identity, "relu": nn.ReLU, "sigmoid": nn.Sigmoid,
-                                "tanh": nn.Tanh, "softmax": nn.Softmax}
+                                "tanh": nn.Tanh, "softmax": nn.Softmax, "gelu": nn.GELU}
 
 _names: Counter = Counter()
 
@@ -209,7 +210,7 @@ class Dense(Layer):
 
 
 class Activation(Layer):
-    """An activation on its own: 'linear', 'relu', 'sigmoid', 'tanh' or 'softmax'."""
+    """An activation on its own: 'linear', 'relu', 'sigmoid', 'tanh', 'softmax' or 'gelu'."""
 
     def __init__(self, activation: str, name: str | None = None,
                  input_dim: int | None = None, input_shape: tuple | None = None) -> None:

@@ -128,18 +128,17 @@ class LeakyReLU(Module):
 
 
 class GELU(Module):
-    """GELU in its tanh form, the only one autograd implements (PyTorch's approximate='tanh')."""
+    """GELU: exact (erf) form by default, or ``approximate='tanh'``, as ``torch.nn.GELU``."""
 
-    def __init__(self, approximate: str = "tanh"):
+    def __init__(self, approximate: str = "none"):
         super().__init__()
-        if approximate != "tanh":
-            raise ValueError(f"GELU: only approximate='tanh' is implemented, got "
-                             f"{approximate!r}")
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply gelu."""
-        return F.gelu(x)
+        return F.gelu(x, approximate=self.approximate)
 
     def extra_repr(self) -> str:
         return f"approximate={self.approximate!r}"

@@ -63,18 +63,19 @@ class LeakyRelu(Op):
 
 
 class Gelu(Op):
-    """d gelu/dx for the tanh form (see numpy_kernels.gelu_back)."""
+    """d gelu/dx, exact (erf) form or tanh form (see numpy_kernels.gelu_erf_back, gelu_back)."""
 
     name = "gelu"
 
     @staticmethod
-    def forward(ctx, x):
-        ctx.saved = x
-        return B.k.gelu(x)
+    def forward(ctx, x, approximate="none"):
+        ctx.saved = (x, approximate)
+        return B.k.gelu_erf(x) if approximate == "none" else B.k.gelu(x)
 
     @staticmethod
     def backward(ctx, g):
-        return (B.k.gelu_back(ctx.saved, g),)
+        x, approximate = ctx.saved
+        return (B.k.gelu_erf_back(x, g) if approximate == "none" else B.k.gelu_back(x, g),)
 
 
 class _AlongAxis(Op):
@@ -109,7 +110,7 @@ class LogSoftmax(_AlongAxis):
 
 
 class LogSumExp(Op):
-    """d logsumexp/dx = softmax(x)."""
+    """d logsumexp/dx = softmax(x), over one axis (an int) or several (a tuple)."""
 
     name = "logsumexp"
 

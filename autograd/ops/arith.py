@@ -83,10 +83,17 @@ class Pow(Op):
     def backward(ctx, g):
         a, b, out = ctx.saved
         da = db = None
+        zero, one = g.dtype.type(0), g.dtype.type(1)
         if ctx.needs[0]:
-            da = B.k.mul(g, B.k.mul(b, B.k.pow(a, B.k.sub(b, 1))))
+            # b a^(b-1) is 0 * inf at a = 0, b = 0; PyTorch's gradient is 0 wherever b = 0, which
+            # b a^0 gives without forming the product
+            b1 = B.k.where(B.k.compare(b, zero, "eq"), one, b)
+            da = B.k.mul(g, B.k.mul(b, B.k.pow(a, B.k.sub(b1, one))))
         if ctx.needs[1]:
-            db = B.k.mul(g, B.k.mul(out, B.k.log(a)))
+            # a^b log(a) is 0 * -inf at a = 0; PyTorch takes the limit 0 where b >= 0, which
+            # log(1) gives without forming the product
+            at_zero = B.k.mul(B.k.compare(a, zero, "eq"), B.k.compare(b, zero, "ge"))
+            db = B.k.mul(g, B.k.mul(out, B.k.log(B.k.where(at_zero, one, a))))
         return da, db
 
 
@@ -197,7 +204,9 @@ class Abs(Op):
 
     @staticmethod
     def backward(ctx, g):
-        return (B.k.mul(g, B.k.sign(ctx.saved)),)
+        x = ctx.saved
+        # sign(NaN) is NaN in NumPy, 0 in PyTorch's gradient
+        return (B.k.where(B.k.compare(x, x, "ne"), g.dtype.type(0), B.k.mul(g, B.k.sign(x))),)
 
 
 class Clip(Op):
@@ -212,3 +221,32 @@ class Clip(Op):
     def backward(ctx, g):
         x, lo, hi = ctx.saved
         return (B.k.clip_back(x, g, lo, hi),)
+
+
+class ClipTensor(Op):
+    """clip with tensor bounds, min(max(x, lo), hi), and PyTorch's gradients: x where
+    lo <= x <= hi; lo where x < lo < hi; hi where x > hi or hi < lo (then hi is the result)."""
+
+    name = "clip_tensor"
+    broadcasting = True
+
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        ctx.saved = (x, lo, hi)
+        return B.k.minimum(B.k.maximum(x, lo), hi)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, lo, hi = ctx.saved
+        zero = g.dtype.type(0)
+        dx = dlo = dhi = None
+        if ctx.needs[0]:
+            inside = B.k.mul(B.k.compare(x, lo, "ge"), B.k.compare(x, hi, "le"))
+            dx = B.k.where(inside, g, zero)
+        if ctx.needs[1]:
+            below = B.k.mul(B.k.compare(x, lo, "lt"), B.k.compare(lo, hi, "lt"))
+            dlo = B.k.where(below, g, zero)
+        if ctx.needs[2]:
+            above = B.k.add(B.k.compare(x, hi, "gt"), B.k.compare(hi, lo, "lt"))
+            dhi = B.k.where(above, g, zero)
+        return dx, dlo, dhi

@@ -1,5 +1,5 @@
-"""Losses, each one fused kernel forward and one backward. Targets of the classification losses
-are not differentiated; MSE differentiates both sides."""
+"""Losses, each one fused kernel forward and one backward; every input that can carry a gradient
+gets one (targets too, as in PyTorch; class-index targets are integers and carry none)."""
 from __future__ import annotations
 
 from .. import backend as B
@@ -23,9 +23,18 @@ class MseLoss(Op):
         return d, (B.k.neg(d) if ctx.needs[1] else None)
 
 
+def _per_element(g, n: int, reduction: str):
+    """The upstream gradient of a reduced loss as it reaches each element: g itself ('none'),
+    a 0-d g ('sum', broadcast by the caller's product) or g / n ('mean')."""
+    if reduction == "mean":
+        return B.k.div(g, g.dtype.type(n)) if n else g
+    return g
+
+
 class _BinaryLoss(Op):
     """A binary classification loss: kernels ``kernel(pred, target, reduction)`` and
-    ``kernel_back(pred, target, grad, reduction)``; the target is not differentiated."""
+    ``kernel_back(pred, target, grad, reduction)``; ``target_grad`` gives d loss/d target per
+    element."""
 
     kernel = ""
 
@@ -37,33 +46,79 @@ class _BinaryLoss(Op):
     @classmethod
     def backward(cls, ctx, g):
         pred, target, reduction = ctx.saved
-        return getattr(B.k, cls.kernel + "_back")(pred, target, g, reduction), None
+        dp = getattr(B.k, cls.kernel + "_back")(pred, target, g, reduction) \
+            if ctx.needs[0] else None
+        dt = B.k.mul(cls.target_grad(pred), _per_element(g, pred.size, reduction)) \
+            if ctx.needs[1] else None
+        return dp, dt
+
+    @staticmethod
+    def target_grad(pred):
+        raise NotImplementedError
 
 
 class BinaryCrossEntropy(_BinaryLoss):
-    """d bce/dp = (p - t) / (p (1 - p))."""
+    """d bce/dp = (p - t) / (p (1 - p)); d bce/dt = log(1 - p) - log(p) (-logit(p), unclamped,
+    as PyTorch)."""
 
     name = "binary_cross_entropy"
     kernel = "bce"
 
+    @staticmethod
+    def target_grad(p):
+        return B.k.sub(B.k.log(B.k.sub(p.dtype.type(1), p)), B.k.log(p))
+
 
 class BinaryCrossEntropyWithLogits(_BinaryLoss):
-    """d bce(sigmoid(z))/dz = sigmoid(z) - t."""
+    """d bce(sigmoid(z))/dz = sigmoid(z) - t; d/dt = -z."""
 
     name = "binary_cross_entropy_with_logits"
     kernel = "bce_with_logits"
 
+    @staticmethod
+    def target_grad(z):
+        return B.k.neg(z)
+
 
 class CrossEntropy(Op):
-    """d ce/dlogits = softmax(logits) - onehot(target), from the saved log-probabilities."""
+    """Softmax cross-entropy of logits (n, c).
+
+    Class-index targets alone (the ``target`` parameter, no second input) run one fused kernel
+    each way: d/dlogits = softmax - onehot(target), from the saved log-probabilities.
+
+    Otherwise the second input ``q`` (n, c) is each row's target distribution with class
+    weights and label smoothing folded in (built by ``functional.cross_entropy``), the loss of a
+    row is -sum_c q log_softmax(logits), and 'mean' divides the total by ``denom`` (the summed
+    weight of the counted targets, as PyTorch). d/dlogits = scale (softmax sum_c q - q),
+    d/dq = -scale log_softmax, with scale the per-row upstream gradient.
+    """
 
     @staticmethod
-    def forward(ctx, logits, target, reduction="mean"):
-        loss, log_probs = B.k.cross_entropy(logits, target, reduction)
-        ctx.saved = (log_probs, target, reduction)
-        return loss
+    def forward(ctx, logits, *q, target=None, reduction="mean", denom=None):
+        if not q:
+            loss, log_probs = B.k.cross_entropy(logits, target, reduction)
+            ctx.saved = (log_probs, target, reduction)
+            return loss
+        q = q[0]
+        log_probs = B.k.log_softmax(logits, 1)
+        ctx.saved = (log_probs, q, reduction, denom)
+        rows = B.k.neg(B.k.sum(B.k.mul(q, log_probs), (1,)))
+        if reduction == "none":
+            return rows
+        total = B.k.sum(rows)
+        return total if reduction == "sum" else B.k.div(total, log_probs.dtype.type(denom))
 
     @staticmethod
     def backward(ctx, g):
-        log_probs, target, reduction = ctx.saved
-        return (B.k.cross_entropy_back(log_probs, target, g, reduction),)
+        if len(ctx.inputs) == 1:
+            log_probs, target, reduction = ctx.saved
+            return (B.k.cross_entropy_back(log_probs, target, g, reduction),)
+        log_probs, q, reduction, denom = ctx.saved
+        if reduction == "none":
+            scale = B.k.reshape(g, (g.shape[0], 1))
+        else:
+            scale = g if reduction == "sum" else B.k.div(g, g.dtype.type(denom)) if denom \
+                else B.k.mul(g, g.dtype.type(0))  # nothing counted: NaN loss, zero gradient
+        dz = B.k.mul(B.k.sub(B.k.mul(B.k.exp(log_probs), B.k.sum(q, (1,), True)), q), scale)
+        dq = B.k.neg(B.k.mul(log_probs, scale)) if ctx.needs[1] else None
+        return dz, dq

@@ -17,7 +17,7 @@ template <class T> void tanh(const T* x, T* y, index_t n);
 template <class T> void tanh_back(const T* out, const T* grad, T* dx, index_t n);
 // y = max(x, 0) (nan stays nan).
 template <class T> void relu(const T* x, T* y, index_t n);
-// dx = grad * 1[x > 0]; x may be relu's input or output.
+// dx = 0 where x <= 0, else grad (NaN passes, as in PyTorch); x may be relu's input or output.
 template <class T> void relu_back(const T* x, const T* grad, T* dx, index_t n);
 // y = x if x > 0 else slope * x (slope rounded to T first).
 template <class T> void leaky_relu(const T* x, T* y, index_t n, double slope);
@@ -27,6 +27,11 @@ template <class T> void leaky_relu_back(const T* x, const T* grad, T* dx, index_
 template <class T> void gelu(const T* x, T* y, index_t n);
 // dx = grad * (0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)), from the input.
 template <class T> void gelu_back(const T* x, const T* grad, T* dx, index_t n);
+// GELU, erf form, PyTorch's default: 0.5 x (1 + erf(x / sqrt(2))); float's erf is A&S 7.1.26
+// (|error| <= 1.5e-7, PyTorch's vectorized CPU formula), double's std::erf.
+template <class T> void gelu_erf(const T* x, T* y, index_t n);
+// dx = grad * (0.5 (1 + erf(x / sqrt(2))) + x exp(-x^2 / 2) / sqrt(2 pi)), from the input.
+template <class T> void gelu_erf_back(const T* x, const T* grad, T* dx, index_t n);
 
 // Pointwise helpers shared with the fused linear layer.
 template <class T>

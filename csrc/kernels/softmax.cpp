@@ -91,7 +91,10 @@ void log_softmax(const T* x, T* y, index_t rows, index_t cols) {
   for_rows(rows, cols, [=](index_t r) AG_INLINE {
     const T* xr = x + r * cols;
     T* yr = y + r * cols;
-    const T l = lse_row(xr, cols);
+    T l = lse_row(xr, cols);
+    // A row holding +inf has no finite log-probabilities: PyTorch gives NaN for the whole row
+    // (x - max is NaN at the inf), where x - lse would give -inf for the other entries.
+    if (l == std::numeric_limits<T>::infinity()) l = std::numeric_limits<T>::quiet_NaN();
 #pragma omp simd
     for (index_t c = 0; c < cols; ++c) yr[c] = xr[c] - l;
   });
