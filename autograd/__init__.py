@@ -23,6 +23,7 @@ from .creation import (
     eye,
     from_numpy,
     full,
+    linspace,
     manual_seed,
     ones,
     ones_like,
@@ -71,9 +72,22 @@ from .functional import (
     var,
     where,
 )
+from .functional import (  # PyTorch's names, beside the NumPy ones above
+    argmax,
+    argmin,
+    cat,
+    clone,
+    norm,
+    pow,
+    prod,
+    squeeze,
+    std,
+    unsqueeze,
+)
 from .grad_mode import detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from .gradcheck import gradcheck
-from .serialization import load, save
+from .registration import serializable
+from .serialization import load, load_state_dict, save, save_state_dict
 from .tensor import Tensor
 
 __version__ = "0.1.0"
@@ -113,12 +127,14 @@ __all__ = [
     "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly", "gradcheck",
     "GradcheckError", "AnomalyError", "FreedGraphError", "InplaceModificationError", "backend",
     "functional", "set_num_threads", "get_num_threads", "nn", "optim", "data", "datasets",
-    "save", "load",
+    "save", "load", "serializable", "save_state_dict", "load_state_dict",
     "abs", "clip", "concatenate", "cross_entropy", "exp", "expand", "flatten", "gelu",
     "leaky_relu", "linear", "log", "log_softmax", "logsumexp", "matmul", "max", "maximum",
     "mean", "min", "minimum", "mse_loss", "permute", "relu", "reshape", "sigmoid", "softmax",
     "sqrt", "stack", "sum", "tanh", "transpose", "var", "where", "binary_cross_entropy",
     "binary_cross_entropy_with_logits", "clamp", "square",
+    "linspace", "argmax", "argmin", "cat", "clone", "norm", "pow", "prod", "squeeze", "std",
+    "unsqueeze",
 ]
 __all__ += ["viz"]
 

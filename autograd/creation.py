@@ -8,7 +8,7 @@ import numpy as np
 from .tensor import DEFAULT_DTYPE, Tensor, _check_dtype, _to_array
 
 __all__ = ["tensor", "from_numpy", "zeros", "ones", "full", "arange", "eye", "rand", "randn",
-           "zeros_like", "ones_like", "manual_seed", "default_generator"]
+           "zeros_like", "ones_like", "manual_seed", "default_generator", "linspace"]
 
 _generator = np.random.default_rng()
 
@@ -115,3 +115,12 @@ def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False,
     """Standard normal samples."""
     g = generator or _generator
     return _make(g.standard_normal(_shape(shape)).astype(_dtype(dtype)), requires_grad)
+
+
+def linspace(start: float, end: float, steps: int, dtype: Any = None,
+             requires_grad: bool = False) -> Tensor:
+    """``steps`` evenly spaced values from ``start`` to ``end``, both included (PyTorch's and
+    NumPy's linspace; float32 unless ``dtype`` says otherwise)."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"linspace: steps must be a non-negative int, got {steps!r}")
+    return _make(np.linspace(start, end, int(steps), dtype=_dtype(dtype)), requires_grad)

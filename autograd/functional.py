@@ -6,9 +6,11 @@ one op. ``Tensor`` methods and operators, ``nn`` layers and losses all call thes
 from __future__ import annotations
 
 import builtins
+import functools
+import inspect
 import numbers
 import warnings
-from typing import Any, Sequence, TypeAlias
+from typing import Any, NamedTuple, Sequence, TypeAlias
 
 import numpy as np
 
@@ -16,7 +18,7 @@ from .function import apply, broadcast_shape
 from .ops import activation as A
 from .ops import arith, linalg, loss, reduce
 from .ops import shape as shape_ops
-from .tensor import DEFAULT_DTYPE, Tensor, as_tensor
+from .tensor import DEFAULT_DTYPE, Tensor, _check_dtype, as_tensor
 
 __all__ = [
     "add", "sub", "mul", "div", "pow", "neg", "matmul", "exp", "log", "sqrt", "abs", "clip",
@@ -838,3 +840,245 @@ def _probability_targets(target, logits: Tensor, ignore_index: int, smoothing: f
         shape = (n_classes,) + (1,) * (logits.ndim - 2) if logits.ndim > 1 else (n_classes,)
         t = mul(t, Tensor._wrap(w.reshape(shape)))
     return t
+
+
+# --------------------------------------------------------------------------------------------
+# PyTorch's names, beside the NumPy ones
+# --------------------------------------------------------------------------------------------
+# PyTorch users write dim=/keepdim= where NumPy users write axis=/keepdims=; both are accepted
+# by every function below that takes an axis. The functions above keep their NumPy signatures;
+# this table renames PyTorch's keywords on the way in (one place, rather than a second keyword
+# in every signature).
+
+_TORCH_KEYWORDS = {"dim": "axis", "keepdim": "keepdims", "start_dim": "start_axis",
+                   "end_dim": "end_axis", "dim0": "axis0", "dim1": "axis1"}
+
+
+def accepts_torch_names(fn: Any) -> Any:
+    """``fn`` also accepting PyTorch's keyword names (``dim=`` for ``axis=``, ``keepdim=`` for
+    ``keepdims=``, ``start_dim=``, ``dim0=``/``dim1=``); giving both spellings is an error."""
+    sig = inspect.signature(fn)
+    renames = {t: n for t, n in _TORCH_KEYWORDS.items() if n in sig.parameters}
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if kwargs:
+            for torch_name, name in renames.items():
+                if torch_name in kwargs:
+                    if name in kwargs:
+                        raise TypeError(f"{fn.__name__}: give {name}= or {torch_name}=, "
+                                        f"not both")
+                    kwargs[name] = kwargs.pop(torch_name)
+        return fn(*args, **kwargs)
+
+    def hint(name: str) -> Any:  # the NumPy keyword's hint, None allowed (it means "unset")
+        ann = sig.parameters[name].annotation
+        if ann is inspect.Parameter.empty:
+            return "Any"
+        text = ann if isinstance(ann, str) else inspect.formatannotation(ann)
+        return text if "None" in text else f"{text} | None"
+
+    extra = [inspect.Parameter(t, inspect.Parameter.KEYWORD_ONLY, default=None,
+                               annotation=hint(n)) for t, n in renames.items()]
+    params = list(sig.parameters.values())
+    if params and params[-1].kind is inspect.Parameter.VAR_KEYWORD:
+        params = params[:-1] + extra + params[-1:]
+    else:
+        params += extra
+    wrapper.__signature__ = sig.replace(parameters=params)
+    return wrapper
+
+
+for _name in ("sum", "mean", "var", "logsumexp", "softmax", "log_softmax", "concatenate",
+              "stack", "flatten", "transpose"):
+    globals()[_name] = accepts_torch_names(globals()[_name])
+
+
+class ValuesIndices(NamedTuple):
+    """What ``max``/``min`` return when called PyTorch's way, with ``dim=`` (as
+    ``torch.return_types.max``): the values (differentiable) and their int64 indices."""
+
+    values: Tensor
+    indices: Tensor
+
+
+def _extremum_torch(fn: Any, arg: Any) -> Any:
+    @functools.wraps(fn)
+    def wrapper(x: Tensor, axis: Axis = None, keepdims: bool = False, *, dim: int | None = None,
+                keepdim: bool | None = None) -> "Tensor | ValuesIndices":
+        if dim is None:
+            if keepdim is not None:
+                keepdims = keepdim
+            return fn(x, axis, keepdims)
+        if axis is not None:
+            raise TypeError(f"{fn.__name__}: give axis= or dim=, not both")
+        keep = bool(keepdim)
+        return ValuesIndices(fn(x, dim, keep), arg(x, dim, keep))
+    wrapper.__doc__ = (fn.__doc__ or "") + (
+        "\n\nCalled with ``dim=`` (PyTorch's way) it returns ``(values, indices)`` as "
+        "PyTorch does; with ``axis=`` (NumPy's way) the values alone.")
+    return wrapper
+
+
+def _arg_extremum(name: str, x: Tensor, axis: int | None, keepdims: bool) -> Tensor:
+    x = as_tensor(x)
+    if axis is not None:
+        if not isinstance(axis, numbers.Integral):
+            raise ValueError(f"{name}: axis must be one int or None, got {axis!r}")
+        axis = _one_axis(name, x, axis) if x.ndim else _axes(name, x, axis)
+    if x.size == 0:
+        raise ValueError(f"{name}: cannot reduce an empty tensor of shape {x.shape}")
+    fn = np.argmax if name == "argmax" else np.argmin
+    return Tensor._wrap(np.asarray(fn(x._data, axis=axis, keepdims=keepdims), dtype=np.int64))
+
+
+def argmax(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
+    """Indices of the maxima along ``axis`` (of the flattened tensor when None); int64, not
+    differentiable."""
+    return _arg_extremum("argmax", x, axis, keepdims)
+
+
+def argmin(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
+    """Indices of the minima along ``axis`` (of the flattened tensor when None); int64, not
+    differentiable."""
+    return _arg_extremum("argmin", x, axis, keepdims)
+
+
+argmax = accepts_torch_names(argmax)
+argmin = accepts_torch_names(argmin)
+max = _extremum_torch(max, argmax)  # noqa: A001
+min = _extremum_torch(min, argmin)  # noqa: A001
+
+
+def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """PyTorch's name for :func:`concatenate`: join tensors along the existing axis ``dim``."""
+    return concatenate(tensors, axis=dim)
+
+
+def unsqueeze(x: Tensor, dim: int) -> Tensor:
+    """x with a new axis of length 1 inserted at position ``dim`` (-ndim-1 <= dim <= ndim)."""
+    x = as_tensor(x)
+    if not isinstance(dim, numbers.Integral) or not -x.ndim - 1 <= dim <= x.ndim:
+        raise ValueError(f"unsqueeze: dim {dim} is out of range for a tensor of shape "
+                         f"{x.shape} (valid: {-x.ndim - 1}..{x.ndim})")
+    d = int(dim) % (x.ndim + 1)
+    return reshape(x, x.shape[:d] + (1,) + x.shape[d:])
+
+
+def squeeze(x: Tensor, dim: Axis = None, *, axis: Axis = None) -> Tensor:
+    """x without axes of length 1: all of them, or those among ``dim`` (an int or a tuple; an
+    axis given that is not of length 1 stays, as in PyTorch). NumPy's ``axis=`` works too."""
+    if axis is not None:
+        if dim is not None:
+            raise TypeError("squeeze: give dim= or axis=, not both")
+        dim = axis
+    x = as_tensor(x)
+    axes = _axes("squeeze", x, dim)
+    if axes is None:
+        axes = tuple(range(x.ndim))
+    return reshape(x, tuple(n for i, n in enumerate(x.shape) if not (i in axes and n == 1)))
+
+
+def view(x: Tensor, *shape: Any) -> Tensor:
+    """PyTorch's name for :func:`reshape` (always allowed here, whatever the memory layout)."""
+    return reshape(x, *shape)
+
+
+def clone(x: Tensor) -> Tensor:
+    """A copy with its own memory; the gradient flows through unchanged."""
+    x = as_tensor(x)
+    return apply(shape_ops.Cast, x, dtype=x.dtype)
+
+
+def to(x: Tensor, dtype: Any, copy: bool = False) -> Tensor:
+    """x converted to ``dtype`` (a copy; x itself when it already has that dtype, unless
+    ``copy``). Between float32 and float64 the gradient flows back, cast to x's dtype; a
+    conversion to an integer or boolean dtype is cut off from the graph."""
+    x = as_tensor(x)
+    try:
+        target = np.dtype(dtype)
+        _check_dtype(target)
+    except TypeError as exc:
+        raise TypeError(f"to: cannot convert to {dtype!r}: {exc}") from None
+    if target == x.dtype and not copy:
+        return x
+    if target.kind != "f":
+        return Tensor._wrap(x._data.astype(target))
+    return apply(shape_ops.Cast, x, dtype=target)
+
+
+def std(x: Tensor, axis: Axis = None, keepdims: bool = False, ddof: int = 0, *,
+        correction: int | None = None, unbiased: bool | None = None) -> Tensor:
+    """Standard deviation, sqrt(var), over ``axis``.
+
+    The default divides by n (``ddof=0``), as NumPy and Keras do and like :func:`var`. PyTorch
+    divides by n - 1 by default: pass ``correction=1`` (PyTorch's keyword), ``unbiased=True``
+    or ``ddof=1`` for that. Its gradient is infinite where all values are equal, as in PyTorch.
+    """
+    given = [v for v in (correction, unbiased) if v is not None]
+    if len(given) > 1 or (given and ddof != 0):
+        raise TypeError("std: give only one of ddof=, correction= and unbiased=")
+    x = as_tensor(x)
+    _axes("std", x, axis)  # so that a bad axis is reported as std's
+    if correction is not None:
+        ddof = correction
+    elif unbiased is not None:
+        ddof = int(bool(unbiased))
+    return sqrt(var(x, axis, keepdims, ddof))
+
+
+def prod(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Product over ``axis`` (int, tuple or None for all); the product of nothing is 1.
+
+    Computed as a tree of pairwise products (log2 n multiplies), so its gradient is exact where
+    some values are zero: no division by x is involved.
+    """
+    x = as_tensor(x)
+    ax = _axes("prod", x, axis)
+    ax = tuple(range(x.ndim)) if ax is None else ax
+    kept = [i for i in range(x.ndim) if i not in ax]
+    order = kept + list(ax)
+    y = permute(x, order) if order != list(range(x.ndim)) else x
+    n = 1
+    for a in ax:
+        n *= x.shape[a]
+    y = reshape(y, tuple(x.shape[i] for i in kept) + (n,))
+    if n == 0:  # an empty product: 1, and no element to pass a gradient to
+        y = sum(y, axis=-1, keepdims=True) + 1
+    while y.shape[-1] > 1:
+        m = y.shape[-1]
+        pairs = getitem(y, (Ellipsis, slice(0, m - 1, 2))) * getitem(y, (Ellipsis, slice(1, m, 2)))
+        y = pairs if m % 2 == 0 else concatenate(
+            [pairs, getitem(y, (Ellipsis, slice(m - 1, m)))], axis=-1)
+    out_shape = tuple(1 if i in ax else x.shape[i] for i in range(x.ndim)) if keepdims \
+        else tuple(x.shape[i] for i in kept)
+    return reshape(y, out_shape)
+
+
+def norm(x: Tensor, p: float | str = 2, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """The vector p-norm over ``axis`` (all elements when None): (sum |x|^p)^(1/p).
+
+    ``p`` may be any positive number, ``"fro"`` (= 2) or ``inf`` (the largest |x|). Like
+    PyTorch's ``torch.norm`` on vectors; the 2-norm's gradient at an all-zero input is NaN here
+    (PyTorch gives 0).
+    """
+    x = as_tensor(x)
+    if p == "fro":
+        p = 2
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not p > 0:
+        raise ValueError(f"norm: p must be a positive number, 'fro' or inf, got {p!r}")
+    if p == np.inf:
+        return max(abs(x), axis, keepdims)
+    if p == 1:
+        return sum(abs(x), axis, keepdims)
+    if p == 2:
+        return sqrt(sum(x * x, axis, keepdims))
+    return pow(sum(pow(abs(x), float(p)), axis, keepdims), 1.0 / float(p))
+
+
+for _name in ("std", "prod", "norm"):
+    globals()[_name] = accepts_torch_names(globals()[_name])
+del _name
+
+__all__ += ["argmax", "argmin", "cat", "unsqueeze", "squeeze", "view", "clone", "to", "std",
+            "prod", "norm", "ValuesIndices", "accepts_torch_names"]

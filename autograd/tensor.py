@@ -7,6 +7,7 @@ boolean tensors exist for indices and masks but never require grad). An op's out
 from __future__ import annotations
 
 import numbers
+import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, TypeAlias
 
 import numpy as np
@@ -161,9 +162,10 @@ class Tensor(_TensorBase):
     # shape, ndim and dtype are TensorBase's (compiled with the hot path).
 
     @property
-    def size(self) -> int:
-        """The number of elements."""
-        return self._data.size
+    def size(self) -> "_Size":
+        """The number of elements (NumPy's ``a.size``); called, ``t.size()`` is the shape and
+        ``t.size(d)`` the length of axis ``d`` (PyTorch's ``t.size()``)."""
+        return _Size(self._data.shape)
 
     @property
     def is_leaf(self) -> bool:
@@ -228,12 +230,12 @@ class Tensor(_TensorBase):
         return Tensor._wrap(self._data.astype(dtype))
 
     def float(self) -> "Tensor":
-        """A float32 copy (or self when already float32)."""
-        return self if self._data.dtype == np.float32 else self.astype(np.float32)
+        """A float32 copy (or self when already float32); differentiable, as in PyTorch."""
+        return F.to(self, np.float32)
 
     def double(self) -> "Tensor":
-        """A float64 copy (or self when already float64)."""
-        return self if self._data.dtype == np.float64 else self.astype(np.float64)
+        """A float64 copy (or self when already float64); differentiable, as in PyTorch."""
+        return F.to(self, np.float64)
 
     def __repr__(self) -> str:
         body = np.array2string(self._data, separator=", ", precision=4, threshold=50,
@@ -498,13 +500,140 @@ class Tensor(_TensorBase):
         """log(sum(exp(x))) over ``axis`` (one or several), computed stably."""
         return F.logsumexp(self, axis, keepdims)
 
-    def argmax(self, axis: int | None = None) -> "Tensor":
-        """Indices of the maxima (int64, not differentiable)."""
-        return Tensor._wrap(np.asarray(np.argmax(self._data, axis=axis), dtype=np.int64))
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> "Tensor":
+        """Indices of the maxima (int64, not differentiable); ``dim=``/``keepdim=`` too."""
+        return F.argmax(self, axis, keepdims)
 
-    def argmin(self, axis: int | None = None) -> "Tensor":
-        """Indices of the minima (int64, not differentiable)."""
-        return Tensor._wrap(np.asarray(np.argmin(self._data, axis=axis), dtype=np.int64))
+    def argmin(self, axis: int | None = None, keepdims: bool = False) -> "Tensor":
+        """Indices of the minima (int64, not differentiable); ``dim=``/``keepdim=`` too."""
+        return F.argmin(self, axis, keepdims)
+
+    # ---------------------------------------------------------------- PyTorch's names
+    def dim(self) -> int:
+        """The number of dimensions (PyTorch's name for ``ndim``)."""
+        return self._data.ndim
+
+    def numel(self) -> int:
+        """The number of elements (PyTorch's name for ``size``)."""
+        return self._data.size
+
+    def unsqueeze(self, dim: int) -> "Tensor":
+        """A view with a new axis of length 1 at ``dim``."""
+        return F.unsqueeze(self, dim)
+
+    def squeeze(self, dim: Any = None, *, axis: Any = None) -> "Tensor":
+        """A view without axes of length 1 (all, or those among ``dim``, or NumPy's ``axis``)."""
+        return F.squeeze(self, dim, axis=axis)
+
+    def view(self, *shape: Any) -> "Tensor":
+        """PyTorch's name for :meth:`reshape`."""
+        return F.reshape(self, *shape)
+
+    def clone(self) -> "Tensor":
+        """A copy with its own memory; gradients flow through it."""
+        return F.clone(self)
+
+    def to(self, *args: Any, dtype: Any = None, device: Any = None, copy: bool = False
+           ) -> "Tensor":
+        """Convert to a dtype: ``t.to(ag.float64)``, ``t.to(other_tensor)``, ``t.to("cpu")``.
+
+        Differentiable between float32 and float64 (the gradient is cast back); the same
+        dtype gives ``self`` unless ``copy=True``. The only device is the CPU.
+        """
+        for a in args + ((str(device),) if device is not None else ()):
+            if isinstance(a, Tensor):
+                dtype = a.dtype if dtype is None else dtype
+            elif isinstance(a, str) and a.split(":")[0] == "cpu":
+                continue
+            elif isinstance(a, str) and a.split(":")[0] in ("cuda", "mps", "xpu", "meta"):
+                raise ValueError(f"to: device {a!r} is not available; autograd runs on the CPU")
+            else:
+                dtype = a if dtype is None else dtype
+        if dtype is None:
+            return F.clone(self) if copy else self
+        return F.to(self, dtype, copy)
+
+    def cpu(self) -> "Tensor":
+        """``self``: every tensor lives on the CPU."""
+        return self
+
+    def std(self, axis: Any = None, keepdims: bool = False, ddof: int = 0, **kwargs: Any
+            ) -> "Tensor":
+        """Standard deviation (divides by n unless ``ddof``/``correction``; see F.std)."""
+        return F.std(self, axis, keepdims, ddof, **kwargs)
+
+    def prod(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
+        """Product over ``axis``, with an exact gradient at zeros."""
+        return F.prod(self, axis, keepdims)
+
+    def norm(self, p: Any = 2, axis: Any = None, keepdims: bool = False) -> "Tensor":
+        """The vector p-norm over ``axis`` (all elements by default)."""
+        return F.norm(self, p, axis, keepdims)
+
+    def pow(self, exponent: Any) -> "Tensor":
+        """self ** exponent."""
+        return F.pow(self, exponent)
+
+    def retain_grad(self) -> None:
+        """Make backward fill this non-leaf tensor's ``.grad`` too (leaves always get theirs),
+        accumulating like a leaf's; it sees the gradient as this tensor's hooks registered
+        before it leave it. A gradient hook does the work (see :meth:`register_hook`)."""
+        if not self._requires_grad:
+            raise RuntimeError("retain_grad: this tensor does not require grad, so it never "
+                               "gets a gradient")
+        if self._node is None or self.retains_grad:
+            return
+        ref = weakref.ref(self)
+
+        def keep(grad: "Tensor") -> None:
+            t = ref()
+            if t is not None:
+                t._accumulate_grad(np.array(grad._data, copy=True))
+        keep._retains_grad = True  # type: ignore[attr-defined]
+        self.register_hook(keep)
+
+    @property
+    def retains_grad(self) -> bool:
+        """Whether :meth:`retain_grad` was called on this non-leaf tensor."""
+        entry = getattr(self, "_hooks", None)
+        return (self._node is not None and entry is not None and entry.node is self._node
+                and any(getattr(fn, "_retains_grad", False) for fn in entry.pre.values()))
+
+    @property
+    def grad_fn(self) -> Any:
+        """The graph node that made this tensor (None for leaves): ``grad_fn.op.name`` names
+        the op, ``grad_fn.inputs`` are its input tensors."""
+        return self._node
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        """Set ``requires_grad`` in place and return self (PyTorch's spelling)."""
+        self.requires_grad = requires_grad
+        return self
+
+
+class _Size(int):
+    """What ``Tensor.size`` gives: the number of elements, as NumPy's ``a.size`` (an int in
+    every way), and, called, the shape, as PyTorch's ``t.size()`` (``t.size(d)``: one axis)."""
+
+    def __new__(cls, shape: tuple[int, ...]) -> "_Size":
+        n = 1
+        for d in shape:
+            n *= d
+        self = int.__new__(cls, n)
+        self._shape = shape
+        return self
+
+    def __call__(self, dim: int | None = None) -> Any:
+        if dim is None:
+            return self._shape
+        if not isinstance(dim, numbers.Integral) or not -len(self._shape) <= dim < len(
+                self._shape):
+            raise IndexError(f"size: dim {dim} is out of range for a tensor of shape "
+                             f"{self._shape}")
+        return self._shape[dim]
+
+    def __reduce__(self) -> tuple:
+        return (int, (int(self),))
 
 
 _core.set_tensor_class(Tensor, as_tensor)
@@ -514,3 +643,12 @@ from .ops import arith as _arith  # noqa: E402
 
 _core.set_operators(F, _arith)
 from .function import broadcast_shape as _broadcast  # noqa: E402
+
+# PyTorch's keywords (dim=, keepdim=, ...) for the methods that take NumPy's (axis=, ...), and
+# max/min(dim=) returning (values, indices): the same wrappers as the functions in functional.
+for _name in ("sum", "mean", "var", "logsumexp", "softmax", "log_softmax", "flatten",
+              "transpose", "argmax", "argmin", "std", "prod", "norm"):
+    setattr(Tensor, _name, F.accepts_torch_names(getattr(Tensor, _name)))
+Tensor.max = F._extremum_torch(Tensor.max, F.argmax)
+Tensor.min = F._extremum_torch(Tensor.min, F.argmin)
+del _name

@@ -16,6 +16,7 @@ import autograd as ag
 from autograd import nn, optim
 
 
+@ag.serializable  # lets ag.save store the model whole, and ag.load rebuild it by name
 class Net(nn.Module):
     """1 -> 2 -> 5 -> 1 with sigmoid hidden units and a linear output."""
 
@@ -67,11 +68,12 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"test MSE {test_mse:.4f} (the noise variance is 1.0)")
 
     path = args.out or os.path.join(tempfile.mkdtemp(), "regression.safetensors")
-    # As in the PyTorch tutorial: save the weights, rebuild the class in code, load them.
-    # (A model made only of built-in layers, e.g. an nn.Sequential, can be saved whole.)
-    ag.save(model.state_dict(), path)
-    reloaded = Net()
-    reloaded.load_state_dict(ag.load(path))
+    # As torch.save(model, path) / torch.load(path) in the PyTorch tutorial: the whole model.
+    # The file holds the registered name "Net", its (here no) constructor arguments and the
+    # weights; loading calls the registered class, never anything named by the file.
+    ag.save(model, path)
+    reloaded = ag.load(path)
+    assert type(reloaded) is Net
     reloaded.eval()
     with ag.no_grad():
         same = np.array_equal(reloaded(x_test).numpy(), model(x_test).numpy())

@@ -9,8 +9,9 @@ only their imports changed::
 """
 from __future__ import annotations
 
-from . import callbacks, layers, losses, models, optimizers
+from . import callbacks, config, layers, losses, models, optimizers
 from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint
+from .config import ModelConfigError
 from .layers import Activation, Dense, Dropout, Layer
 from .models import Sequential, load_model, model_from_json
 from .optimizers import SGD, Adam
@@ -26,8 +27,10 @@ __all__ = [
            "History",
            "Layer",
            "ModelCheckpoint",
+           "ModelConfigError",
            "Sequential",
            "callbacks",
+           "config",
            "layers",
            "load_model",
            "losses",

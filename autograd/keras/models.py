@@ -17,13 +17,14 @@ from .. import nn, serialization
 from ..data import DataLoader, TensorDataset
 from ..grad_mode import no_grad
 from ..tensor import Tensor
-from . import losses
+from . import hdf5, losses
 from . import optimizers as keras_optimizers
 from . import parallel as _parallel
 from .callbacks import Callback, History
+from .config import DEFAULT_MAX_PARAMS, ModelConfigError, ModelSpec, parse_model_json
 from .layers import Activation, Dense, Dropout, Layer
 
-__all__ = ["Sequential", "load_model", "model_from_json"]
+__all__ = ["ModelConfigError", "Sequential", "load_model", "model_from_json"]
 
 
 class Sequential:
@@ -383,23 +384,41 @@ class Sequential:
                                               for layer in self.layers]}
 
     def to_json(self, **kwargs: Any) -> str:
-        """The architecture as Keras-style JSON (no weights)."""
-        return json.dumps({"class_name": "Sequential", "config": self.get_config(),
-                           "backend": "autograd"}, **kwargs)
+        """The architecture as Keras JSON (no weights), which Keras 3's
+        ``keras.models.model_from_json`` reads as well as ours: each entry names its Keras
+        module, and the first layer carries its input width as ``input_shape``."""
+        config = self.get_config()
+        layers = []
+        for spec in config["layers"]:
+            cfg = dict(spec["config"])
+            if "batch_input_shape" in cfg:
+                cfg["input_shape"] = cfg.pop("batch_input_shape")[1:]
+            layers.append({"module": "keras.layers", **spec, "config": cfg})
+        return json.dumps({"module": "keras", "class_name": "Sequential",
+                           "config": {**config, "layers": layers}, "backend": "autograd"},
+                          **kwargs)
 
     def save_weights(self, filepath: Any) -> None:
-        """Write the weights (a safetensors file, via :func:`autograd.serialization.save`,
-        with the architecture JSON in its metadata). In data-parallel training only rank 0
-        writes (every rank holds the same weights)."""
+        """Write the weights: a safetensors file (with the architecture JSON in its
+        metadata), or, for a ``.h5`` / ``.hdf5`` / ``.weights.h5`` name, Keras's own HDF5
+        file (needs h5py), which Keras loads into the same architecture. In data-parallel
+        training only rank 0 writes (every rank holds the same weights)."""
         self._require_built("save_weights")
         if _parallel.active() and not _parallel.is_rank0():
+            return
+        if hdf5.is_hdf5(filepath):
+            hdf5.save_weights(self, filepath)
             return
         serialization.save(self.module.state_dict(), filepath,
                            metadata={"keras_model": self.to_json()})
 
     def load_weights(self, filepath: Any) -> None:
-        """Read weights written by :meth:`save_weights` into this (same-shaped) model."""
+        """Read weights written by :meth:`save_weights` (or by Keras, for a .h5 name) into
+        this (same-shaped) model."""
         self._require_built("load_weights")
+        if hdf5.is_hdf5(filepath):
+            hdf5.load_weights(self, filepath)
+            return
         state = serialization.load(filepath)
         if not isinstance(state, dict) or not all(isinstance(v, np.ndarray)
                                                   for v in state.values()):
@@ -411,7 +430,14 @@ class Sequential:
                              f"{exc}") from None
 
     def save(self, filepath: Any) -> None:
-        """Architecture and weights in one file; read it back with :func:`load_model`."""
+        """Architecture and weights in one file; read it back with :func:`load_model` (a
+        ``.h5`` name gives Keras's HDF5 model file, which ``keras.models.load_model`` reads).
+        """
+        if hdf5.is_hdf5(filepath):
+            self._require_built("save")
+            if not _parallel.active() or _parallel.is_rank0():
+                hdf5.save_model(self, filepath)
+            return
         self.save_weights(filepath)
 
 
@@ -431,61 +457,60 @@ def _format(values: dict[str, float]) -> str:
     return " - ".join(f"{k}: {v:.4f}" for k, v in values.items())
 
 
-# Keras config keys we accept only with their default (harmless) values.
-_IGNORED = {"trainable": True, "dtype": "float32", "bias_initializer": None,
-            "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
-            "kernel_constraint": None, "bias_constraint": None, "noise_shape": None,
-            "seed": None}
 _LAYERS: dict[str, type] = {"Dense": Dense, "Activation": Activation, "Dropout": Dropout}
 
 
-def _layer_from_config(spec: Any) -> Layer:
-    if not isinstance(spec, dict) or spec.get("class_name") not in _LAYERS:
-        name = spec.get("class_name") if isinstance(spec, dict) else spec
-        raise ValueError(f"model_from_json: unsupported layer {name!r}; supported: "
-                         f"{sorted(_LAYERS)}")
-    cfg = dict(spec.get("config") or {})
-    for key, default in _IGNORED.items():
-        value = cfg.pop(key, default)
-        if key == "bias_initializer" and value in ("zeros", {"class_name": "Zeros",
-                                                              "config": {}}):
-            continue
-        if value != default and value is not None:
-            raise ValueError(f"model_from_json: {key}={value!r} is not supported")
-    shape = cfg.pop("batch_input_shape", None)
-    if shape is not None:
-        cfg["input_dim"] = shape[-1]
-    try:
-        return _LAYERS[spec["class_name"]](**cfg)
-    except TypeError as exc:
-        raise ValueError(f"model_from_json: bad config for {spec['class_name']}: "
-                         f"{exc}") from None
+def _from_spec(spec: ModelSpec, source: str) -> Sequential:
+    model = Sequential(name=spec.name)
+    width = None
+    for layer in spec.layers:
+        try:  # checked already; this only guards a layer rule the checker does not know
+            built = _LAYERS[layer.class_name](**layer.kwargs)
+            if width is not None:
+                built.build(width)
+        except (TypeError, ValueError) as exc:
+            raise ModelConfigError(layer.path, str(exc), source) from None
+        model.layers.append(built)  # as add() does, but one _sync for all: linear, not n**2
+        width = built.output_dim
+    model._sync()
+    return model
 
 
-def model_from_json(json_string: str) -> Sequential:
+def model_from_json(json_string: str, custom_objects: Any = None, *,
+                    max_params: int = DEFAULT_MAX_PARAMS) -> Sequential:
     """Rebuild a Sequential model (new random weights) from :meth:`Sequential.to_json`.
 
-    Only Dense, Activation and Dropout layers are read; anything else is refused.
+    Only Dense, Activation and Dropout layers are read; anything else is refused. The whole
+    configuration is checked before a layer is built: types, ranges, nesting depth and the
+    total number of weights, at most ``max_params`` (default 10 million; raise it for larger
+    models). Any problem raises :class:`~autograd.keras.config.ModelConfigError` (a
+    ValueError) naming the place in the JSON, e.g. ``$.config.layers[0].config.units``.
+    ``custom_objects`` is accepted for Keras compatibility and must be empty: no code is ever
+    looked up by a name read from the JSON.
     """
-    try:
-        spec = json.loads(json_string)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"model_from_json: not valid JSON ({exc})") from None
-    if not isinstance(spec, dict) or spec.get("class_name") != "Sequential":
-        raise ValueError("model_from_json: only Sequential models are supported")
-    config = spec.get("config")
-    layers = config.get("layers") if isinstance(config, dict) else config
-    if not isinstance(layers, list):
-        raise ValueError("model_from_json: the config has no layer list")  # noqa: TRY004
-    name = config.get("name") if isinstance(config, dict) else None
-    return Sequential([_layer_from_config(s) for s in layers], name=name)
+    if custom_objects:
+        raise ValueError("model_from_json: custom_objects are not supported (only Dense, "
+                         "Activation and Dropout layers)")
+    return _from_spec(parse_model_json(json_string, max_params), "model_from_json")
 
 
-def load_model(filepath: Any) -> Sequential:
-    """A model saved with :meth:`Sequential.save`: architecture, then weights."""
+def load_model(filepath: Any, *, max_params: int = DEFAULT_MAX_PARAMS) -> Sequential:
+    """A model saved with :meth:`Sequential.save`: architecture, then weights.
+
+    The architecture is checked as in :func:`model_from_json` (errors name the file and the
+    place in its JSON); ``max_params`` caps the weights it may allocate. A Keras HDF5 file
+    (``.h5``, needs h5py) is read the same way.
+    """
+    if hdf5.is_hdf5(filepath):
+        source = f"load_model: {filepath} (HDF5 attribute 'model_config')"
+        model = _from_spec(parse_model_json(hdf5.read_model_config(filepath), max_params,
+                                            source), source)
+        model.load_weights(filepath)
+        return model
     meta = serialization.load_metadata(filepath)
     if "keras_model" not in meta:
         raise ValueError(f"load_model: {filepath} has no model architecture in its metadata")
-    model = model_from_json(meta["keras_model"])
+    source = f"load_model: {filepath} (metadata 'keras_model')"
+    model = _from_spec(parse_model_json(meta["keras_model"], max_params, source), source)
     model.load_weights(filepath)
     return model

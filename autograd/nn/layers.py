@@ -89,7 +89,15 @@ class Linear(Module):
 
 
 class ReLU(Module):
-    """max(x, 0) elementwise."""
+    """max(x, 0) elementwise.
+
+    ``inplace`` is accepted for PyTorch's signature (``nn.ReLU(True)``); the result is the
+    same, computed into a new array.
+    """
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = bool(inplace)
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply relu."""
@@ -115,9 +123,10 @@ class Tanh(Module):
 class LeakyReLU(Module):
     """x if x > 0 else negative_slope * x."""
 
-    def __init__(self, negative_slope: float = 0.01):
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
         self.negative_slope = float(negative_slope)
+        self.inplace = bool(inplace)  # PyTorch's signature; computed into a new array
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply leaky relu."""

@@ -88,3 +88,17 @@ class Stack(Op):
         shape, axis = ctx.saved
         pieces = B.k.split(g, [1] * g.shape[axis], axis)
         return tuple(B.k.reshape(p, shape) for p in pieces)
+
+
+class Cast(Op):
+    """A copy in a floating dtype (the same one for ``clone``); the gradient is cast back to
+    the input's dtype. The conversion is data movement, done by NumPy in both providers."""
+
+    @staticmethod
+    def forward(ctx, x, dtype):
+        ctx.saved = x.dtype
+        return x.astype(dtype)  # always a new array, even for the same dtype
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g.astype(ctx.saved, copy=False),)

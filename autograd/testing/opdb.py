@@ -851,6 +851,182 @@ OP_DB: tuple[OpInfo, ...] = (
 )
 
 
+# --------------------------------------------------------------------------------------------
+# PyTorch's names: functions composed from the ops above (each entry is a variant of the op it
+# always records), and dim=/keepdim= spellings of the NumPy-keyword entries
+# --------------------------------------------------------------------------------------------
+
+@st.composite
+def _unsqueeze(draw):
+    shape = draw(S.shapes())
+    return Sample((draw(S.arrays(shape)),), {"dim": draw(st.integers(-len(shape) - 1,
+                                                                     len(shape)))},
+                  (draw(S.layouts()),))
+
+
+@st.composite
+def _squeeze(draw):
+    dims = list(draw(S.shapes(max_dims=3)))
+    for _ in range(draw(st.integers(0, 2))):
+        dims.insert(draw(st.integers(0, len(dims))), 1)
+    shape = tuple(dims)
+    return Sample((draw(S.arrays(shape)),), {"dim": draw(S.axes(len(shape)))},
+                  (draw(S.layouts()),))
+
+
+def _squeeze_ref(x, dim=None):
+    axes = range(x.ndim) if dim is None else [d % x.ndim for d in
+                                               ((dim,) if isinstance(dim, int) else dim)]
+    return x.reshape(tuple(n for i, n in enumerate(x.shape) if not (i in axes and n == 1)))
+
+
+@st.composite
+def _many_reduced(draw, elements=None, ddof=False, one_axis=False):
+    """A reduction over at least two elements (std's and prod's gradients need them)."""
+    shape = list(draw(S.shapes(min_dims=1)))
+    axis = draw(S.axes(len(shape), allow_tuple=not one_axis))
+    first = 0 if axis is None else (axis if isinstance(axis, int) else axis[0])
+    if _count(tuple(shape), axis) < 2:
+        shape[first] = draw(st.integers(2, 3))
+    shape = tuple(shape)
+    x = draw(S.distinct_arrays(shape) if elements is None else S.arrays(shape, elements))
+    kwargs = {"axis": axis, "keepdims": draw(st.booleans())}
+    if ddof:
+        kwargs["ddof"] = draw(st.sampled_from([0, 1]))
+    return Sample((x,), kwargs, (draw(S.layouts()),))
+
+
+@st.composite
+def _norm(draw):
+    shape = draw(S.shapes())
+    return Sample((draw(S.arrays(shape, S.away_from_zero(0.2, 2.0))),),
+                  {"p": draw(st.sampled_from([1, 2, 3, 1.5, "fro"])),
+                   "axis": draw(S.axes(len(shape))), "keepdims": draw(st.booleans())},
+                  (draw(S.layouts()),))
+
+
+@st.composite
+def _norm_inf(draw):
+    # distinct magnitudes with random signs: max |x| has no tie
+    shape = draw(S.shapes())
+    size = int(np.prod(shape))
+    order = draw(st.permutations(range(size)))
+    signs = draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=size, max_size=size))
+    x = ((np.asarray(order, dtype=np.float64) + 1) * 0.25 * np.asarray(signs)).reshape(shape)
+    return Sample((x,), {"p": np.inf, "axis": draw(S.axes(len(shape))),
+                         "keepdims": draw(st.booleans())}, (draw(S.layouts()),))
+
+
+def _norm_ref(x, p=2, axis=None, keepdims=False):
+    p = 2 if p == "fro" else p
+    if p == np.inf:
+        return np.max(np.abs(x), axis=axis, keepdims=keepdims)
+    return np.sum(np.abs(x) ** p, axis=axis, keepdims=keepdims) ** (1.0 / p)
+
+
+def _cat(*xs, axis=0):
+    return F.cat(xs, dim=axis)
+
+
+def _to_copy(x, dtype=None):
+    return x.to(x.dtype if dtype is None else dtype, copy=True)
+
+
+def _torch_kw(fn, values=False):
+    """``fn`` called with PyTorch's keywords; ``values``: take ``.values`` of a (values,
+    indices) result."""
+    def call(x, axis=None, keepdims=False, both=False, **kw):
+        if both:  # the error case: NumPy's and PyTorch's keyword at once
+            return fn(x, axis=axis, dim=axis)
+        out = fn(x, dim=axis, keepdim=keepdims, **kw)
+        return out.values if values and isinstance(out, tuple) else out
+    return call
+
+
+def _both_names(name: str) -> ErrorInput:
+    return ErrorInput((_z(2, 3),), {"axis": 0, "both": True}, TypeError,
+                      rf"{name}: give axis= or dim=, not both")
+
+
+def _softmax_torch(fn):
+    def call(x, axis, both=False):
+        return fn(x, axis=axis, dim=axis) if both else fn(x, dim=axis)
+    return call
+
+
+_BASE = {info.id: info for info in OP_DB}  # the NumPy-keyword entries
+
+OP_DB += (
+    OpInfo("cast", F.clone, np.copy, _unary(), _unary_errors(), variant="clone",
+           aliases=(Tensor.clone,)),
+    OpInfo("cast", _to_copy, np.copy, _unary(), (
+        ErrorInput((_z(3),), {"dtype": np.float16}, TypeError,
+                   r"unsupported floating dtype float16"),
+    ), variant="to"),
+    OpInfo("reshape", F.unsqueeze, lambda x, dim: np.expand_dims(x, dim), _unsqueeze(), (
+        ErrorInput((_z(2, 3),), {"dim": 3}, ValueError,
+                   r"unsqueeze: dim 3 is out of range for a tensor of shape \(2, 3\) "
+                   r"\(valid: -3\.\.2\)"),
+    ), variant="unsqueeze", aliases=(Tensor.unsqueeze,)),
+    OpInfo("reshape", F.squeeze, _squeeze_ref, _squeeze(), (
+        ErrorInput((_z(2, 1),), {"dim": 2}, ValueError,
+                   r"squeeze: axis 2 is out of range for a tensor of shape \(2, 1\)"),
+    ), variant="squeeze", aliases=(Tensor.squeeze,)),
+    OpInfo("reshape", lambda x, shape: F.view(x, *shape), lambda x, shape: np.reshape(x, shape),
+           _reshape(), (
+               ErrorInput((_z(2, 3),), {"shape": (4,)}, ValueError,
+                          r"reshape: cannot reshape a tensor of shape \(2, 3\) \(size 6\) "
+                          r"into \(4,\)"),
+           ), variant="view", aliases=(lambda x, shape: x.view(*shape),)),
+    OpInfo("concatenate", _cat, lambda *xs, axis=0: np.concatenate(xs, axis),
+           _concatenate_samples(), (
+               ErrorInput((), {}, ValueError, r"concatenate: needs at least one tensor"),
+           ), variant="cat"),
+    OpInfo("var", F.std,
+           lambda x, axis=None, keepdims=False, ddof=0: np.std(x, axis, ddof=ddof,
+                                                               keepdims=keepdims),
+           _many_reduced(ddof=True), _axis_errors("std") + (
+               ErrorInput((_z(2, 3),), {"ddof": 1, "correction": 1}, TypeError,
+                          r"std: give only one of ddof=, correction= and unbiased="),
+           ), variant="std",
+           aliases=(lambda x, axis=None, keepdims=False, ddof=0:
+                    x.std(dim=axis, keepdim=keepdims, correction=ddof),)),
+    OpInfo("mul", F.prod, lambda x, axis=None, keepdims=False: np.prod(x, axis,
+                                                                       keepdims=keepdims),
+           _many_reduced(st.one_of(S.floats(-1.5, 1.5), st.just(0.0))), _axis_errors("prod"),
+           variant="prod", aliases=(_torch_kw(Tensor.prod),)),
+    OpInfo("sum", F.norm, _norm_ref, _norm(), (
+        ErrorInput((_z(3),), {"p": 0}, ValueError,
+                   r"norm: p must be a positive number, 'fro' or inf, got 0"),
+        ErrorInput((_z(3),), {"p": "nuc"}, ValueError, r"norm: p must be a positive number"),
+    ), variant="norm", aliases=(lambda x, p=2, axis=None, keepdims=False:
+                                x.norm(p, dim=axis, keepdim=keepdims),)),
+    OpInfo("max", F.norm, _norm_ref, _norm_inf(), (), variant="norm_inf"),
+    # dim=/keepdim= spellings: the same samples and references as the NumPy-keyword entries
+    OpInfo("sum", _torch_kw(F.sum), _BASE["sum"].ref, _BASE["sum"].samples,
+           (_both_names("sum"),), variant="dim", aliases=(_torch_kw(Tensor.sum),)),
+    OpInfo("mean", _torch_kw(F.mean), _BASE["mean"].ref, _BASE["mean"].samples,
+           (_both_names("mean"),), variant="dim", aliases=(_torch_kw(Tensor.mean),)),
+    OpInfo("var", _torch_kw(F.var), _BASE["var"].ref, _BASE["var"].samples,
+           (_both_names("var"),), variant="dim", aliases=(_torch_kw(Tensor.var),)),
+    OpInfo("max", _torch_kw(F.max, values=True), lambda x, axis=None, keepdims=False:
+           np.max(x, axis, keepdims=keepdims), _many_reduced(one_axis=True),
+           (_both_names("max"),), variant="dim", aliases=(_torch_kw(Tensor.max, values=True),)),
+    OpInfo("min", _torch_kw(F.min, values=True), lambda x, axis=None, keepdims=False:
+           np.min(x, axis, keepdims=keepdims), _many_reduced(one_axis=True),
+           (_both_names("min"),), variant="dim", aliases=(_torch_kw(Tensor.min, values=True),)),
+    OpInfo("softmax", _softmax_torch(F.softmax), _BASE["softmax"].ref,
+           _BASE["softmax"].samples, (_both_names("softmax"),), variant="dim",
+           aliases=(_softmax_torch(Tensor.softmax),)),
+    OpInfo("log_softmax", _softmax_torch(F.log_softmax), _BASE["log_softmax"].ref,
+           _BASE["log_softmax"].samples, (_both_names("log_softmax"),), variant="dim",
+           aliases=(_softmax_torch(Tensor.log_softmax),)),
+    OpInfo("logsumexp", _torch_kw(F.logsumexp), _BASE["logsumexp"].ref,
+           _BASE["logsumexp"].samples, (_both_names("logsumexp"),), variant="dim",
+           aliases=(_torch_kw(Tensor.logsumexp),)),
+)
+
+
 def op_db_by_id() -> dict[str, OpInfo]:
     """The entries by id (``name`` or ``name.variant``)."""
     return {info.id: info for info in OP_DB}
