@@ -156,5 +156,7 @@ def __dir__() -> list[str]:
     return sorted(set(__all__) | set(_LAZY_SUBMODULES) | {"__version__"})
 
 
+# AUTOGRAD_ENGINE=python asks for the pure-Python twin: the compiled engine is not missing then.
 _install_check.warn_if_source_tree(_os.path.dirname(__file__), backend.native_available(),
-                                   backend._compiled_engine is not None)
+                                   backend._compiled_engine is not None
+                                   or backend.hotpath.requested() == "python")

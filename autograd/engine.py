@@ -2,13 +2,13 @@
 
 This file is plain Python on purpose: the build compiles it with Cython into
 ``autograd._cengine`` (same source, same behaviour), and it runs as it is where that extension
-is absent. ``autograd.backend.engine()`` says which one runs.
+is absent. ``autograd.backend.engine()`` says which one runs. It reads the kernels and flags of
+the calling thread from ``grad_mode.state`` and never imports the backend (no import cycle).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import backend
 from . import hooks as _hooks
 from .errors import AnomalyError, FreedGraphError
 from .grad_mode import state
@@ -93,7 +93,7 @@ def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
     if hooked:
         leaf_left = _hooks.leaf_edges(top)  # edges still to deliver, per hooked leaf
         leaf_sum = {}  # what they delivered so far
-    sum_to = backend.k.sum_to
+    sum_to = state.k.sum_to
     anomaly = state.anomaly
     counts = count_consumers(top)
     pending = {id(top): grad}
@@ -128,7 +128,10 @@ def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
                 if hooked and node.needs[i] and id(t) in leaf_left:
                     gi, entry = _gather_leaf(t, gi, leaf_left, leaf_sum)
                 if gi is not None:
-                    if id(gi) in handed or gi.base is not None or not gi.flags.writeable:
+                    # Only a leaf's first gradient is kept as its .grad (later ones are
+                    # added out of place), so only then must the array be the leaf's alone.
+                    if t.grad is None and (id(gi) in handed or gi.base is not None
+                                           or not gi.flags.writeable):
                         gi = gi.copy()
                     handed.add(id(gi))
                     t._accumulate_grad(gi)

@@ -1,10 +1,14 @@
 """Whether operations record a graph (``no_grad``/``enable_grad``) and anomaly detection.
 
-The flags live in one tiny mutable object so the hot path reads a single attribute.
+The flags, and the active kernel provider, live in one thread-local object so the hot path reads
+a single attribute, and a ``no_grad()`` or ``backend.use()`` in one thread never leaks into
+another (as in PyTorch). A new thread starts with the class defaults: grad enabled, anomaly
+detection off, the process's default kernel provider.
 """
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Any, Callable, TypeVar
 
 __all__ = ["no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly",
@@ -13,12 +17,13 @@ __all__ = ["no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly",
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class _State:
-    __slots__ = ("grad_enabled", "anomaly")
-
-    def __init__(self) -> None:
-        self.grad_enabled = True
-        self.anomaly = False
+class _State(threading.local):
+    # Class attributes are what every thread sees until it sets its own (threading.local looks
+    # them up on the class), so a new thread needs no initialisation.
+    grad_enabled = True
+    anomaly = False
+    #: The kernel module ops call (``backend.k``); the default is set by ``autograd.backend``.
+    k: Any = None
 
 
 state = _State()

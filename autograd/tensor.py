@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import numbers
 import weakref
-from typing import Any, Callable, Iterator, Sequence, TypeAlias
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, TypeAlias
 
 import numpy as np
 
-from . import backend
 from . import hooks as _hooks
+from . import hotpath
 from .grad_mode import state
+from .hotpath import core as _core
+
+if TYPE_CHECKING:  # type checkers see the pure-Python twin, which has the annotations
+    from ._core import TensorBase as _TensorBase
+else:
+    _TensorBase = _core.TensorBase
 
 __all__ = ["Tensor", "as_tensor", "DEFAULT_DTYPE"]
 
@@ -99,19 +105,18 @@ def as_tensor(data: Any, like: "Tensor | None" = None) -> "Tensor":
     return Tensor._wrap(_to_array(data, copy=False))
 
 
-class Tensor:
+class Tensor(_TensorBase):
     """An n-dimensional array that can record a graph for reverse-mode differentiation.
 
     Create tensors with :func:`autograd.tensor` and friends; arithmetic, ``@``, indexing and the
     methods below build a graph when any input has ``requires_grad=True``.
     """
 
-    # _vc is the version counter: a one-element list, shared by a tensor with its views and
-    # detached aliases (as in PyTorch), so an in-place change through any of them is seen by
-    # every graph that saved the memory they share.
+    # The storage (_data, _node, _requires_grad, grad and _vc, the version counter) is declared
+    # by TensorBase in _core.py, compiled to C structs when built; this class adds the API.
     # _hooks (autograd.hooks) is left unset until a hook is registered, so making a tensor
     # costs nothing more.
-    __slots__ = ("_data", "_node", "_requires_grad", "grad", "_vc", "__weakref__", "_hooks")
+    __slots__ = ("_hooks",)
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operators
 
     def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False):
@@ -122,20 +127,9 @@ class Tensor:
         self._requires_grad = False
         self.requires_grad = requires_grad
 
-    @classmethod
-    def _wrap(cls, array: np.ndarray, node: Any = None) -> "Tensor":
-        """The fast constructor ops use: no copy, no checks; ``node`` made it (None for leaves)."""
-        if not isinstance(array, np.ndarray):
-            # NumPy ufuncs return scalars (np.float64) for 0-d results; keep an ndarray so
-            # .numpy(), in-place updates and .grad behave the same at every rank.
-            array = np.asarray(array)
-        t = object.__new__(cls)
-        t._data = array
-        t._node = node
-        t._requires_grad = node is not None
-        t.grad = None
-        t._vc = [0]
-        return t
+    #: The fast constructor ops use: ``Tensor._wrap(array, node=None)``, no copy, no checks;
+    #: ``node`` made it (None for leaves).
+    _wrap = staticmethod(_core.wrap)
 
     @property
     def _version(self) -> int:
@@ -165,26 +159,13 @@ class Tensor:
         """The underlying array (changes to it are not tracked by the version counter)."""
         return self._data
 
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """The size of each dimension."""
-        return self._data.shape
-
-    @property
-    def ndim(self) -> int:
-        """The number of dimensions."""
-        return self._data.ndim
+    # shape, ndim and dtype are TensorBase's (compiled with the hot path).
 
     @property
     def size(self) -> "_Size":
         """The number of elements (NumPy's ``a.size``); called, ``t.size()`` is the shape and
         ``t.size(d)`` the length of axis ``d`` (PyTorch's ``t.size()``)."""
         return _Size(self._data.shape)
-
-    @property
-    def dtype(self) -> np.dtype:
-        """The element type (a NumPy dtype)."""
-        return self._data.dtype
 
     @property
     def is_leaf(self) -> bool:
@@ -297,7 +278,7 @@ class Tensor:
             if g.shape != self.shape or g.dtype != self.dtype:
                 raise ValueError(f"backward: grad of shape {g.shape} and dtype {g.dtype} does "
                                  f"not match the tensor's {self.shape} and {self.dtype}")
-        backend.engine_module.run_backward(self, g, bool(retain_graph))
+        hotpath.engine_module.run_backward(self, g, bool(retain_graph))
 
     def register_hook(self, hook: Callable[["Tensor"], "Tensor | None"]) -> Any:
         """Call ``hook(grad)`` each time the gradient with respect to this tensor is computed
@@ -314,12 +295,26 @@ class Tensor:
         ``remove()`` unregisters it."""
         return _hooks.register_post_accumulate_grad_hook(self, hook)
 
-    def _accumulate_grad(self, g: np.ndarray) -> None:
-        """Called by the engine on leaves: ``g`` is an array this leaf may keep."""
-        if self.grad is None:
-            self.grad = Tensor._wrap(g)
-        else:
-            self.grad._data = np.asarray(self.grad._data + g)  # 0-d sums are scalars
+    # _accumulate_grad(g), called by the engine on leaves, is TensorBase's (compiled).
+
+    # ---------------------------------------------------------------- the one in-place path
+    def _update_(self, values: Any = None, *, array: np.ndarray | None = None) -> "Tensor":
+        """The one way library code changes a tensor's values; it bumps the version counter,
+        so a graph that saved the old values refuses to backward through them.
+
+        ``_update_(values)`` writes ``values`` (broadcast, cast to this dtype) into the tensor's
+        memory: views and optimizers holding the array see the change. ``_update_(array=a)``
+        makes ``a`` the tensor's storage (a dtype conversion, a replaced gradient).
+        ``_update_()`` records that a kernel already wrote the memory in place (the optimizer
+        kernels update every parameter in one call). No grad-mode or leaf checks: this is for
+        library code that knows what it writes; users call ``copy_``, ``add_``, ``fill_``...
+        """
+        if array is not None:
+            self._data = array
+        elif values is not None:
+            self._data[...] = values
+        self._vc[0] += 1
+        return self
 
     # ---------------------------------------------------------------- in place (leaves only)
     def _inplace(self, name: str) -> None:
@@ -329,7 +324,6 @@ class Tensor:
         if self._requires_grad and state.grad_enabled:
             raise RuntimeError(f"{name}: in-place change of a leaf that requires grad; wrap "
                                f"it in `with autograd.no_grad():` (as optimizers do)")
-        self._vc[0] += 1
 
     def _operand(self, other: Any) -> np.ndarray:
         o = as_tensor(other, like=self)._data
@@ -346,41 +340,40 @@ class Tensor:
         o = self._operand(other)
         self._inplace("add_")
         self._data += o if alpha == 1.0 else o * self._data.dtype.type(alpha)
-        return self
+        return self._update_()
 
     def sub_(self, other: Any) -> "Tensor":
         """self -= other, in place."""
         o = self._operand(other)
         self._inplace("sub_")
         self._data -= o
-        return self
+        return self._update_()
 
     def mul_(self, other: Any) -> "Tensor":
         """self *= other, in place."""
         o = self._operand(other)
         self._inplace("mul_")
         self._data *= o
-        return self
+        return self._update_()
 
     def div_(self, other: Any) -> "Tensor":
         """self /= other, in place."""
         o = self._operand(other)
         self._inplace("div_")
         self._data /= o
-        return self
+        return self._update_()
 
     def copy_(self, other: Any) -> "Tensor":
         """Overwrite the values with ``other``'s (same dtype, broadcastable), in place."""
         o = self._operand(other)
         self._inplace("copy_")
-        self._data[...] = o
-        return self
+        return self._update_(o)
 
     def fill_(self, value: float) -> "Tensor":
         """Set every element to ``value``, in place."""
         self._inplace("fill_")
         self._data.fill(value)
-        return self
+        return self._update_()
 
     def zero_(self) -> "Tensor":
         """Set every element to zero, in place."""
@@ -392,19 +385,12 @@ class Tensor:
     __itruediv__ = div_
 
     # ---------------------------------------------------------------- operators
-    def __add__(self, o): return F.add(self, o)
-    def __radd__(self, o): return F.add(o, self)
-    def __sub__(self, o): return F.sub(self, o)
-    def __rsub__(self, o): return F.sub(o, self)
-    def __mul__(self, o): return F.mul(self, o)
-    def __rmul__(self, o): return F.mul(o, self)
-    def __truediv__(self, o): return F.div(self, o)
-    def __rtruediv__(self, o): return F.div(o, self)
+    # + - * / and unary - are TensorBase's (autograd/_core.py): tensor with tensor goes straight
+    # to apply, anything else through functional.
     def __pow__(self, o): return F.pow(self, o)
     def __rpow__(self, o): return F.pow(o, self)
     def __matmul__(self, o): return F.matmul(self, o)
     def __rmatmul__(self, o): return F.matmul(o, self)
-    def __neg__(self): return F.neg(self)
     def __pos__(self): return self
     def __abs__(self): return F.abs(self)
     def __getitem__(self, index): return F.getitem(self, index)
@@ -418,7 +404,7 @@ class Tensor:
             o = other
         else:
             o = as_tensor(other, like=self)._data
-        return Tensor._wrap(np.asarray(backend.k.compare(self._data, o, op)))
+        return Tensor._wrap(np.asarray(state.k.compare(self._data, o, op)))
 
     def __lt__(self, o): return self._compare(o, "lt")
     def __le__(self, o): return self._compare(o, "le")
@@ -661,7 +647,12 @@ class _Size(int):
         return (int, (int(self),))
 
 
+_core.set_tensor_class(Tensor, as_tensor)
+
 from . import functional as F  # noqa: E402  (functional builds on Tensor)
+from .ops import arith as _arith  # noqa: E402
+
+_core.set_operators(F, _arith)
 from .function import broadcast_shape as _broadcast  # noqa: E402
 
 # PyTorch's keywords (dim=, keepdim=, ...) for the methods that take NumPy's (axis=, ...), and

@@ -57,3 +57,31 @@ def torch_or_none():
     except ImportError:
         return None
     return torch
+
+
+def sample_seconds(fn: Callable[[], object], repeat: int = 15, min_time: float = 0.05,
+                   warmup: int = 2, clock: Callable[[], float] = time.perf_counter
+                   ) -> list[float]:
+    """Seconds per call of ``fn`` in each of ``repeat`` timed loops (for median and spread).
+
+    ``clock=time.thread_time`` counts only the CPU time of this thread: on a machine shared
+    with other busy processes it leaves out the time the thread waited for a core.
+    """
+    for _ in range(warmup):
+        fn()
+    number = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        elapsed = time.perf_counter() - t0
+        if elapsed >= min_time or number >= 1 << 20:
+            break
+        number *= 2 if elapsed == 0 else max(2, min(10, int(min_time / elapsed) + 1))
+    samples = []
+    for _ in range(repeat):
+        t0 = clock()
+        for _ in range(number):
+            fn()
+        samples.append((clock() - t0) / number)
+    return samples

@@ -68,3 +68,23 @@ def test_second_order_benchmark_runs_and_restores_threads(bench, capsys):
     grad_bench.second_order(quick=True)
     assert ag.get_num_threads() == threads
     assert "hvp" in capsys.readouterr().out
+
+
+def test_every_eager_case_runs_for_everyone():
+    sys.path.insert(0, str(BENCH))
+    try:
+        eager = importlib.import_module("bench_eager")
+    finally:
+        sys.path.remove(str(BENCH))
+    from autograd import backend
+    for name in backend.available():
+        with backend.use(name):
+            for factory in eager.ours_cases().values():
+                factory()()
+    for factory in list(eager.numpy_cases().values()) + list(eager.micrograd_cases().values()):
+        factory()()
+    torch = eager.torch_or_none()
+    if torch is not None:
+        for factory in eager.torch_cases(torch).values():
+            factory()()
+    assert set(eager.numpy_cases()) == set(eager.TARGETS_US) == set(eager.TITLES)

@@ -38,6 +38,16 @@ def test_compiled_engine_imports(native):
     assert hasattr(mod, "run_backward")
 
 
+def test_compiled_hot_path_imports(native):
+    # Built with _cengine from autograd/_core.py and _core.pxd; the default import runs it.
+    from autograd import hotpath
+
+    mod = importlib.import_module("autograd._ccore")
+    assert mod.TensorBase.__module__ == "autograd._ccore"
+    if os.environ.get("AUTOGRAD_ENGINE", "auto") != "python":
+        assert hotpath.core is mod
+
+
 def test_blas_info_reports_core(native):
     info = native.blas_info()
     assert info["library"] == "scipy-openblas32"

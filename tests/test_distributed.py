@@ -55,7 +55,10 @@ def test_under_mpiexec(n):
     proc, _ = _run(n, "all", timeout=600)
     assert proc.returncode == 0, f"mpiexec -n {n} failed:\n{proc.stdout}\n{proc.stderr}"
     passed = {line.split()[1] for line in proc.stdout.splitlines() if line.startswith("ok ")}
-    assert set(SCENARIOS) <= passed, f"missing: {set(SCENARIOS) - passed}\n{proc.stdout}"
+    # The *_compiled scenarios need the compiled engine, absent when AUTOGRAD_ENGINE=python.
+    expected = {s for s in SCENARIOS
+                if not s.endswith("_compiled") or ag.backend._compiled_engine is not None}
+    assert expected <= passed, f"missing: {expected - passed}\n{proc.stdout}"
     assert f"ok done world size {n}" in proc.stdout
 
 

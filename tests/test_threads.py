@@ -27,7 +27,9 @@ def native():
 def run_python(code: str, timeout: float = 120, prelude: str = "",
                **env: str) -> subprocess.CompletedProcess:
     """prelude + code in a fresh interpreter importing this autograd, from a neutral directory."""
-    full_env = {**os.environ, "PYTHONPATH": ROOT, **env}
+    # The pool is the native core's: the child runs it even when the suite runs with
+    # AUTOGRAD_BACKEND=numpy (which it would otherwise inherit).
+    full_env = {**os.environ, "PYTHONPATH": ROOT, "AUTOGRAD_BACKEND": "native", **env}
     return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
                           capture_output=True,
                           text=True, env=full_env, timeout=timeout, cwd=tempfile.gettempdir())

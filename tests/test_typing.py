@@ -103,7 +103,7 @@ def test_star_import_gives_the_public_api(tmp_path):
 
 def test_py_typed_and_stubs_ship():
     assert (PKG / "py.typed").exists()
-    for stub in ("_C.pyi", "_cengine.pyi"):
+    for stub in ("_C.pyi", "_cengine.pyi", "_ccore.pyi"):
         ast.parse((PKG / stub).read_text())  # valid Python syntax
 
 
@@ -113,6 +113,14 @@ def test_cengine_stub_matches_the_engine():
                for a in node.names}
     from autograd import engine
     assert stubbed == set(engine.__all__)
+
+
+def test_ccore_stub_matches_the_hot_path():
+    tree = ast.parse((PKG / "_ccore.pyi").read_text())
+    stubbed = {a.asname for node in tree.body if isinstance(node, ast.ImportFrom)
+               for a in node.names}
+    from autograd import _core
+    assert stubbed == set(_core.__all__)
 
 
 @pytest.mark.skipif(not backend.native_available(), reason="the native core is not built")

@@ -9,6 +9,11 @@ Likewise the graph engine runs Cython-compiled (``autograd._cengine``) when buil
 source uncompiled (``autograd.engine``); ``AUTOGRAD_ENGINE`` = ``auto`` | ``compiled`` | ``python``.
 
 Ops fetch kernels through the module attribute ``k`` at call time, so switching is immediate.
+The active provider is per thread (``grad_mode.state.k``): ``use()`` in one thread does not
+change another's, and a new thread starts with the default chosen at import.
+
+The engine choice lives in ``autograd.hotpath`` (this module re-exports it), so the engine never
+imports the backend and the backend never imports the engine.
 """
 from __future__ import annotations
 
@@ -24,6 +29,8 @@ if not getattr(sys.modules.get("autograd"), "_AUTOGRAD_ENGINE", False):
     # this package): refuse here, since our own __init__ and its check never ran.
     _install_check.check_mixed_installation(os.path.dirname(os.path.dirname(__file__)))
 
+from .. import hotpath  # noqa: E402
+from ..grad_mode import state  # noqa: E402
 from . import numpy_kernels  # noqa: E402
 
 __all__ = ["active", "use", "available", "native_available", "k", "engine", "use_engine",
@@ -51,9 +58,6 @@ elif _install_check._is_source_checkout(_PACKAGE_DIR):
 _native: ModuleType | None = None
 _native_error: BaseException | None = None
 
-#: The active kernel module (numpy_kernels or native); ops call ``backend.k.<kernel>``.
-k: ModuleType = numpy_kernels
-_active_name = "numpy"
 
 
 def _load_native() -> ModuleType:
@@ -87,36 +91,33 @@ def available() -> list[str]:
 
 
 def active() -> str:
-    """The name of the kernel provider in use: ``"native"`` or ``"numpy"``."""
-    return _active_name
+    """The name of the kernel provider this thread uses: ``"native"`` or ``"numpy"``."""
+    return "numpy" if state.k is numpy_kernels else "native"
 
 
-def _set(name: str) -> None:
-    global k, _active_name
+def _provider(name: str) -> ModuleType:
     if name == "auto":
         name = "native" if native_available() else "numpy"
     if name == "native":
-        k = _load_native()
-    elif name == "numpy":
-        k = numpy_kernels
-    else:
-        raise ValueError(f"unknown backend {name!r}: expected 'auto', 'native' or 'numpy'")
-    _active_name = name
+        return _load_native()
+    if name == "numpy":
+        return numpy_kernels
+    raise ValueError(f"unknown backend {name!r}: expected 'auto', 'native' or 'numpy'")
 
 
-class _Switch:
-    """Switches on construction; as a context manager, switches back on exit."""
+def _set(name: str) -> None:
+    """Switch this thread's kernel provider."""
+    state.k = _provider(name)
 
-    def __init__(self, setter, getter, name: str):
-        self._setter = setter
-        self._previous = getter()
-        setter(name)
 
-    def __enter__(self) -> "_Switch":
-        return self
+class _BackendModule(ModuleType):
+    """This module's type: ``k`` reads the calling thread's kernel provider (through a
+    compiled getter when the hot path is compiled)."""
 
-    def __exit__(self, *exc: Any) -> None:
-        self._setter(self._previous)
+    k = property(hotpath.core.kernels, doc="The kernel module ops call: numpy_kernels or native.")
+
+
+_Switch = hotpath._Switch
 
 
 def use(name: str) -> _Switch:
@@ -127,49 +128,16 @@ def use(name: str) -> _Switch:
     return _Switch(_set, active, name)
 
 
-# --------------------------------------------------------------------------------------------
-# Graph engine: compiled by Cython from autograd/engine.py, or that file run as Python.
-# --------------------------------------------------------------------------------------------
-
-from .. import engine as _py_engine  # noqa: E402  (after the kernel API it depends on)
-
-try:
-    from .. import _cengine as _compiled_engine  # type: ignore[attr-defined]
-except ImportError:
-    _compiled_engine = None
-
-#: The engine module in use; Tensor.backward calls ``backend.engine_module.run_backward``.
-engine_module: ModuleType = _py_engine
-
-
-def engine() -> str:
-    """Which graph engine runs backward: ``"compiled"`` (Cython) or ``"python"``."""
-    return "compiled" if engine_module is _compiled_engine else "python"
-
-
-def _set_engine(name: str) -> None:
-    global engine_module
-    if name == "auto":
-        name = "compiled" if _compiled_engine is not None else "python"
-    if name == "compiled":
-        if _compiled_engine is None:
-            raise RuntimeError("engine 'compiled' requested but autograd._cengine is not built: "
-                               "reinstall from source with `pip install .`")
-        engine_module = _compiled_engine
-    elif name == "python":
-        engine_module = _py_engine
-    else:
-        raise ValueError(f"unknown engine {name!r}: expected 'auto', 'compiled' or 'python'")
-
-
-def use_engine(name: str) -> _Switch:
-    """Switch the graph engine ('auto', 'compiled', 'python'); a context manager restores it."""
-    return _Switch(_set_engine, engine, name)
+engine = hotpath.engine
+use_engine = hotpath.use_engine
+_set_engine = hotpath.set_engine
+_compiled_engine = hotpath._compiled_engine
 
 
 def info() -> dict[str, Any]:
     """What runs: kernel provider, graph engine, and the native core's BLAS and threads."""
     out: dict[str, Any] = {"backend": active(), "engine": engine(),
+                           "hot_path": hotpath.core_name(),
                            "native_available": native_available()}
     if not _NATIVE_BUILT:
         out["native_build"] = "off (installed with AUTOGRAD_NATIVE=OFF: NumPy backend only)"
@@ -179,5 +147,6 @@ def info() -> dict[str, Any]:
     return out
 
 
-_set(os.environ.get("AUTOGRAD_BACKEND", "auto").strip().lower() or "auto")
-_set_engine(os.environ.get("AUTOGRAD_ENGINE", "auto").strip().lower() or "auto")
+# The default for every thread (a class attribute of the thread-local state).
+type(state).k = _provider(os.environ.get("AUTOGRAD_BACKEND", "auto").strip().lower() or "auto")
+sys.modules[__name__].__class__ = _BackendModule

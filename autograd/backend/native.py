@@ -469,9 +469,21 @@ def _linear_native(x, w) -> bool:
     return _same_float(x, w) and x.ndim == 2 and w.ndim == 2 and x.shape[1] == w.shape[1]
 
 
+# _C checks its whole contract (dtypes, C-contiguity, shapes, writability) before it touches
+# any memory and raises TypeError/ValueError (RuntimeError for a failed list cast) otherwise.
+# The layer and optimizer kernels below therefore call it first, and only what it refuses
+# takes the checked path (which makes inputs contiguous or hands them to NumPy): the common
+# call pays for one set of checks, in C++, instead of two.
+_REFUSED = (TypeError, ValueError, RuntimeError)
+
+
 def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
            activation: str | None = None) -> np.ndarray:
     """act(x @ w.T + b) (see numpy_kernels.linear)."""
+    try:
+        return _C.linear(x, w, b, activation)
+    except _REFUSED:
+        pass
     if (_linear_native(x, w) and activation in ACTIVATIONS
             and (b is None or (_same_float(x, b) and b.shape == (w.shape[0],)))):
         return _C.linear(_contig(x), _contig(w), None if b is None else _contig(b), activation)
@@ -481,6 +493,10 @@ def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
 def linear_back(x: np.ndarray, w: np.ndarray, out: np.ndarray, grad: np.ndarray,
                 activation: str | None = None, has_bias: bool = True):
     """(dx, dw, db) of ``linear`` (see numpy_kernels.linear_back)."""
+    try:
+        return _C.linear_back(x, w, out, grad, activation, bool(has_bias))
+    except _REFUSED:
+        pass
     if (_linear_native(x, w) and activation in ACTIVATIONS and _two(out, grad, 0)
             and out.dtype == x.dtype and out.shape == (x.shape[0], w.shape[0])):
         return _C.linear_back(_contig(x), _contig(w), _contig(out), _contig(grad), activation,
@@ -613,6 +629,12 @@ def _grads_ok(params, grads) -> list | None:
 def sgd_step(params, grads, bufs, lr: float, momentum: float = 0.0, dampening: float = 0.0,
              nesterov: bool = False, weight_decay: float = 0.0, first_step: bool = False) -> None:
     """SGD as in torch.optim.SGD, in place (see numpy_kernels.sgd_step)."""
+    try:
+        return _C.sgd_step(params, grads, bufs if momentum else None, float(lr),
+                           float(momentum), float(dampening), bool(nesterov),
+                           float(weight_decay), bool(first_step))
+    except _REFUSED:
+        pass
     params, grads = list(params), list(grads)
     states = (list(bufs),) if momentum else ()
     if (len(params) == len(grads) and all(len(s) == len(params) for s in states)
@@ -630,6 +652,13 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, step: int, lr: float, beta1:
               beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
               decoupled: bool = False) -> None:
     """Adam / AdamW, in place (see numpy_kernels.adam_step)."""
+    try:
+        # the bias corrections exactly as numpy_kernels computes them (Python floats)
+        return _C.adam_step(params, grads, exp_avgs, exp_avg_sqs, float(lr), 1 - beta1 ** step,
+                            math.sqrt(1 - beta2 ** step), float(beta1), float(beta2),
+                            float(eps), float(weight_decay), bool(decoupled))
+    except _REFUSED:
+        pass
     params, grads = list(params), list(grads)
     m, v = list(exp_avgs), list(exp_avg_sqs)
     if len(params) == len(grads) == len(m) == len(v) and _state_ok(params, m, v):

@@ -244,8 +244,7 @@ class Module:
         dtype = np.dtype(dtype)
         for t in list(self.parameters()) + list(self.buffers()):
             if t._data.dtype.kind == "f" and t._data.dtype != dtype:
-                t._data = t._data.astype(dtype)
-                t._version += 1
+                t._update_(array=t._data.astype(dtype))
                 if t.grad is not None:
                     t.grad = Tensor._wrap(t.grad._data.astype(dtype))
         return self
@@ -298,8 +297,7 @@ class Module:
             for k, a in arrays.items():
                 t = own[k]
                 # In place, so optimizers holding these tensors keep updating the same arrays.
-                t._data[...] = a.astype(t._data.dtype, copy=False)
-                t._version += 1
+                t._update_(a.astype(t._data.dtype, copy=False))
         return IncompatibleKeys(missing, unexpected)
 
     # ---------------------------------------------------------------- calling and printing

@@ -59,7 +59,7 @@ class BatchNorm1d(Module):
         if self.track_running_stats:
             I.zeros_(self.running_mean)
             I.ones_(self.running_var)
-            self.num_batches_tracked._data[...] = 0
+            self.num_batches_tracked._update_(0)
 
     def forward(self, x: Tensor) -> Tensor:
         """Normalise ``x`` per channel (axis 1)."""
@@ -92,15 +92,13 @@ class BatchNorm1d(Module):
     def _update_running(self, mean: np.ndarray, var: np.ndarray, n: int) -> None:
         """running = (1 - m) running + m batch, with the unbiased variance (n / (n - 1))."""
         with no_grad():
-            self.num_batches_tracked._data[...] += 1
+            self.num_batches_tracked._update_(self.num_batches_tracked._data + 1)
             m = (1.0 / float(self.num_batches_tracked._data) if self.momentum is None
                  else self.momentum)
             rm, rv = self.running_mean, self.running_var
             unbiased = var * (n / (n - 1))
-            rm._data[...] = (1 - m) * rm._data + m * mean.astype(rm.dtype)
-            rv._data[...] = (1 - m) * rv._data + m * unbiased.astype(rv.dtype)
-            rm._version += 1
-            rv._version += 1
+            rm._update_((1 - m) * rm._data + m * mean.astype(rm.dtype))
+            rv._update_((1 - m) * rv._data + m * unbiased.astype(rv.dtype))
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "

@@ -46,7 +46,7 @@ def clip_grad_norm_(parameters: Iterable[Tensor] | Tensor, max_norm: float,
     if coef < 1:
         for p in params:
             g = p.grad._data
-            p.grad._data = g * g.dtype.type(coef)
+            p.grad._update_(array=g * g.dtype.type(coef))
     return Tensor._wrap(np.array(total))
 
 
@@ -55,4 +55,4 @@ def clip_grad_value_(parameters: Iterable[Tensor] | Tensor, clip_value: float) -
     if clip_value < 0:
         raise ValueError(f"clip_grad_value_: clip_value must be non-negative, got {clip_value}")
     for p in _with_grads(parameters):
-        p.grad._data = np.clip(p.grad._data, -clip_value, clip_value)
+        p.grad._update_(array=np.clip(p.grad._data, -clip_value, clip_value))

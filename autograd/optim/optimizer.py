@@ -114,7 +114,7 @@ class Optimizer:
                                              f"its parameter {p.shape} ({p.dtype})")
                     self._update(group, params)
                     for p in params:  # updated in place: graphs that saved them must notice
-                        p._version += 1
+                        p._update_()
         return loss
 
     def _update(self, group: dict[str, Any], params: list[Tensor]) -> None:

@@ -1,0 +1,10 @@
+"""Type stub for autograd._ccore: autograd/_core.py compiled by Cython (same names)."""
+from ._core import Node as Node
+from ._core import TensorBase as TensorBase
+from ._core import apply as apply
+from ._core import broadcast_shape as broadcast_shape
+from ._core import kernels as kernels
+from ._core import pair as pair
+from ._core import set_operators as set_operators
+from ._core import set_tensor_class as set_tensor_class
+from ._core import wrap as wrap

@@ -1,0 +1,408 @@
+"""The hot path every op pays for: Tensor storage, ``apply`` and the ``Node`` it records.
+
+This file is plain Python and is the readable twin: the build compiles it with Cython into
+``autograd._ccore`` (same source; ``_core.pxd`` declares the C types: ``TensorBase`` and ``Node``
+become C structs, ``apply`` reads their fields directly), and ``autograd.hotpath`` picks one at
+import. The op table (``autograd/ops``) and everything above it never see the difference; the
+tests check that both give the same gradients bit for bit.
+"""
+from __future__ import annotations
+
+import os
+import traceback
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import errors as _errors_module
+from .errors import InplaceModificationError, mixed_dtypes_message
+from .grad_mode import state
+
+if TYPE_CHECKING:  # for the operators' annotations only (never imported at run time)
+    from .tensor import Tensor
+
+__all__ = ["TensorBase", "Node", "apply", "wrap", "pair", "kernels", "broadcast_shape",
+           "set_operators", "set_tensor_class"]
+
+# The directory of the package's Python sources (errors.py is always one; this module may be the
+# compiled twin, installed elsewhere in an editable install), whose frames origin() skips.
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(_errors_module.__file__)) + os.sep
+_ORIGIN_FRAMES = 4  # enough to see the line and its callers, short enough to read
+
+_ndarray = np.ndarray
+# The two floating dtypes, compared by identity first: reading ``dtype.kind`` builds a string.
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+
+#: The Tensor class ops return and the converter of other operands (autograd.tensor.Tensor and
+#: as_tensor, registered when they are defined).
+_Tensor: Any = None
+_as_tensor: Any = None
+#: autograd.functional and the arithmetic op table (autograd.ops.arith), for the operators.
+_functional: Any = None
+_ops: Any = None
+_NO_PARAMS: dict = {}
+
+
+def set_tensor_class(cls: type, as_tensor: Any) -> None:
+    """Register the class that ``wrap`` instantiates (a subclass of TensorBase) and the
+    function that turns other operands into one (``as_tensor(data, like=None)``)."""
+    global _Tensor, _as_tensor
+    _Tensor = cls
+    _as_tensor = as_tensor
+
+
+def set_operators(functional: Any, arith: Any) -> None:
+    """Register what Tensor's arithmetic operators apply (done once by autograd.tensor)."""
+    global _functional, _ops
+    _functional = functional
+    _ops = arith
+
+
+def kernels(module: Any = None) -> Any:
+    """The calling thread's kernel provider (``autograd.backend.k`` is this property)."""
+    return state.k
+
+
+def pair(a: Any, b: Any) -> tuple:
+    """Two operands as Tensors; a Python scalar takes the other operand's dtype."""
+    if isinstance(a, TensorBase):
+        if isinstance(b, TensorBase):
+            return (a, b)
+        return (a, _as_tensor(b, a))
+    if isinstance(b, TensorBase):
+        return (_as_tensor(a, b), b)
+    return (_as_tensor(a, None), _as_tensor(b, None))
+
+
+class TensorBase:
+    """The storage of a Tensor (subclassed by :class:`autograd.Tensor`, which holds the API).
+
+    ``_data`` the ndarray; ``_node`` the Node that made it (None for leaves); ``grad``;
+    ``_vc`` the version counter, a one-element list shared by a tensor with its views and
+    detached aliases (as in PyTorch), so an in-place change through any of them is seen by every
+    graph that saved the memory they share.
+    """
+
+    __slots__ = ("_data", "_node", "_requires_grad", "grad", "_vc", "__weakref__")
+
+    def __reduce_ex__(self, protocol: Any) -> tuple:
+        # copy/deepcopy (and pickle) see the storage like a slotted class's, in both twins
+        # (in the compiled one it is C fields), plus the slots a subclass adds (Tensor._hooks).
+        return (_new, (type(self),), _state(self))
+
+    def __setstate__(self, state: dict) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
+    def _accumulate_grad(self, g: np.ndarray) -> None:
+        """Called by the engine on leaves: ``g`` is an array this leaf may keep."""
+        _accumulate(self, g)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The size of each dimension."""
+        return self._data.shape
+
+    @property
+    def ndim(self) -> int:
+        """The number of dimensions."""
+        return self._data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The element type (a NumPy dtype)."""
+        return self._data.dtype
+
+    # Arithmetic between two tensors of one float dtype goes straight down to ``apply`` (the op and
+    # its checks are those of autograd.functional); anything else (scalars, arrays, mixed
+    # dtypes) goes through functional, which owns the promotion rules.
+    def __add__(self, other: Any) -> "Tensor":
+        if _same_float(self, other):
+            return _apply(_ops.Add, (self, other), _NO_PARAMS)
+        return _functional.add(self, other)
+
+    def __radd__(self, other: Any) -> "Tensor":
+        return _functional.add(other, self)
+
+    def __sub__(self, other: Any) -> "Tensor":
+        if _same_float(self, other):
+            return _apply(_ops.Sub, (self, other), _NO_PARAMS)
+        return _functional.sub(self, other)
+
+    def __rsub__(self, other: Any) -> "Tensor":
+        return _functional.sub(other, self)
+
+    def __mul__(self, other: Any) -> "Tensor":
+        if _same_float(self, other):
+            return _apply(_ops.Mul, (self, other), _NO_PARAMS)
+        return _functional.mul(self, other)
+
+    def __rmul__(self, other: Any) -> "Tensor":
+        return _functional.mul(other, self)
+
+    def __truediv__(self, other: Any) -> "Tensor":
+        if _same_float(self, other):
+            return _apply(_ops.Div, (self, other), _NO_PARAMS)
+        return _functional.div(self, other)
+
+    def __rtruediv__(self, other: Any) -> "Tensor":
+        return _functional.div(other, self)
+
+    def __neg__(self) -> "Tensor":
+        return _functional.neg(self)
+
+
+_STORAGE = ("_data", "_node", "_requires_grad", "grad", "_vc")
+_UNSET = object()
+
+
+def _same_float(a: Any, b: Any) -> bool:
+    """Both Tensors of one float dtype: the operators' direct path (the rest needs functional's
+    promotion rules)."""
+    if not isinstance(b, TensorBase):
+        return False
+    t = b
+    d = a._data.dtype
+    return t._data.dtype is d and (d is _F32 or d is _F64)
+
+
+def _new(cls: type) -> Any:
+    return TensorBase.__new__(cls)
+
+
+def _state(t: Any) -> dict:
+    names = list(_STORAGE)
+    for klass in type(t).__mro__:
+        if klass is TensorBase:
+            continue
+        for name in klass.__dict__.get("__slots__", ()):
+            if name not in names and name not in ("__weakref__", "__dict__"):
+                names.append(name)
+    state = {}
+    for name in names:
+        value = getattr(t, name, _UNSET)
+        if value is not _UNSET:
+            state[name] = value
+    return state
+
+
+def wrap(array: Any, node: Any = None) -> Any:
+    """A new Tensor around ``array`` (no copy, no checks); ``node`` made it (None for leaves)."""
+    if not isinstance(array, _ndarray):
+        # NumPy ufuncs return scalars (np.float64) for 0-d results; keep an ndarray so
+        # .numpy(), in-place updates and .grad behave the same at every rank.
+        array = np.asarray(array)
+    t = TensorBase.__new__(_Tensor)
+    t._data = array
+    t._node = node
+    t._requires_grad = node is not None
+    t.grad = None
+    t._vc = [0]
+    return t
+
+
+class Node:
+    """The record of one op application: its inputs, what it saved, and checks for backward.
+
+    ``saved`` holds whatever the forward stored (arrays and parameters); ``needs`` says which
+    inputs want a gradient; ``params`` keeps the forward's keyword arguments, so a
+    ``create_graph`` backward can rerun the forward on Tensors (see ``autograd.gradients``).
+    A node never references its output, so graphs hold no cycles.
+    """
+
+    __slots__ = ("op", "inputs", "needs", "saved", "versions", "trace", "freed", "params")
+
+    def __init__(self, op: Any, inputs: tuple, params: dict | None = None):
+        _record(self, op, inputs)
+        self.params = params
+
+    def check_versions(self) -> None:
+        """Raise if an input whose array this node saved was changed in place since forward."""
+        _check_versions(self)
+
+    def release(self) -> None:
+        """Drop the saved arrays (called after backward unless ``retain_graph=True``)."""
+        self.saved = None
+        self.freed = True
+
+    def origin(self) -> str:
+        """Where the forward created this node (recorded only under ``detect_anomaly``): the
+        innermost frames outside autograd itself, i.e. the user's code that called the op."""
+        if not self.trace:
+            return "(creation site not recorded: run the forward inside detect_anomaly())"
+        outside = [f for f in self.trace if not f.filename.startswith(_PACKAGE_DIR)]
+        return "".join(traceback.format_list(outside[-_ORIGIN_FRAMES:])).rstrip()
+
+    def __repr__(self) -> str:
+        return f"<Node {self.op.name}>"
+
+
+def _record(node: Node, op: Any, inputs: tuple) -> None:
+    node.op = op
+    node.inputs = inputs
+    if len(inputs) == 2:  # most ops: no lists built
+        t = inputs[0]
+        u = inputs[1]
+        node.needs = (t._requires_grad, u._requires_grad)
+        node.versions = (t._vc[0], u._vc[0])
+        node.saved = None
+        node.trace = None
+        node.freed = False
+        return
+    # A plain loop: comprehensions are function calls in CPython 3.11, and this is the
+    # per-op hot path.
+    needs = []
+    versions = []
+    for t in inputs:
+        needs.append(t._requires_grad)
+        versions.append(t._vc[0])
+    node.needs = tuple(needs)
+    node.versions = tuple(versions)
+    node.saved = None
+    node.trace = None
+    node.freed = False
+
+
+def _check_versions(node: Node) -> None:
+    versions = node.versions
+    for i, t in enumerate(node.inputs):
+        v = versions[i]
+        if t._vc[0] != v and _holds(node.saved, t._data):
+            raise InplaceModificationError(
+                f"{node.op.name}: an input of shape {t.shape} that this op saved for "
+                f"backward was modified in place (version {v} at forward, {t._version} "
+                f"now); compute the gradient before changing it, or change a copy")
+
+
+def _accumulate(t: TensorBase, g: np.ndarray) -> None:
+    """Add ``g`` (an array the leaf ``t`` may keep) into ``t.grad``: the first gradient becomes
+    ``.grad``, later ones are summed out of place (0-d sums are scalars: kept as arrays). Like
+    ``Tensor._update_``, it bumps the version counter of the gradient it changes."""
+    grad = t.grad
+    if grad is None:
+        t.grad = wrap(g, None)
+    else:
+        total = grad._data + g
+        grad._data = total if isinstance(total, _ndarray) else np.asarray(total)
+        grad._vc[0] += 1
+
+
+def _holds(saved: Any, array: np.ndarray) -> bool:
+    if saved is array:
+        return True
+    if isinstance(saved, tuple):
+        return any(s is array for s in saved)
+    return False
+
+
+class _Scratch:
+    """Where an unrecorded forward stores what it would save; dropped with the call."""
+
+    __slots__ = ("saved",)
+
+
+def apply(op: Any, *inputs: Any, **params: Any) -> Any:
+    """Run ``op`` on Tensor inputs and return the output Tensor, recording a Node if needed.
+
+    One pass down: check the dtypes (and broadcasting), run the op's forward on the arrays,
+    build one output Tensor and, when any input requires grad and grad mode is on, one Node.
+    All floating inputs must share one dtype, and may be combined with boolean but not with
+    integer tensors: mixing float32 and float64, or a float and an integer tensor (which NumPy
+    would promote, e.g. float32 with int64 to float64), raises TypeError naming the op, rather
+    than casting silently.
+    """
+    return _apply(op, inputs, params)
+
+
+def _apply(op: Any, inputs: tuple, params: dict) -> Any:
+    arrays = []
+    dtype = None
+    integer = None
+    record = False
+    for t in inputs:
+        a = t._data
+        arrays.append(a)
+        if t._requires_grad:
+            record = True
+        d = a.dtype
+        if d is not dtype:
+            kind = "f" if d is _F32 or d is _F64 else d.kind
+            if kind == "f":
+                if dtype is None:
+                    dtype = d
+                elif d != dtype:
+                    _mixed(op, dtype, d, inputs)
+            elif kind == "i" or kind == "u":
+                integer = d
+    if integer is not None and dtype is not None:
+        _mixed(op, dtype, integer, inputs)
+    if len(arrays) > 1 and arrays[0].shape != arrays[1].shape and op.broadcasting:
+        _check_broadcast(op, arrays)
+    if not (record and state.grad_enabled):
+        return _output(_forward(op, _Scratch(), arrays, params), None, inputs)
+    node = Node.__new__(Node)
+    _record(node, op, inputs)
+    node.params = params
+    out = _forward(op, node, arrays, params)
+    if state.anomaly:
+        node.trace = traceback.extract_stack()  # origin() shows the frames outside autograd
+    return _output(out, node, inputs)
+
+
+def _forward(op: Any, ctx: Any, arrays: list, params: dict) -> Any:
+    # Spelled out for one and two inputs so the compiled call passes arguments directly
+    # (vectorcall) instead of building a tuple and a dict.
+    if not params:
+        n = len(arrays)
+        if n == 2:
+            return op.forward(ctx, arrays[0], arrays[1])
+        if n == 1:
+            return op.forward(ctx, arrays[0])
+    return op.forward(ctx, *arrays, **params)
+
+
+def _output(out: Any, node: Any, inputs: tuple) -> Any:
+    """Wrap an op's result; a view of its single input shares that input's version counter,
+    so an in-place change through either one invalidates graphs that saved the other."""
+    t = wrap(out, node)
+    if len(inputs) == 1:
+        base = out.base if isinstance(out, _ndarray) else None
+        if base is not None:
+            x = inputs[0]
+            a = x._data
+            if base is a or base is a.base:
+                t._vc = x._vc
+    return t
+
+
+def _mixed(op: Any, dtype: np.dtype, other: np.dtype, inputs: tuple = ()) -> None:
+    raise TypeError(mixed_dtypes_message(op.name, dtype, other, inputs))
+
+
+def broadcast_shape(a: tuple, b: tuple) -> tuple | None:
+    """The NumPy broadcast of two shapes, or None if they do not broadcast.
+
+    Plain Python because np.broadcast_shapes costs ~5 us, more than a small op itself.
+    """
+    if len(a) < len(b):
+        a, b = b, a
+    out = list(a)
+    off = len(a) - len(b)
+    for i, n in enumerate(b):
+        m = a[off + i]
+        if m != n:
+            if m == 1:
+                out[off + i] = n
+            elif n != 1:
+                return None
+    return tuple(out)
+
+
+def _check_broadcast(op: Any, arrays: list) -> None:
+    shape = arrays[0].shape
+    for a in arrays[1:]:
+        shape = broadcast_shape(shape, a.shape)
+        if shape is None:
+            shapes = " and ".join(str(a.shape) for a in arrays)
+            raise ValueError(f"{op.name}: shapes {shapes} cannot be broadcast together")

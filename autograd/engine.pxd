@@ -1,0 +1,16 @@
+# C declarations for the compiled twin of engine.py (autograd._cengine): the graph's nodes and
+# tensors are the C structs of autograd._ccore, so the walk reads their fields directly.
+cimport cython
+from autograd._ccore cimport Node, TensorBase
+
+
+@cython.locals(node=Node, child=Node, t=TensorBase, counts=dict, stack=list)
+cpdef dict count_consumers(root)
+
+@cython.locals(node=Node, child=Node, t=TensorBase, counts=dict, order=list, ready=list)
+cpdef list topological_order(root)
+
+@cython.locals(top=Node, node=Node, child=Node, t=TensorBase, counts=dict, pending=dict,
+               handed=set, ready=list, i=Py_ssize_t, left=Py_ssize_t, anomaly=bint,
+               hooked=bint)
+cpdef _propagate(root, grad, retain_graph)

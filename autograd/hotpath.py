@@ -1,0 +1,108 @@
+"""Which implementation of the hot path runs: compiled by Cython, or the same source as Python.
+
+Two modules have a compiled twin built from the same ``.py`` source (see CMakeLists.txt):
+
+* ``autograd._core`` (Tensor storage, ``apply``, ``Node``: everything an op pays for on the way
+  down) compiles to ``autograd._ccore``, with the C types declared in ``_core.pxd``. Every
+  Tensor class derives from its ``TensorBase``, so it is chosen once, at import.
+* ``autograd.engine`` (``backward``) compiles to ``autograd._cengine``; it can be switched at any
+  time with :func:`use_engine`.
+
+``AUTOGRAD_ENGINE`` = ``auto`` (compiled when built) | ``compiled`` (an error when not built) |
+``python`` picks both at import. ``autograd.backend.info()`` reports what runs.
+"""
+from __future__ import annotations
+
+import os
+from types import ModuleType
+from typing import Any
+
+from . import engine as _py_engine
+
+__all__ = ["core", "core_name", "requested", "engine", "use_engine", "set_engine",
+           "engine_module"]
+
+_BUILD_HINT = "reinstall from source with `pip install .`"
+_REQUESTED = os.environ.get("AUTOGRAD_ENGINE", "auto").strip().lower() or "auto"
+if _REQUESTED not in ("auto", "compiled", "python"):
+    raise ValueError(f"AUTOGRAD_ENGINE={_REQUESTED!r}: expected 'auto', 'compiled' or 'python'")
+
+
+core: ModuleType
+if _REQUESTED == "python":
+    from . import _core as core
+else:
+    try:
+        from . import _ccore as core  # type: ignore[attr-defined, no-redef]
+    except ImportError as exc:
+        if _REQUESTED == "compiled":
+            raise RuntimeError(f"AUTOGRAD_ENGINE=compiled but autograd._ccore is not built: "
+                               f"{_BUILD_HINT}") from exc
+        from . import _core as core  # type: ignore[no-redef]
+
+# The compiled engine reads the C structs of the compiled core, so it runs only with it.
+_compiled_engine: ModuleType | None = None
+if core.__name__ == "autograd._ccore":
+    try:
+        from . import _cengine as _compiled_engine  # type: ignore[attr-defined, no-redef]
+    except ImportError:
+        _compiled_engine = None
+
+
+def requested() -> str:
+    """What ``AUTOGRAD_ENGINE`` asked for at import: ``auto``, ``compiled`` or ``python``."""
+    return _REQUESTED
+
+
+def core_name() -> str:
+    """Which hot path (Tensor, apply, Node) runs: ``"compiled"`` or ``"python"``."""
+    return "python" if core.__name__ == "autograd._core" else "compiled"
+
+
+#: The engine module in use; Tensor.backward calls ``hotpath.engine_module.run_backward``.
+engine_module: ModuleType = _py_engine
+
+
+def engine() -> str:
+    """Which graph engine runs backward: ``"compiled"`` (Cython) or ``"python"``."""
+    return "compiled" if engine_module is _compiled_engine else "python"
+
+
+def set_engine(name: str) -> None:
+    """Switch the backward engine ('auto', 'compiled', 'python') for the whole process."""
+    global engine_module
+    if name == "auto":
+        name = "compiled" if _compiled_engine is not None else "python"
+    if name == "compiled":
+        if _compiled_engine is None:
+            raise RuntimeError("engine 'compiled' requested but autograd._cengine is not built: "
+                               + _BUILD_HINT)
+        engine_module = _compiled_engine
+    elif name == "python":
+        engine_module = _py_engine
+    else:
+        raise ValueError(f"unknown engine {name!r}: expected 'auto', 'compiled' or 'python'")
+
+
+class _Switch:
+    """Switches on construction; as a context manager, switches back on exit."""
+
+    def __init__(self, setter, getter, name: str):
+        self._setter = setter
+        self._previous = getter()
+        setter(name)
+
+    def __enter__(self) -> "_Switch":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._setter(self._previous)
+
+
+def use_engine(name: str) -> _Switch:
+    """Switch the backward engine ('auto', 'compiled', 'python'); a context manager restores it."""
+    return _Switch(set_engine, engine, name)
+
+
+set_engine("python" if _REQUESTED == "python" else "auto"
+           if _REQUESTED == "auto" else "compiled")

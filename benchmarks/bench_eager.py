@@ -1,0 +1,368 @@
+"""Eager overhead on tutorial-sized work: per small op, the XOR step and a 1-2-5-1 Adam step.
+
+One run times, on this machine and in the same conditions:
+
+* ours with each kernel provider (numpy, native) and each hot path (compiled, python: the hot
+  path is chosen at import, so each runs in its own subprocess with ``AUTOGRAD_ENGINE``);
+* hand-written NumPy (forward and hand-derived backward), and, where installed, micrograd
+  (scalars, pure Python) and PyTorch eager.
+
+Cases: one recorded op (16x16 float32 add, requires grad); forward + backward per op (a chain
+``z = z * a + b`` of 32 ops on 16x16 float32, then backward, divided by 32); the Keras-tutorial
+XOR 2-10-1 SGD step; a seed-style 1-2-5-1 tanh MLP Adam step on one sample. Each figure is the
+median over repeats of a timed loop, with the fastest and slowest repeat (the machine is shared).
+``--clock cpu`` times the CPU time of the benchmarking thread instead of the wall clock, which
+leaves out the time spent waiting for a core while other processes keep the machine busy:
+
+    python benchmarks/bench_eager.py [--quick] [--clock wall|cpu]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+from timing import sample_seconds, table, torch_or_none
+
+XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+XOR_Y = np.array([[0], [1], [1], [0]], dtype=np.float32)
+CHAIN = 32  # ops in the forward+backward chain (16 multiply-add pairs)
+SAMPLE_X, SAMPLE_Y = 0.5, 0.25  # the one sample of the 1-2-5-1 regression step
+TARGETS_US = {"op": 1.5, "op_fb": 2.0, "xor": 15.0, "adam1251": 30.0}
+TITLES = {"op": "one recorded op (16x16 add)", "op_fb": "per op, forward+backward",
+          "xor": "XOR 2-10-1 SGD step", "adam1251": "1-2-5-1 Adam step, 1 sample"}
+
+
+# ------------------------------------------------------------------------------------ ours
+def ours_cases():
+    """name -> factory of a zero-argument step, for the autograd imported in this process."""
+    import autograd as ag
+    from autograd import functional as F
+    from autograd import nn, optim
+
+    rng = np.random.default_rng(0)
+
+    def op():
+        x = ag.tensor(rng.random((16, 16), dtype=np.float32), requires_grad=True)
+        y = ag.tensor(rng.random((16, 16), dtype=np.float32), requires_grad=True)
+        return lambda: x + y
+
+    def op_fb():
+        x = ag.tensor(rng.random((16, 16), dtype=np.float32), requires_grad=True)
+        a = ag.tensor(rng.random((16, 16), dtype=np.float32) * 0.1, requires_grad=True)
+        b = ag.tensor(rng.random((16, 16), dtype=np.float32), requires_grad=True)
+        g = np.ones((16, 16), np.float32)
+
+        def step():
+            a.grad = b.grad = x.grad = None
+            z = x
+            for _ in range(CHAIN // 2):
+                z = z * a + b
+            z.backward(g)
+        return step
+
+    def xor():
+        ag.manual_seed(0)
+        model = nn.Sequential(nn.Linear(2, 10), nn.Tanh(), nn.Linear(10, 1), nn.Sigmoid())
+        opt = optim.SGD(model.parameters(), lr=0.1)
+        x, y = ag.tensor(XOR_X), ag.tensor(XOR_Y)
+
+        def step():
+            opt.zero_grad()
+            F.binary_cross_entropy(model(x), y).backward()
+            opt.step()
+        return step
+
+    def adam1251():
+        ag.manual_seed(0)
+        model = nn.Sequential(nn.Linear(1, 2), nn.Tanh(), nn.Linear(2, 5), nn.Tanh(),
+                              nn.Linear(5, 1))
+        opt = optim.Adam(model.parameters(), lr=0.01)
+        x, y = ag.tensor([[SAMPLE_X]]), ag.tensor([[SAMPLE_Y]])
+
+        def step():
+            opt.zero_grad()
+            F.mse_loss(model(x), y).backward()
+            opt.step()
+        return step
+    return {"op": op, "op_fb": op_fb, "xor": xor, "adam1251": adam1251}
+
+
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
+
+
+def run_ours(repeat: int, min_time: float, clock: str) -> dict:
+    """Time every case on every provider in this process: {case: {provider: samples}}."""
+    from autograd import backend
+    out: dict = {"info": backend.info()}
+    for case, factory in ours_cases().items():
+        out[case] = {}
+        for name in backend.available():
+            with backend.use(name):
+                out[case][name] = sample_seconds(factory(), repeat, min_time,
+                                                 clock=CLOCKS[clock])
+    return out
+
+
+# ------------------------------------------------------------------------------ NumPy by hand
+def numpy_cases():
+    """The same cases written as NumPy scripts with hand-derived gradients."""
+    rng = np.random.default_rng(0)
+
+    def op():
+        a = rng.random((16, 16), dtype=np.float32)
+        b = rng.random((16, 16), dtype=np.float32)
+        return lambda: a + b
+
+    def op_fb():
+        x = rng.random((16, 16), dtype=np.float32)
+        a = rng.random((16, 16), dtype=np.float32) * np.float32(0.1)
+        b = rng.random((16, 16), dtype=np.float32)
+        g = np.ones((16, 16), np.float32)
+
+        def step():
+            zs = [x]
+            z = x
+            for _ in range(CHAIN // 2):
+                z = z * a + b
+                zs.append(z)
+            gz, ga, gb = g, np.zeros_like(a), np.zeros_like(b)
+            for zp in reversed(zs[:-1]):
+                ga = ga + gz * zp
+                gb = gb + gz
+                gz = gz * a
+            return gz, ga, gb
+        return step
+
+    def xor():
+        w1 = rng.standard_normal((2, 10)).astype(np.float32) * np.float32(0.5)
+        b1 = np.zeros(10, np.float32)
+        w2 = rng.standard_normal((10, 1)).astype(np.float32) * np.float32(0.5)
+        b2 = np.zeros(1, np.float32)
+        x, y = XOR_X, XOR_Y
+
+        def step():
+            nonlocal w1, b1, w2, b2
+            h = np.tanh(x @ w1 + b1)
+            p = 1 / (1 + np.exp(-(h @ w2 + b2)))
+            dz2 = (p - y) / len(x)
+            dh = dz2 @ w2.T * (1 - h * h)
+            w2 -= np.float32(0.1) * (h.T @ dz2)
+            b2 -= np.float32(0.1) * dz2.sum(0)
+            w1 -= np.float32(0.1) * (x.T @ dh)
+            b1 -= np.float32(0.1) * dh.sum(0)
+        return step
+
+    def adam1251():
+        sizes = [1, 2, 5, 1]
+        ws = [rng.standard_normal((i, o)).astype(np.float32) for i, o in zip(sizes, sizes[1:])]
+        bs = [np.zeros(o, np.float32) for o in sizes[1:]]
+        params = ws + bs
+        m = [np.zeros_like(p) for p in params]
+        v = [np.zeros_like(p) for p in params]
+        x = np.array([[SAMPLE_X]], np.float32)
+        y = np.array([[SAMPLE_Y]], np.float32)
+        t = [0]
+
+        def step():
+            acts = [x]
+            for i in range(3):
+                z = acts[-1] @ ws[i] + bs[i]
+                acts.append(np.tanh(z) if i < 2 else z)
+            d = 2 * (acts[-1] - y)
+            gw, gb = [None] * 3, [None] * 3
+            for i in (2, 1, 0):
+                gw[i] = acts[i].T @ d
+                gb[i] = d.sum(0)
+                if i:
+                    d = (d @ ws[i].T) * (1 - acts[i] * acts[i])
+            t[0] += 1
+            c1, c2 = 1 - 0.9 ** t[0], 1 - 0.999 ** t[0]
+            for p, g, mi, vi in zip(params, gw + gb, m, v):
+                mi *= 0.9
+                mi += 0.1 * g
+                vi *= 0.999
+                vi += 0.001 * g * g
+                p -= 0.01 / c1 * mi / (np.sqrt(vi / c2) + 1e-8)
+        return step
+    return {"op": op, "op_fb": op_fb, "xor": xor, "adam1251": adam1251}
+
+
+# ------------------------------------------------------------------------------ micrograd
+def micrograd_cases():
+    """Per-op cases on micrograd's scalar Value (pure Python), or {} when not installed."""
+    try:
+        from micrograd.engine import Value
+    except ImportError:
+        return {}
+
+    def op():
+        x, y = Value(0.3), Value(0.7)
+        return lambda: x + y
+
+    def op_fb():
+        x, a, b = Value(0.3), Value(0.05), Value(0.7)
+
+        def step():
+            z = x
+            for _ in range(CHAIN // 2):
+                z = z * a + b
+            z.backward()
+        return step
+    return {"op": op, "op_fb": op_fb}
+
+
+# ------------------------------------------------------------------------------ PyTorch
+def torch_cases(torch):
+    """The same cases in PyTorch eager (float32, CPU)."""
+    tn = torch.nn
+
+    def op():
+        x = torch.rand(16, 16, requires_grad=True)
+        y = torch.rand(16, 16, requires_grad=True)
+        return lambda: x + y
+
+    def op_fb():
+        x = torch.rand(16, 16, requires_grad=True)
+        a = (torch.rand(16, 16) * 0.1).requires_grad_()
+        b = torch.rand(16, 16, requires_grad=True)
+        g = torch.ones(16, 16)
+
+        def step():
+            a.grad = b.grad = x.grad = None
+            z = x
+            for _ in range(CHAIN // 2):
+                z = z * a + b
+            z.backward(g)
+        return step
+
+    def xor():
+        torch.manual_seed(0)
+        model = tn.Sequential(tn.Linear(2, 10), tn.Tanh(), tn.Linear(10, 1), tn.Sigmoid())
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        x, y = torch.tensor(XOR_X), torch.tensor(XOR_Y)
+        lossf = tn.BCELoss()
+
+        def step():
+            opt.zero_grad()
+            lossf(model(x), y).backward()
+            opt.step()
+        return step
+
+    def adam1251():
+        torch.manual_seed(0)
+        model = tn.Sequential(tn.Linear(1, 2), tn.Tanh(), tn.Linear(2, 5), tn.Tanh(),
+                              tn.Linear(5, 1))
+        opt = torch.optim.Adam(model.parameters(), lr=0.01)
+        x, y = torch.tensor([[SAMPLE_X]]), torch.tensor([[SAMPLE_Y]])
+        lossf = tn.MSELoss()
+
+        def step():
+            opt.zero_grad()
+            lossf(model(x), y).backward()
+            opt.step()
+        return step
+    return {"op": op, "op_fb": op_fb, "xor": xor, "adam1251": adam1251}
+
+
+# ------------------------------------------------------------------------------ report
+def _per_op(case: str, samples: list[float]) -> list[float]:
+    return [s / CHAIN for s in samples] if case == "op_fb" else samples
+
+
+def _ours_in_subprocess(engine: str, repeat: int, min_time: float, clock: str) -> dict | None:
+    env = dict(os.environ, AUTOGRAD_ENGINE=engine)
+    res = subprocess.run([sys.executable, os.path.abspath(__file__), "--ours",
+                          "--repeat", str(repeat), "--min-time", str(min_time),
+                          "--clock", clock],
+                         env=env, capture_output=True, text=True)
+    if res.returncode != 0:
+        print(f"(ours with AUTOGRAD_ENGINE={engine} did not run: "
+              f"{res.stderr.strip().splitlines()[-1:]})")
+        return None
+    return json.loads(res.stdout)
+
+
+def collect(repeat: int, min_time: float, clock: str = "wall") -> dict:
+    """{case: {who: samples (seconds per step, per op for op_fb)}} and what ran."""
+    results: dict = {case: {} for case in TITLES}
+    infos = {}
+    for engine in ("compiled", "python"):
+        ours = _ours_in_subprocess(engine, repeat, min_time, clock)
+        if ours is None:
+            continue
+        infos[engine] = ours.pop("info")
+        for case, per_provider in ours.items():
+            for provider, samples in per_provider.items():
+                results[case][f"ours {provider}/{engine}"] = _per_op(case, samples)
+    others = [("numpy by hand", numpy_cases()), ("micrograd", micrograd_cases())]
+    torch = torch_or_none()
+    if torch is not None:
+        torch.set_num_threads(1)
+        others.append(("torch eager", torch_cases(torch)))
+    for who, cases in others:
+        for case, factory in cases.items():
+            results[case][who] = _per_op(case, sample_seconds(factory(), repeat, min_time,
+                                                              clock=CLOCKS[clock]))
+    return {"results": results, "infos": infos}
+
+
+def report(data: dict) -> str:
+    """The table: median, fastest and slowest repeat in us, and ratios in the same run."""
+    rows = []
+    for case, by_who in data["results"].items():
+        hand = statistics.median(by_who["numpy by hand"])
+        torch_t = statistics.median(by_who["torch eager"]) if "torch eager" in by_who else None
+        for i, (who, samples) in enumerate(by_who.items()):
+            med = statistics.median(samples)
+            rows.append([TITLES[case] if i == 0 else "", who, f"{med * 1e6:.2f}",
+                         f"{min(samples) * 1e6:.2f}-{max(samples) * 1e6:.2f}",
+                         f"{hand / med:.2f}x", f"{torch_t / med:.2f}x" if torch_t else "-"])
+    lines = [table(["case", "who", "median us", "fastest-slowest", "speed vs hand numpy",
+                    "speed vs torch"], rows), "", "targets (compiled hot path, median):"]
+    for case, target in TARGETS_US.items():
+        by_who = data["results"][case]
+        for who in sorted(w for w in by_who if w.endswith("/compiled")):
+            med = statistics.median(by_who[who]) * 1e6
+            lines.append(f"  {TITLES[case]:<30} {who:<22} {med:6.2f} us  (target <= {target} us:"
+                         f" {'holds' if med <= target else 'MISSED'})")
+    for case in ("op", "op_fb"):
+        by_who = data["results"][case]
+        for provider in ("numpy", "native"):
+            c, p = by_who.get(f"ours {provider}/compiled"), by_who.get(f"ours {provider}/python")
+            if c and p:
+                lines.append(f"  {TITLES[case]:<30} {provider}: compiled is "
+                             f"{statistics.median(p) / statistics.median(c):.2f}x the python "
+                             f"twin (target >= 2x)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run every case for everyone and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter repeats")
+    parser.add_argument("--repeat", type=int, default=None)
+    parser.add_argument("--min-time", type=float, default=None)
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall clock (default) or this thread's CPU time")
+    parser.add_argument("--ours", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    repeat = args.repeat or (3 if args.quick else 15)
+    min_time = args.min_time or (0.005 if args.quick else 0.1)
+    if args.ours:  # the worker: this process's hot path, every provider, JSON on stdout
+        print(json.dumps(run_ours(repeat, min_time, args.clock)))
+        return
+    data = collect(repeat, min_time, args.clock)
+    print(f"clock: {args.clock}; {repeat} repeats per figure")
+    for engine, info in data["infos"].items():
+        print(f"AUTOGRAD_ENGINE={engine}: {info}")
+    print(report(data))
+
+
+if __name__ == "__main__":
+    main()
