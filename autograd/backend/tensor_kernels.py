@@ -8,9 +8,9 @@ so the gradient formula is written once (in the op table) and serves both paths.
 
 Rules every kernel follows:
 
-- Called with no Tensor among its arguments (a forward inside one of these ops, or another
-  thread running ordinary ops while one thread records a backward), it falls through to the
-  array kernel of the provider that was active when this one was installed (:data:`_base`).
+- Called with no Tensor among its arguments (a forward inside one of these ops), it falls
+  through to the array kernel of the provider that was active in this thread when this one
+  was installed.
 - Arrays and Python or NumPy scalars mixed with Tensors are constants.
 - Masks and counts (relu, clip, max/min ties, the ``*_back`` of piecewise functions) are
   constants with respect to the inputs, as their derivative is zero almost everywhere.
@@ -40,53 +40,36 @@ from ..ops import arith, linalg, reduce
 from ..ops import shape as S
 from ..tensor import Tensor, as_tensor
 
-#: The array provider that array-only calls fall through to: per thread for the thread that
-#: installed this module, process-wide for the others (while the provider is process-wide).
-_base: ModuleType | None = None
+#: The array provider that array-only calls fall through to, per thread: the one that was
+#: active in this thread when :func:`installed` swapped this module in.
 _local = threading.local()
-_depth = 0
-_lock = threading.Lock()
 
 
 def _fallback() -> ModuleType:
-    return getattr(_local, "base", None) or _base
+    base = getattr(_local, "base", None)
+    if base is None:  # called outside installed(): the thread's own provider serves arrays
+        base = state.k if state.k is not sys.modules[__name__] else B.numpy_kernels
+    return base
 
 
 @contextmanager
 def installed() -> Iterator[None]:
-    """Make this module ``backend.k`` while recording a backward (nestable).
+    """Make this module this thread's ``backend.k`` while recording a backward (nestable).
 
-    Where the kernel provider is per thread (``grad_mode.state.k``), only this thread sees it.
-    Where it is one module attribute, the switch is process-wide: other threads' calls carry
-    arrays, so they fall through to the provider that was active before, with the same results.
+    The kernel provider is per thread (``grad_mode.state.k``), so other threads keep theirs.
     """
-    global _base, _depth
     this = sys.modules[__name__]
-    if getattr(state, "k", None) is not None:  # per-thread providers
-        previous = state.k
-        if previous is this:
-            yield
-            return
-        outer, _local.base = getattr(_local, "base", None), previous
-        state.k = this
-        try:
-            yield
-        finally:
-            state.k = previous
-            _local.base = outer
+    previous = state.k
+    if previous is this:
+        yield
         return
-    with _lock:
-        if _depth == 0 and B.k is not this:
-            _base = B.k
-            B.k = this
-        _depth += 1
+    outer, _local.base = getattr(_local, "base", None), previous
+    state.k = this
     try:
         yield
     finally:
-        with _lock:
-            _depth -= 1
-            if _depth == 0 and B.k is this:
-                B.k = _base
+        state.k = previous
+        _local.base = outer
 
 
 def _has_tensor(args: tuple) -> bool:
