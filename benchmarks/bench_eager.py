@@ -27,10 +27,8 @@ import sys
 import time
 
 import numpy as np
-from timing import sample_seconds, table, torch_or_none
+from timing import XOR_X, XOR_Y, ag_xor_step, sample_seconds, table, torch_or_none, torch_xor_step
 
-XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
-XOR_Y = np.array([[0], [1], [1], [0]], dtype=np.float32)
 CHAIN = 32  # ops in the forward+backward chain (16 multiply-add pairs)
 SAMPLE_X, SAMPLE_Y = 0.5, 0.25  # the one sample of the 1-2-5-1 regression step
 TARGETS_US = {"op": 1.5, "op_fb": 2.0, "xor": 15.0, "adam1251": 30.0}
@@ -66,18 +64,6 @@ def ours_cases():
             z.backward(g)
         return step
 
-    def xor():
-        ag.manual_seed(0)
-        model = nn.Sequential(nn.Linear(2, 10), nn.Tanh(), nn.Linear(10, 1), nn.Sigmoid())
-        opt = optim.SGD(model.parameters(), lr=0.1)
-        x, y = ag.tensor(XOR_X), ag.tensor(XOR_Y)
-
-        def step():
-            opt.zero_grad()
-            F.binary_cross_entropy(model(x), y).backward()
-            opt.step()
-        return step
-
     def adam1251():
         ag.manual_seed(0)
         model = nn.Sequential(nn.Linear(1, 2), nn.Tanh(), nn.Linear(2, 5), nn.Tanh(),
@@ -90,7 +76,7 @@ def ours_cases():
             F.mse_loss(model(x), y).backward()
             opt.step()
         return step
-    return {"op": op, "op_fb": op_fb, "xor": xor, "adam1251": adam1251}
+    return {"op": op, "op_fb": op_fb, "xor": ag_xor_step, "adam1251": adam1251}
 
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
@@ -241,19 +227,6 @@ def torch_cases(torch):
             z.backward(g)
         return step
 
-    def xor():
-        torch.manual_seed(0)
-        model = tn.Sequential(tn.Linear(2, 10), tn.Tanh(), tn.Linear(10, 1), tn.Sigmoid())
-        opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        x, y = torch.tensor(XOR_X), torch.tensor(XOR_Y)
-        lossf = tn.BCELoss()
-
-        def step():
-            opt.zero_grad()
-            lossf(model(x), y).backward()
-            opt.step()
-        return step
-
     def adam1251():
         torch.manual_seed(0)
         model = tn.Sequential(tn.Linear(1, 2), tn.Tanh(), tn.Linear(2, 5), tn.Tanh(),
@@ -267,7 +240,8 @@ def torch_cases(torch):
             lossf(model(x), y).backward()
             opt.step()
         return step
-    return {"op": op, "op_fb": op_fb, "xor": xor, "adam1251": adam1251}
+    return {"op": op, "op_fb": op_fb, "xor": lambda: torch_xor_step(torch),
+            "adam1251": adam1251}
 
 
 # ------------------------------------------------------------------------------ report

@@ -12,32 +12,23 @@ import argparse
 import resource
 
 import numpy as np
-from timing import fmt_time, median_seconds, table, torch_or_none
+from timing import (
+    XOR_X,
+    XOR_Y,
+    ag_xor_step,
+    fmt_time,
+    median_seconds,
+    table,
+    torch_or_none,
+    torch_xor_step,
+)
 
 import autograd as ag
 from autograd import backend, nn, optim
 from autograd import functional as F
 
-XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
-XOR_Y = np.array([[0], [1], [1], [0]], dtype=np.float32)
-
 
 # ------------------------------------------------------------------------------ autograd
-def ag_xor_step():
-    """One SGD step of the Keras-tutorial XOR net (2-10-1, tanh then sigmoid, BCE)."""
-    ag.manual_seed(0)
-    model = nn.Sequential(nn.Linear(2, 10), nn.Tanh(), nn.Linear(10, 1), nn.Sigmoid())
-    opt = optim.SGD(model.parameters(), lr=0.1)
-    x, y = ag.tensor(XOR_X), ag.tensor(XOR_Y)
-
-    def step():
-        opt.zero_grad()
-        loss = F.binary_cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-    return step
-
-
 def ag_mlp_step(batch: int = 128):
     """One Adam step of a 784-256-128-10 ReLU MLP with cross-entropy."""
     ag.manual_seed(0)
@@ -139,18 +130,6 @@ def torch_cases(torch):
     torch.manual_seed(0)
     tn = torch.nn
 
-    def xor():
-        model = tn.Sequential(tn.Linear(2, 10), tn.Tanh(), tn.Linear(10, 1), tn.Sigmoid())
-        opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        x, y = torch.tensor(XOR_X), torch.tensor(XOR_Y)
-        lossf = tn.BCELoss()
-
-        def step():
-            opt.zero_grad()
-            lossf(model(x), y).backward()
-            opt.step()
-        return step
-
     def mlp(batch=128):
         model = tn.Sequential(tn.Linear(784, 256), tn.ReLU(), tn.Linear(256, 128), tn.ReLU(),
                               tn.Linear(128, 10))
@@ -169,7 +148,7 @@ def torch_cases(torch):
         a = torch.randn(2, 2, requires_grad=True)
         b = torch.randn(2, 2)
         return lambda: a + b
-    return {"xor": xor, "mlp": mlp, "small_op": small}
+    return {"xor": lambda: torch_xor_step(torch), "mlp": mlp, "small_op": small}
 
 
 CASES = {"xor": (ag_xor_step, numpy_xor_step, "XOR 2-10-1 SGD step"),

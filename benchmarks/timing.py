@@ -1,4 +1,5 @@
-"""Timing helpers shared by the benchmarks: medians over repeats, never a single run.
+"""Timing helpers shared by the benchmarks (medians over repeats, never a single run), and the
+XOR step that two of them time.
 
 The machine is shared and noisy, so every figure is the median of several repeats of a
 timed loop, and comparisons are ratios taken in the same process run.
@@ -8,6 +9,8 @@ from __future__ import annotations
 import statistics
 import time
 from typing import Callable
+
+import numpy as np
 
 
 def median_seconds(fn: Callable[[], object], repeat: int = 7, min_time: float = 0.05,
@@ -85,3 +88,42 @@ def sample_seconds(fn: Callable[[], object], repeat: int = 15, min_time: float =
             fn()
         samples.append((clock() - t0) / number)
     return samples
+
+
+# The Keras-tutorial XOR net (2-10-1, tanh then sigmoid, BCE, SGD lr 0.1): timed by both
+# bench_training.py and bench_eager.py, defined once here so the two measure the same step.
+XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+XOR_Y = np.array([[0], [1], [1], [0]], dtype=np.float32)
+
+
+def ag_xor_step() -> Callable[[], None]:
+    """One SGD step of the XOR net with autograd (the backend and engine of this process)."""
+    import autograd as ag
+    from autograd import functional as F
+    from autograd import nn, optim
+    ag.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 10), nn.Tanh(), nn.Linear(10, 1), nn.Sigmoid())
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    x, y = ag.tensor(XOR_X), ag.tensor(XOR_Y)
+
+    def step() -> None:
+        opt.zero_grad()
+        F.binary_cross_entropy(model(x), y).backward()
+        opt.step()
+    return step
+
+
+def torch_xor_step(torch) -> Callable[[], None]:
+    """The same XOR step in PyTorch eager (float32, CPU)."""
+    tn = torch.nn
+    torch.manual_seed(0)
+    model = tn.Sequential(tn.Linear(2, 10), tn.Tanh(), tn.Linear(10, 1), tn.Sigmoid())
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.tensor(XOR_X), torch.tensor(XOR_Y)
+    lossf = tn.BCELoss()
+
+    def step() -> None:
+        opt.zero_grad()
+        lossf(model(x), y).backward()
+        opt.step()
+    return step
