@@ -91,10 +91,7 @@ def register_hook(tensor: Any, fn: Callable) -> RemovableHandle:
     if not tensor.requires_grad:
         raise RuntimeError("register_hook: cannot register a hook on a tensor that does not "
                            "require grad")
-    entry = _entry(tensor)
-    hook_id = next(_ids)
-    entry.pre[hook_id] = fn
-    return RemovableHandle(entry, "pre", hook_id)
+    return _add(tensor, "pre", fn)
 
 
 def register_post_accumulate_grad_hook(tensor: Any, fn: Callable) -> RemovableHandle:
@@ -109,10 +106,15 @@ def register_post_accumulate_grad_hook(tensor: Any, fn: Callable) -> RemovableHa
     if not tensor.requires_grad:
         raise RuntimeError("register_post_accumulate_grad_hook: cannot register a hook on a "
                            "tensor that does not require grad")
+    return _add(tensor, "post", fn)
+
+
+def _add(tensor: Any, kind: str, fn: Callable) -> RemovableHandle:
+    """Store ``fn`` in the tensor's ``kind`` ("pre" or "post") hooks, in registration order."""
     entry = _entry(tensor)
     hook_id = next(_ids)
-    entry.post[hook_id] = fn
-    return RemovableHandle(entry, "post", hook_id)
+    getattr(entry, kind)[hook_id] = fn
+    return RemovableHandle(entry, kind, hook_id)
 
 
 # ------------------------------------------------------------------ called by the engine
