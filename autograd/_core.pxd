@@ -33,7 +33,7 @@ cdef class _Scratch:
 @cython.locals(t=TensorBase)
 cpdef wrap(array, node=*)
 
-@cython.locals(t=TensorBase, u=TensorBase, needs=list, versions=list)
+@cython.locals(t=TensorBase, u=TensorBase, needs=list, versions=list, n=Py_ssize_t)
 cdef _record(Node node, op, tuple inputs)
 
 @cython.locals(t=TensorBase, arrays=list, record=bint, node=Node)
@@ -51,6 +51,9 @@ cdef _check_versions(Node node)
 
 @cython.locals(grad=TensorBase)
 cdef _accumulate(TensorBase t, g)
+
+@cython.locals(t=TensorBase)
+cpdef bump_versions(list tensors)
 
 @cython.locals(t=TensorBase)
 cdef bint _same_float(TensorBase a, b)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # for the operators' annotations only (never imported at run 
     from .tensor import Tensor
 
 __all__ = ["TensorBase", "Node", "apply", "wrap", "pair", "kernels", "broadcast_shape",
-           "set_operators", "set_tensor_class"]
+           "set_operators", "set_tensor_class", "bump_versions"]
 
 # The directory of the package's Python sources (errors.py is always one; this module may be the
 # compiled twin, installed elsewhere in an editable install), whose frames origin() skips.
@@ -232,7 +232,9 @@ class Node:
         if not self.trace:
             return "(creation site not recorded: run the forward inside detect_anomaly())"
         outside = [f for f in self.trace if not f.filename.startswith(_PACKAGE_DIR)]
-        return "".join(traceback.format_list(outside[-_ORIGIN_FRAMES:])).rstrip()
+        # (no negative index: the compiled twin is built with wraparound off)
+        last = outside[max(0, len(outside) - _ORIGIN_FRAMES):]
+        return "".join(traceback.format_list(last)).rstrip()
 
     def __repr__(self) -> str:
         return f"<Node {self.op.name}>"
@@ -241,14 +243,20 @@ class Node:
 def _record(node: Node, op: Any, inputs: tuple) -> None:
     node.op = op
     node.inputs = inputs
-    if len(inputs) == 2:  # most ops: no lists built
+    node.saved = None
+    node.trace = None
+    node.freed = False
+    n = len(inputs)
+    if n == 2:  # most ops: no lists built
         t = inputs[0]
         u = inputs[1]
         node.needs = (t._requires_grad, u._requires_grad)
         node.versions = (t._vc[0], u._vc[0])
-        node.saved = None
-        node.trace = None
-        node.freed = False
+        return
+    if n == 1:  # the unary ops
+        t = inputs[0]
+        node.needs = (t._requires_grad,)
+        node.versions = (t._vc[0],)
         return
     # A plain loop: comprehensions are function calls in CPython 3.11, and this is the
     # per-op hot path.
@@ -259,9 +267,6 @@ def _record(node: Node, op: Any, inputs: tuple) -> None:
         versions.append(t._vc[0])
     node.needs = tuple(needs)
     node.versions = tuple(versions)
-    node.saved = None
-    node.trace = None
-    node.freed = False
 
 
 def _check_versions(node: Node) -> None:
@@ -286,6 +291,13 @@ def _accumulate(t: TensorBase, g: np.ndarray) -> None:
         total = grad._data + g
         grad._data = total if isinstance(total, _ndarray) else np.asarray(total)
         grad._vc[0] += 1
+
+
+def bump_versions(tensors: list) -> None:
+    """Record that a kernel wrote each of ``tensors`` in place (``Tensor._update_()`` for many
+    at once: an optimizer kernel updates a whole parameter group in one call)."""
+    for t in tensors:
+        t._vc[0] += 1
 
 
 def _holds(saved: Any, array: np.ndarray) -> bool:
@@ -337,7 +349,7 @@ def _apply(op: Any, inputs: tuple, params: dict) -> Any:
                 integer = d
     if integer is not None and dtype is not None:
         _mixed(op, dtype, integer, inputs)
-    if len(arrays) > 1 and arrays[0].shape != arrays[1].shape and op.broadcasting:
+    if len(arrays) > 1 and op.broadcasting and arrays[0].shape != arrays[1].shape:
         _check_broadcast(op, arrays)
     if not (record and state.grad_enabled):
         return _output(_forward(op, _Scratch(), arrays, params), None, inputs)
