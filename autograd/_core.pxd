@@ -39,6 +39,9 @@ cdef _record(Node node, op, tuple inputs)
 @cython.locals(t=TensorBase, arrays=list, record=bint, node=Node)
 cdef _apply(op, tuple inputs, dict params)
 
+@cython.locals(node=Node)
+cdef _apply2(op, TensorBase a, TensorBase b)
+
 @cython.locals(t=TensorBase, x=TensorBase)
 cdef _output(out, node, tuple inputs)
 

@@ -114,12 +114,12 @@ class TensorBase:
         """The element type (a NumPy dtype)."""
         return self._data.dtype
 
-    # Arithmetic between two tensors of one float dtype goes straight down to ``apply`` (the op and
-    # its checks are those of autograd.functional); anything else (scalars, arrays, mixed
+    # Arithmetic between two tensors of one float dtype goes straight down to ``_apply2`` (the op
+    # and its checks are those of autograd.functional); anything else (scalars, arrays, mixed
     # dtypes) goes through functional, which owns the promotion rules.
     def __add__(self, other: Any) -> "Tensor":
         if _same_float(self, other):
-            return _apply(_ops.Add, (self, other), _NO_PARAMS)
+            return _apply2(_ops.Add, self, other)
         return _functional.add(self, other)
 
     def __radd__(self, other: Any) -> "Tensor":
@@ -127,7 +127,7 @@ class TensorBase:
 
     def __sub__(self, other: Any) -> "Tensor":
         if _same_float(self, other):
-            return _apply(_ops.Sub, (self, other), _NO_PARAMS)
+            return _apply2(_ops.Sub, self, other)
         return _functional.sub(self, other)
 
     def __rsub__(self, other: Any) -> "Tensor":
@@ -135,7 +135,7 @@ class TensorBase:
 
     def __mul__(self, other: Any) -> "Tensor":
         if _same_float(self, other):
-            return _apply(_ops.Mul, (self, other), _NO_PARAMS)
+            return _apply2(_ops.Mul, self, other)
         return _functional.mul(self, other)
 
     def __rmul__(self, other: Any) -> "Tensor":
@@ -143,7 +143,7 @@ class TensorBase:
 
     def __truediv__(self, other: Any) -> "Tensor":
         if _same_float(self, other):
-            return _apply(_ops.Div, (self, other), _NO_PARAMS)
+            return _apply2(_ops.Div, self, other)
         return _functional.div(self, other)
 
     def __rtruediv__(self, other: Any) -> "Tensor":
@@ -360,6 +360,25 @@ def _apply(op: Any, inputs: tuple, params: dict) -> Any:
     if state.anomaly:
         node.trace = traceback.extract_stack()  # origin() shows the frames outside autograd
     return _output(out, node, inputs)
+
+
+def _apply2(op: Any, a: Any, b: Any) -> Any:
+    """``_apply`` for the arithmetic operators, whose two Tensors are known to share one float
+    dtype (``_same_float``): no dtype loop and no list of arrays, the rest as ``_apply``. The
+    per-op path of every ``x * a + b``, so worth its dozen lines (0.1-0.15 us per op)."""
+    x = a._data
+    y = b._data
+    if x.shape != y.shape:  # + - * / all broadcast
+        _check_broadcast(op, [x, y])
+    if not ((a._requires_grad or b._requires_grad) and state.grad_enabled):
+        return wrap(op.forward(_Scratch(), x, y), None)
+    node = Node.__new__(Node)
+    _record(node, op, (a, b))
+    node.params = _NO_PARAMS
+    out = op.forward(node, x, y)
+    if state.anomaly:
+        node.trace = traceback.extract_stack()  # origin() shows the frames outside autograd
+    return wrap(out, node)
 
 
 def _forward(op: Any, ctx: Any, arrays: list, params: dict) -> Any:
