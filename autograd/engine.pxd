@@ -13,5 +13,5 @@ cpdef list topological_order(root)
 
 @cython.locals(top=Node, node=Node, child=Node, t=TensorBase, counts=dict, pending=dict,
                handed=set, ready=list, i=Py_ssize_t, left=Py_ssize_t, anomaly=bint,
-               hooked=bint, needs=tuple)
+               hooked=bint, inputs=tuple, needs=tuple)
 cpdef _propagate(root, grad, retain_graph)

@@ -127,19 +127,19 @@ def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
             grads = node.op.backward(node, g)
             if anomaly:
                 _check_finite(node, grads)
+        inputs = node.inputs
         needs = node.needs
-        i = 0
-        for t in node.inputs:
+        for i in range(len(inputs)):
+            t = inputs[i]
             child = t._node
             gi = None if grads is None or not needs[i] else grads[i]
-            i += 1
             if gi is not None:
                 shape = t._data.shape
                 if gi.shape != shape:
                     gi = sum_to(gi, shape)
             if child is None:
                 entry = None
-                if hooked and needs[i - 1] and id(t) in leaf_left:
+                if hooked and needs[i] and id(t) in leaf_left:
                     gi, entry = _gather_leaf(t, gi, leaf_left, leaf_sum)
                 if gi is not None:
                     # Only a leaf's first gradient is kept as its .grad (later ones are
