@@ -518,11 +518,16 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None,
         raise ValueError(f"linear: unknown activation {activation!r}; expected one of "
                          f"{_LINEAR_ACTIVATIONS}")
     # The shapes are read once from the arrays (this runs for every layer of every step).
-    xs, ws = x._data.shape, weight._data.shape
+    try:
+        xs, ws = x._data.shape, weight._data.shape
+        bs = None if bias is None else bias._data.shape
+    except AttributeError:
+        raise TypeError(f"linear: weight and bias must be Tensors (or bias None), got "
+                        f"{type(weight).__name__} and {type(bias).__name__}") from None
     if len(ws) != 2 or not xs or xs[-1] != ws[1]:
         raise ValueError(f"linear: input of shape {xs} does not match weight of shape "
                          f"{ws} (expected input (..., {ws[-1]}))")
-    if bias is not None and bias._data.shape != (ws[0],):
+    if bs is not None and bs != (ws[0],):
         raise ValueError(f"linear: bias of shape {bias.shape} does not match weight of shape "
                          f"{ws} (expected ({ws[0]},))")
     if len(xs) == 2:  # the common case: no reshape either way

@@ -163,6 +163,11 @@ def test_linear_shape_errors_still_name_the_shapes():
                  ag.tensor(np.ones(3, np.float32)))
     with pytest.raises(ValueError, match=r"input of shape \(\) does not match"):
         F.linear(ag.tensor(np.float32(1)), w)
+    with pytest.raises(TypeError, match=r"linear: weight and bias must be Tensors .* got "
+                                        r"ndarray and NoneType"):
+        F.linear(ag.tensor(np.ones((4, 3), np.float32)), np.ones((2, 3), np.float32))
+    with pytest.raises(TypeError, match=r"got Tensor and list"):
+        F.linear(ag.tensor(np.ones((4, 3), np.float32)), w, [1.0, 2.0])
 
 
 def test_optimizer_step_restores_grad_mode_even_when_the_update_raises():
