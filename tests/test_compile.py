@@ -456,6 +456,43 @@ def test_steady_state_memory_is_flat():
     assert rss() - before < 1 << 20
 
 
+# ------------------------------------------------------------------------------------------
+# The Keras front compiles its steps by default
+# ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("loss,opt", [("sparse_categorical_crossentropy", "adam"),
+                                      ("mse", "sgd"), ("binary_crossentropy", "sgd")])
+def test_keras_jit_compile_gives_the_eager_numbers(loss, opt):
+    from autograd.keras import Sequential
+    from autograd.keras.layers import Dense, Dropout
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((70, 4)).astype(np.float32)
+    y = (rng.integers(0, 3, 70) if loss.startswith("sparse")
+         else (rng.random((70, 1)) > 0.5).astype(np.float32))
+    results = []
+    for jit in (True, False):
+        ag.manual_seed(3)
+        last = "softmax" if loss.startswith("sparse") else "sigmoid"
+        model = Sequential([Dense(8, input_dim=4, activation="relu"), Dropout(0.2),
+                            Dense(3 if loss.startswith("sparse") else 1, activation=last)])
+        model.compile(optimizer=opt, loss=loss, metrics=["accuracy"], jit_compile=jit)
+        hist = model.fit(x, y, batch_size=16, epochs=3, verbose=0, validation_split=0.2)
+        pred = model.predict(x)
+        results.append((hist.history, [w.copy() for w in model.get_weights()], pred))
+        steps = list(model._steps.values())
+        if jit:
+            train = next(f for k, f in model._steps.items() if k[0] == "train")
+            # 56 training rows in batches of 16: one trace for 16 rows, one for the last 8
+            assert train.stats["traces"] == 2 and train.stats["replays"] == 3 * 4 - 2
+        else:
+            assert not any(isinstance(f, ag.jit.Compiled) for f in steps)
+    (h1, w1, p1), (h2, w2, p2) = results
+    assert h1 == h2
+    for a, b in zip(w1, w2):
+        assert a.tobytes() == b.tobytes()
+    assert p1.tobytes() == p2.tobytes()
+
+
 def test_a_value_the_trace_branched_on_is_checked_at_replay():
     f = ag.compile(lambda z, t: NF.cross_entropy(z, t))
     z = ag.randn(3, 4)
