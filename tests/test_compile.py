@@ -502,3 +502,35 @@ def test_a_value_the_trace_branched_on_is_checked_at_replay():
         f(z, ag.tensor(np.array([1, -100, 3])))
     with pytest.raises(ValueError, match="out of range"):  # validated at every replay
         f(z, ag.tensor(np.array([1, 7, 3])))
+
+
+def test_compile_benchmark_runs(capsys):
+    import importlib
+    import pathlib
+    import sys
+    bench_dir = str(pathlib.Path(__file__).resolve().parent.parent / "benchmarks")
+    sys.path.insert(0, bench_dir)
+    try:
+        bench = importlib.import_module("bench_compile")
+        bench.main(["--no-peers", "--repeat", "1", "--steps", "20"])
+    finally:
+        sys.path.remove(bench_dir)
+    out = capsys.readouterr().out
+    assert "autograd compiled" in out and "tracing (first call) costs" in out
+
+
+def test_mnist_example_compiled_matches_eager():
+    import os
+    import pathlib
+    data = os.environ.get("AUTOGRAD_MNIST_DIR")
+    if not data or not os.path.isdir(data):
+        pytest.skip("set AUTOGRAD_MNIST_DIR to the MNIST IDX files")
+    import importlib.util
+    path = pathlib.Path(__file__).resolve().parent.parent / "examples" / "mnist_mlp.py"
+    spec = importlib.util.spec_from_file_location("mnist_mlp_compiled", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    args = ["--data", data, "--epochs", "1", "--limit", "3000"]
+    eager = mod.main(args)
+    compiled = mod.main(args + ["--compile"])
+    assert compiled["test_accuracy"] == eager["test_accuracy"]
