@@ -1,7 +1,8 @@
 """Captured training steps: ``autograd.compile`` against eager autograd and the peers, one run.
 
-Times, in one process and with one clock (CPU time of this thread by default, since the
-machine is shared; ``--clock wall`` for elapsed time), the median and the slowest of the repeats:
+Times, in one process and with one clock (elapsed time by default: jax.jit, PyTorch and our
+thread pool compute on other threads, which a CPU clock of this thread would not count;
+``--clock cpu`` for this thread's CPU time), the median and the slowest of the repeats:
 
 * the XOR step (2-10-1, tanh, sigmoid, BCE, SGD lr 0.1, batch 4, float32; the net of
   ``timing.ag_xor_step``): autograd eager and compiled, hand-written NumPy, PyTorch eager and
@@ -177,80 +178,102 @@ def torch_mlp(torch):
 # ------------------------------------------------------------------------------------------
 
 
+def _make(case: str, peer: str):
+    """The step function of one (case, peer), built in this process."""
+    if peer.startswith("autograd"):
+        import autograd as ag
+        if case == "xor":
+            step = ag_xor_step()
+            return ag.compile(step) if peer == "autograd compiled" else step
+        return ag_mlp_step(peer == "autograd compiled")
+    if peer == "hand NumPy":
+        return numpy_xor_step()
+    if peer in ("PyTorch eager", "torch.compile"):
+        import torch
+        tn = torch.nn
+        if case == "xor":
+            torch.manual_seed(0)
+            model = tn.Sequential(tn.Linear(2, 10), tn.Tanh(), tn.Linear(10, 1), tn.Sigmoid())
+            parts = (model, torch.tensor(XOR_X), torch.tensor(XOR_Y), tn.BCELoss(),
+                     torch.optim.SGD(model.parameters(), lr=0.1))
+        else:
+            parts = torch_mlp(torch)
+        return torch_steps(torch, *parts, compiled=peer == "torch.compile")
+    import jax
+    jax.config.update("jax_platforms", "cpu")
+    return jax_xor_step(jax) if case == "xor" else jax_mlp_step(jax)
+
+
+def _worker(case: str, peer: str, repeat: int, clock_name: str) -> None:
+    """Time one (case, peer) in this process; print its samples as JSON."""
+    import json
+    clock = time.thread_time if clock_name == "cpu" else time.perf_counter
+    if peer in ("PyTorch eager", "torch.compile"):
+        import autograd as ag
+        import torch
+        torch.set_num_threads(ag.get_num_threads())  # as many threads as ours
+    fn = _make(case, peer)
+    print(json.dumps(sample_seconds(fn, repeat=repeat, clock=clock)))
+
+
+def _installed(name: str) -> bool:
+    import importlib.util
+    return importlib.util.find_spec(name) is not None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
+    parser.add_argument("--clock", choices=["cpu", "wall"], default="wall")
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--steps", type=int, default=100_000,
                         help="compiled XOR steps for the resident-memory figure")
     parser.add_argument("--mnist", default=None, help="MNIST directory: time the example")
     parser.add_argument("--no-peers", action="store_true", help="autograd only")
+    parser.add_argument("--worker", nargs=2, metavar=("CASE", "PEER"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        _worker(args.worker[0], args.worker[1], args.repeat, args.clock)
+        return
     clock = time.thread_time if args.clock == "cpu" else time.perf_counter
+
+    import json
+    import subprocess
 
     import autograd as ag
     info = ag.backend.info()
     print(f"autograd backend {info['backend']}, engine {info['engine']}, "
-          f"threads {ag.get_num_threads()}, clock {args.clock}; load {os.getloadavg()}")
-    torch = jax = None
+          f"threads {ag.get_num_threads()}, clock {args.clock}; load {os.getloadavg()}; "
+          f"each peer in its own process")
+    peers = ["autograd compiled", "autograd eager"]
     if not args.no_peers:
-        try:
-            import torch
-            torch.set_num_threads(max(1, ag.get_num_threads()))
-        except ImportError:
-            torch = None
-        try:
-            import jax
-            jax.config.update("jax_platforms", "cpu")
-        except ImportError:
-            jax = None
+        if _installed("torch"):
+            peers += ["PyTorch eager", "torch.compile"]
+        if _installed("jax"):
+            peers += ["jax.jit"]
 
-    def bench(name, fn, rows, base):
-        s = sample_seconds(fn, repeat=args.repeat, clock=clock)
-        med, worst = statistics.median(s), max(s)
-        rows.append([name, fmt_time(med), fmt_time(worst),
-                     f"{med / base:.2f}" if base else "1.00"])
-        return med
+    def run(case: str, peer: str) -> list[float] | str:
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", case, peer,
+               "--repeat", str(args.repeat), "--clock", args.clock]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            return "failed: " + (res.stderr.strip().splitlines() or ["?"])[-1][:60]
+        return json.loads(res.stdout.strip().splitlines()[-1])
 
-    # XOR ------------------------------------------------------------------------------
-    rows: list = []
-    compiled_xor = ag.compile(ag_xor_step())
-    base = bench("autograd compiled", compiled_xor, rows, None)
-    bench("autograd eager", ag_xor_step(), rows, base)
-    bench("hand NumPy", numpy_xor_step(), rows, base)
-    if torch is not None:
-        tn = torch.nn
-        for compiled in (False, True):
-            torch.manual_seed(0)
-            model = tn.Sequential(tn.Linear(2, 10), tn.Tanh(), tn.Linear(10, 1), tn.Sigmoid())
-            opt = torch.optim.SGD(model.parameters(), lr=0.1)
-            try:
-                bench("torch.compile" if compiled else "PyTorch eager",
-                      torch_steps(torch, model, torch.tensor(XOR_X), torch.tensor(XOR_Y),
-                                  tn.BCELoss(), opt, compiled), rows, base)
-            except Exception as exc:  # torch.compile needs a compiler toolchain
-                rows.append(["torch.compile", f"failed: {type(exc).__name__}", "", ""])
-    if jax is not None:
-        bench("jax.jit", jax_xor_step(jax), rows, base)
-    print("\nXOR step (2-10-1, float32, batch 4, SGD): median, slowest, ratio to compiled")
-    print(table(["", "median", "slowest", "x compiled"], rows))
-
-    # MLP ------------------------------------------------------------------------------
-    rows = []
-    base = bench("autograd compiled", ag_mlp_step(True), rows, None)
-    bench("autograd eager", ag_mlp_step(False), rows, base)
-    if torch is not None:
-        for compiled in (False, True):
-            model, x, y, lossf, opt = torch_mlp(torch)
-            try:
-                bench("torch.compile" if compiled else "PyTorch eager",
-                      torch_steps(torch, model, x, y, lossf, opt, compiled), rows, base)
-            except Exception as exc:
-                rows.append(["torch.compile", f"failed: {type(exc).__name__}", "", ""])
-    if jax is not None:
-        bench("jax.jit", jax_mlp_step(jax), rows, base)
-    print("\n784-256-128-10 MLP step (float32, batch 128, Adam, cross-entropy)")
-    print(table(["", "median", "slowest", "x compiled"], rows))
+    titles = {"xor": "XOR step (2-10-1, float32, batch 4, SGD lr 0.1, BCE)",
+              "mlp": "784-256-128-10 ReLU MLP step (float32, batch 128, Adam, cross-entropy)"}
+    for case in ("xor", "mlp"):
+        rows = []
+        base = None
+        for peer in peers[:2] + (["hand NumPy"] if case == "xor" else []) + peers[2:]:
+            s = run(case, peer)
+            if isinstance(s, str):
+                rows.append([peer, s, "", ""])
+                continue
+            med = statistics.median(s)
+            base = base or med
+            rows.append([peer, fmt_time(med), fmt_time(max(s)), f"{med / base:.2f}"])
+        print(f"\n{titles[case]}: median, slowest repeat, time relative to compiled")
+        print(table(["", "median", "slowest", "x compiled"], rows))
 
     # tracing cost -----------------------------------------------------------------------
     eager = statistics.median(sample_seconds(ag_xor_step(), repeat=7, clock=clock))
@@ -273,6 +296,7 @@ def main(argv: list[str] | None = None) -> None:
           f"(slowest {max(mlp_traces) / mlp_eager:.2f})")
 
     # memory ------------------------------------------------------------------------------
+    compiled_xor = ag.compile(ag_xor_step())
     for _ in range(1000):
         compiled_xor()
     before = _rss()
