@@ -534,3 +534,69 @@ def test_mnist_example_compiled_matches_eager():
     eager = mod.main(args)
     compiled = mod.main(args + ["--compile"])
     assert compiled["test_accuracy"] == eager["test_accuracy"]
+
+
+def test_optimizer_changes_after_tracing_are_honoured():
+    ag.manual_seed(0)
+    a, b = nn.Linear(2, 2), nn.Linear(2, 1)
+    results = []
+    for compiled in (False, True):
+        ag.manual_seed(0)
+        a, b = nn.Linear(2, 2), nn.Linear(2, 1)
+        opt = optim.Adam(a.parameters(), lr=0.1)
+
+        def step(x):
+            opt.zero_grad()
+            b(a(x)).sum().backward()
+            opt.step()
+        fn = ag.compile(step) if compiled else step
+        x = ag.ones(3, 2)
+        for i in range(6):
+            if i == 3:  # b joins training half way, and the lr drops
+                opt.add_param_group({"params": list(b.parameters())})
+                opt.param_groups[0]["lr"] = 0.01
+            fn(x)
+        results.append([p.numpy().copy() for p in list(a.parameters()) + list(b.parameters())])
+    for u, v in zip(*results):
+        assert u.tobytes() == v.tobytes()
+
+
+def test_threads_trace_and_replay_independently():
+    import threading
+    out = {}
+
+    def train(seed):
+        ag.manual_seed(seed)
+        model = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 1))
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = NF.mse_loss(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        rng = np.random.default_rng(seed)
+        data = [(ag.tensor(rng.standard_normal((4, 3)).astype(np.float32)),
+                 ag.tensor(rng.standard_normal((4, 1)).astype(np.float32))) for _ in range(50)]
+        return step, data, model
+
+    # built here, one after the other (the default generator is shared by all threads)
+    built = {(s, c): train(s) for s in (1, 2, 3) for c in (True, False)}
+
+    def run(seed, compiled):
+        step, data, model = built[(seed, compiled)]
+        fn = ag.compile(step) if compiled else step
+        losses = [fn(x, y).numpy().copy() for x, y in data]
+        out[(seed, compiled)] = losses + [p.numpy().copy() for p in model.parameters()]
+
+    threads = [threading.Thread(target=run, args=(s, True)) for s in (1, 2, 3)]
+    for t in threads:
+        t.start()
+    for s in (1, 2, 3):
+        run(s, False)
+    for t in threads:
+        t.join()
+    for s in (1, 2, 3):
+        for u, v in zip(out[(s, True)], out[(s, False)]):
+            assert u.tobytes() == v.tobytes()

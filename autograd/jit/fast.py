@@ -122,6 +122,18 @@ def _step(tracer: Any, fn: Callable, orig: Callable, args: tuple,
         return out
     k = tracer.base
     plan = [(g, ps, [p._data for p in ps]) for g, ps in zip(opt.param_groups, active) if ps]
+    # The groups as traced: a group added, or parameters added to one, since then means the
+    # recorded plan no longer covers the optimizer, and its own step runs instead.
+    groups = opt.param_groups
+    layout = [(g["params"], len(g["params"])) for g in groups]
+
+    def same_groups() -> bool:
+        if opt.param_groups is not groups or len(groups) != len(layout):
+            return False
+        for g, (params, n) in zip(groups, layout):
+            if g["params"] is not params or len(params) != n:
+                return False
+        return True
     slow = orig
 
     if kind is SGD and len(plan) == 1:
@@ -132,6 +144,8 @@ def _step(tracer: Any, fn: Callable, orig: Callable, args: tuple,
         pairs = list(zip(params, datas))
 
         def replay(vals: list) -> None:
+            if not same_groups():
+                return _fallback(slow, opt)
             grads = []
             for p, d in pairs:
                 g = p.grad
@@ -157,6 +171,8 @@ def _step(tracer: Any, fn: Callable, orig: Callable, args: tuple,
         sgd_step = k.sgd_step
 
         def replay(vals: list) -> None:
+            if not same_groups():
+                return _fallback(slow, opt)
             calls = []
             state = opt.state
             for group, params, datas in plan:  # check everything before changing anything
@@ -189,6 +205,8 @@ def _step(tracer: Any, fn: Callable, orig: Callable, args: tuple,
         decoupled = opt._decoupled
 
         def replay(vals: list) -> None:
+            if not same_groups():
+                return _fallback(slow, opt)
             state = opt.state
             calls = []
             for group, params, datas in plan:  # check everything before changing anything
