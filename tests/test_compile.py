@@ -172,6 +172,9 @@ def test_100_compiled_steps_are_bit_identical_to_eager(prog, dtype, provider):
     _same(eager, comp)
     stats = comp[4].stats
     assert stats["traces"] == 1 and stats["replays"] == 99, stats
+    if provider == "native":  # the replay ran its kernels through native plan segments
+        (entry,) = [e for v in comp[4]._cache.values() for e in v]
+        assert getattr(entry.trace, "native_steps", 0) >= 1
 
 
 @pytest.mark.skipif(not backend.native_available(), reason="native core not built")
@@ -436,6 +439,20 @@ def test_compiled_inside_compiled_inlines():
     outer(x)
     assert outer(x + 1).tolist() == [5.0, 5.0]
     assert inner.stats["eager"] == 1
+
+
+@pytest.mark.skipif(not backend.native_available(), reason="native core not built")
+def test_native_segments_and_reused_buffers():
+    model, opt, step = _mlp_step()
+    model.eval()  # no dropout: the whole forward and backward are plan steps
+    f = ag.compile(step)
+    x, y = ag.randn(4, 3), ag.randn(4, 1)
+    with backend.use("native"):
+        losses = [f(x, y) for _ in range(5)]
+    (entry,) = [e for v in f._cache.values() for e in v]
+    assert entry.trace.native_steps >= 5 and entry.trace.native_segments >= 1
+    # outputs are copies of the reused buffers: earlier losses keep their values
+    assert len({l.item() for l in losses}) == 5
 
 
 def test_steady_state_memory_is_flat():

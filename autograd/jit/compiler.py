@@ -251,7 +251,7 @@ class Compiled:
             else:
                 vals[data_slot] = v
         entry.trace.replay(vals)
-        return _build_outputs(entry.out_spec, vals)
+        return _build_outputs(entry.out_spec, vals, entry.trace.reused)
 
     def _why(self, key: Any) -> str:
         if not self._cache:
@@ -358,19 +358,19 @@ def _output_spec(result: Any, tracer: Tracer) -> Any:
     return ("C", result)
 
 
-def _build_outputs(spec: Any, vals: list) -> Any:
+def _build_outputs(spec: Any, vals: list, reused: set) -> Any:
     kind = spec[0]
     if kind == "T" or kind == "A":
         item = spec[1]
         a = _resolve(item, vals)
-        if item[0] != _SLOT or a.base is not None:
+        if item[0] != _SLOT or a.base is not None or item[1] in reused:
             a = a.copy()  # a constant, a view or an alias: the caller gets its own copy
         return _core.wrap(a, None) if kind == "T" else a
     if kind == "S":
-        seq = [_build_outputs(s, vals) for s in spec[2]]
+        seq = [_build_outputs(s, vals, reused) for s in spec[2]]
         return seq if spec[1] is list else spec[1](seq)
     if kind == "D":
-        return {k: _build_outputs(s, vals) for k, s in spec[1]}
+        return {k: _build_outputs(s, vals, reused) for k, s in spec[1]}
     return spec[1]
 
 

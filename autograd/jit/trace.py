@@ -145,6 +145,24 @@ class RecordingProvider:
         return attr
 
 
+def _native_info(base: Any) -> Any:
+    """The plan executor of ``base`` (NativeInfo), or None (the NumPy provider, or a native core
+    without one)."""
+    info = _native_infos.get(id(base), False)
+    if info is False:
+        from .native_plan import NativeInfo
+        info = _native_infos[id(base)] = NativeInfo.of(base)
+    return info
+
+
+_native_infos: dict[int, Any] = {}
+
+
+def _log_native(exc: BaseException) -> None:
+    import logging
+    logging.getLogger("autograd.compile").info(f"native plan not used: {exc}")
+
+
 _providers: dict[int, RecordingProvider] = {}
 
 
@@ -171,6 +189,8 @@ class Tracer:
         self.tensor_slots: dict[int, int] = {}  # id(arg Tensor) -> slot of the object
         self.modules: dict[int, Any] = {}
         self.host_reads: list[str] = []      # fallback mode: why this function stays eager
+        self.native = _native_info(base)      # the plan executor, on the native backend
+        self.meta: dict[int, tuple] = {}      # slot -> (shape, dtype) of a plain array
         self.kernel_count = 0
 
     # ------------------------------------------------------------------ slots and sources
@@ -185,6 +205,8 @@ class Tracer:
     def input_array(self, a: np.ndarray) -> int:
         s = self.new_slot()
         self.register(a, (_SLOT, s))
+        if type(a) is np.ndarray:
+            self.meta[s] = (a.shape, a.dtype)
         return s
 
     def input_tensor(self, t: Any) -> tuple[int, int]:
@@ -257,6 +279,9 @@ class Tracer:
                 return None
             s = self.new_slot()
             self.register(out, (_SLOT, s))
+            if (type(out) is np.ndarray and out.base is None and out.flags.c_contiguous
+                    and out.flags.writeable):
+                self.meta[s] = (out.shape, out.dtype)  # a fresh array: a plan may fill it
             base = out.base
             if isinstance(base, _ndarray) and id(base) not in self.known:
                 self.register(base, (_BASE, s))
@@ -291,7 +316,8 @@ class Tracer:
             if i[0] > _CONST:
                 simple = False
                 break
-        self.steps.append(("k", name, fn, tuple(a), k, spec, simple, scalar))
+        route = self.native is not None and self.native.plannable(name, args, kwargs)
+        self.steps.append(("k", name, fn, tuple(a), k, spec, simple, scalar, route))
 
     def live_call(self, fn: Callable, args: tuple, kwargs: dict) -> Any:
         if self.paused:
@@ -395,15 +421,20 @@ class Tracer:
         self.modules.setdefault(id(module), module)
 
     def finish(self) -> "Trace":
-        return Trace(self.steps, self.nslots)
+        return Trace(self.steps, self.nslots, self.native, self.meta)
 
 
 class Trace:
     """A recorded step: the tape and the size of its value table; :meth:`replay` runs it."""
 
-    def __init__(self, steps: list[tuple], nslots: int):
+    def __init__(self, steps: list[tuple], nslots: int, native: Any = None,
+                 meta: dict | None = None):
         self.nslots = nslots
         self.steps = steps
+        self.native = native
+        self.meta = meta or {}
+        #: slots whose arrays are native buffers reused by every replay (outputs copy them)
+        self.reused: set = set()
         self.kernel_steps = sum(1 for s in steps if s[0] == "k" or s[0] == "f" and s[2])
         self.live_steps = len(steps) - self.kernel_steps
 
@@ -423,7 +454,7 @@ class Trace:
             if step[0] == "k" and step[6] and (step[5] is None or type(step[5]) is int
                                                or all(s is None or type(s) is int
                                                       for s in step[5][1])):
-                _, name, fn, a, _, spec, _, scalar = step
+                name, fn, a, _, spec, _, scalar = step[1:8]
                 env[f"f{i}"] = fn
                 args = []
                 for j, (kind, p) in enumerate(a):
@@ -457,8 +488,23 @@ class Trace:
     def _interpret(self, vals: list) -> None:
         self._replays += 1
         if self._replays >= 3:
+            if self.native is not None:
+                self._go_native()
             self.run = self._generate()
         Trace._run_steps(self.steps, vals)
+
+    def _go_native(self) -> None:
+        """Turn runs of plannable kernel steps into native plan segments (native_plan.py)."""
+        from .native_plan import segment
+        try:
+            steps, reused = segment(self.steps, self.meta, self.native)
+        except (ValueError, TypeError, KeyError, RuntimeError) as exc:
+            # a plan that does not bind: the Python replay stays (same bits, slower)
+            _log_native(exc)
+            return
+        self.steps, self.reused = steps, reused
+        self.native_segments = sum(1 for s in steps if s[0] == "f" and len(s) > 3)
+        self.native_steps = sum(s[3] for s in steps if s[0] == "f" and len(s) > 3)
 
     @staticmethod
     def _step(step: tuple, vals: list) -> None:
@@ -473,7 +519,7 @@ class Trace:
         """The interpreter of tape steps (steps the generated code does not inline)."""
         for step in steps:
             if step[0] == "k":
-                _, name, fn, a, k, spec, simple, _ = step
+                name, fn, a, k, spec, simple = step[1:7]
                 if simple:
                     out = fn(*[vals[p] if kind == _SLOT else p for kind, p in a])
                 else:
