@@ -70,7 +70,9 @@ def _accumulate(tracer: Any, fn: Callable, orig: Callable, args: tuple,
             leaf = _resolve(t_item, vals)
             acc(leaf, _resolve(g_item, vals))
             vals[slot] = leaf.grad._data
-    tracer.steps.append(("f", replay, False))
+    # tagged: native_plan may run it after later kernel steps (it reads the gradient slot and
+    # sets .grad, which no kernel reads)
+    tracer.steps.append(("f", replay, False, "acc", slot))
 
 
 def _zero_grad_opt(tracer: Any, fn: Callable, orig: Callable, args: tuple,

@@ -84,6 +84,7 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set]:
     copied: set[int] = set()     # slots copied in from Python before some segment
     out: list = []
     run: list = []              # the current run of (step, ins, outs, attrs)
+    deferred: list = []         # gradient accumulations moved after the current run
 
     def buffer_of(item: tuple, reading: bool) -> int | None:
         kind, p = item
@@ -173,6 +174,8 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set]:
                 fills.append((s, b))
         out.append(("native", plan, copy_in, fills, len(run)))
         run.clear()
+        out.extend(deferred)
+        deferred.clear()
 
     for step in steps:
         if step[0] == "k" and len(step) > 8:
@@ -184,8 +187,16 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set]:
                 except (KeyError, ValueError, TypeError, RuntimeError):
                     t = None
             if t is not None:
+                if any(acc[4] in t[4] for acc in deferred):
+                    flush()  # this step reads a .grad set by a deferred accumulation
                 run.append(t)
                 continue
+        elif step[0] == "f" and len(step) > 3 and step[3] == "acc" and run:
+            # Accumulating into .grad reads a gradient a kernel made and sets a Python
+            # attribute no kernel reads: it can wait until the run ends, so one plan call
+            # covers the backward instead of one per layer.
+            deferred.append(step)
+            continue
         flush()
         out.append(step)
     flush()
@@ -200,7 +211,7 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set]:
             new_steps.append(s)
             continue
         _, plan, copy_in, fills, n = s
-        new_steps.append(("f", _runner(plan, copy_in, fills, buffers), True, n))
+        new_steps.append(("f", _runner(plan, copy_in, fills, buffers), True, "native", n))
     return new_steps, produced
 
 

@@ -503,8 +503,9 @@ class Trace:
             _log_native(exc)
             return
         self.steps, self.reused = steps, reused
-        self.native_segments = sum(1 for s in steps if s[0] == "f" and len(s) > 3)
-        self.native_steps = sum(s[3] for s in steps if s[0] == "f" and len(s) > 3)
+        native = [s for s in steps if s[0] == "f" and len(s) > 3 and s[3] == "native"]
+        self.native_segments = len(native)
+        self.native_steps = sum(s[4] for s in native)
 
     @staticmethod
     def _step(step: tuple, vals: list) -> None:
