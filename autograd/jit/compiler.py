@@ -163,7 +163,7 @@ def _describe(old: Any, new: Any, path: str = "") -> str | None:
 
 class _Entry:
     __slots__ = ("trace", "modules", "mstate", "arg_slots", "out_spec", "out_tree",
-                 "nslots", "guard")
+                 "nslots", "guard", "lock")
 
     def __init__(self, trace: Trace, modules: list, mstate: tuple, arg_slots: list,
                  out_spec: Any, nslots: int):
@@ -174,6 +174,8 @@ class _Entry:
         self.out_spec = out_spec
         self.nslots = nslots
         self.guard = _ModuleGuard(modules)
+        # native segments write buffers shared by every replay of this trace: one at a time
+        self.lock = threading.Lock()
 
 
 class Compiled:
@@ -250,8 +252,9 @@ class Compiled:
                 vals[data_slot] = v._data
             else:
                 vals[data_slot] = v
-        entry.trace.replay(vals)
-        return _build_outputs(entry.out_spec, vals, entry.trace.reused)
+        with entry.lock:
+            entry.trace.replay(vals)
+            return _build_outputs(entry.out_spec, vals, entry.trace.reused)
 
     def _why(self, key: Any) -> str:
         if not self._cache:
