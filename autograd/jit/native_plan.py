@@ -110,6 +110,8 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set]:
 
     def translate(step: tuple) -> tuple | None:
         _, name, _, a, k, spec, _, _, route = step
+        if type(route) is tuple:  # the trace-time arguments: did eager run the native kernel?
+            route = info.plannable(name, *route)
         if not route:
             return None
         if type(spec) is int:

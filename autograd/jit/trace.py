@@ -316,7 +316,11 @@ class Tracer:
             if i[0] > _CONST:
                 simple = False
                 break
-        route = self.native is not None and self.native.plannable(name, args, kwargs)
+        # Whether the eager call ran native code is decided when the plan is built (third
+        # replay), not here: the trace keeps this call's arguments until then.
+        native = self.native
+        route = (native is not None and name in native.names
+                 and (True if native.exact.get(name) else (args, kwargs)))
         self.steps.append(("k", name, fn, tuple(a), k, spec, simple, scalar, route))
 
     def live_call(self, fn: Callable, args: tuple, kwargs: dict) -> Any:
@@ -397,7 +401,7 @@ class Tracer:
         if item is not None and not self.paused:
             s = self.new_slot()
             self.register(out, (_SLOT, s))
-            self.steps.append(("k", "asarray", np.asarray, (item,), {}, s, True, False))
+            self.steps.append(("k", "asarray", np.asarray, (item,), {}, s, True, False, False))
         return out
 
     def host_read(self, op: str) -> None:
@@ -496,13 +500,16 @@ class Trace:
     def _go_native(self) -> None:
         """Turn runs of plannable kernel steps into native plan segments (native_plan.py)."""
         from .native_plan import segment
+        steps, reused = self.steps, set()
         try:
             steps, reused = segment(self.steps, self.meta, self.native)
         except (ValueError, TypeError, KeyError, RuntimeError) as exc:
             # a plan that does not bind: the Python replay stays (same bits, slower)
             _log_native(exc)
-            return
-        self.steps, self.reused = steps, reused
+        # the arguments kept for the routing decision are not needed any more
+        self.steps = [s[:8] + (False,) if s[0] == "k" and type(s[8]) is tuple else s
+                      for s in steps]
+        self.reused = reused
         native = [s for s in steps if s[0] == "f" and len(s) > 3 and s[3] == "native"]
         self.native_segments = len(native)
         self.native_steps = sum(s[4] for s in native)
