@@ -618,3 +618,16 @@ def test_threads_trace_and_replay_independently():
     for s in (1, 2, 3):
         for u, v in zip(out[(s, True)], out[(s, False)]):
             assert u.tobytes() == v.tobytes()
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_backend_active_names_the_recorded_provider_while_tracing(provider):
+    seen = []
+
+    def fn(x):
+        seen.append(backend.active())
+        return x * 2
+
+    with backend.use(provider):
+        ag.compile(fn)(ag.ones(2))
+    assert seen == [provider]
