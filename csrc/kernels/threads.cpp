@@ -435,9 +435,12 @@ ForeignBlas route_foreign_blas(const std::string& path, bool on) {
         config = reinterpret_cast<get_config_fn>(dlsym(h, (p + "openblas_get_config" + x).c_str()));
     }
   }
+  if (config != nullptr) parse_version(config(), &out.version);
   if (setter == nullptr || config == nullptr || set_threads == nullptr ||
       get_threads == nullptr) {
-    out.reason = "not an OpenBLAS with openblas_set_threads_callback_function (needs >= 0.3.29)";
+    out.reason = (out.version.empty() ? std::string("not an OpenBLAS with")
+                                      : "OpenBLAS " + out.version + " has no") +
+                 " openblas_set_threads_callback_function (routing needs >= 0.3.29)";
   } else if (reinterpret_cast<void*>(setter) ==
              reinterpret_cast<void*>(&scipy_openblas_set_threads_callback_function)) {
     out.reason = "it is the engine's own BLAS";
