@@ -607,3 +607,24 @@ def test_numpy_and_our_products_from_two_threads_at_once(native):
     bad, sections = map(int, r.stdout.split())
     assert bad == 0
     assert sections >= (60 if native._C.max_threads() >= 2 else 0)
+
+
+def test_a_numpy_whose_blas_is_not_bundled_is_left_alone_with_a_reason(native, monkeypatch):
+    # MKL, Accelerate or a system BLAS is not inside NumPy's install: nothing is touched.
+    from autograd.backend import threadpool
+    was_routed = backend.info()["numpy_blas"]["routed"]
+    threadpool.route_numpy_blas(native._C, on=False)
+    try:
+        monkeypatch.setattr(threadpool, "numpy_blas_paths", lambda core: [])
+        state = threadpool.route_numpy_blas(native._C)
+        assert not state["routed"] and "not a library bundled in its install" in state["reason"]
+        info = backend.info()
+        assert not info["numpy_blas"]["routed"]
+        assert "not a library bundled" in info["numpy_blas"]["reason"]
+        assert "not routed" in info["threading"]
+        a = np.arange(16.0).reshape(4, 4)
+        np.testing.assert_array_equal(a @ a, np.einsum("ij,jk->ik", a, a))
+    finally:
+        monkeypatch.undo()
+        if was_routed:
+            assert threadpool.route_numpy_blas(native._C)["routed"]

@@ -76,10 +76,9 @@ def route_numpy_blas(core: ModuleType, on: bool = True) -> dict[str, Any]:
     """Route NumPy's bundled OpenBLAS onto the engine's pool (on=False: give it back its own
     threads). Safe to skip: anything but a loaded OpenBLAS >= 0.3.29 inside NumPy's install is
     left untouched, and the returned dict (also ``info()["numpy_blas"]``) says why."""
+    _routing.clear()
     if not on:
-        state = dict(core.route_foreign_blas("", False))
-        state.setdefault("reason", "")
-        return state
+        return dict(core.route_foreign_blas("", False))
     paths = numpy_blas_paths(core)
     if not paths:
         import numpy
@@ -88,9 +87,10 @@ def route_numpy_blas(core: ModuleType, on: bool = True) -> dict[str, Any]:
             blas = numpy.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]
         except Exception:  # noqa: BLE001 - only for the message
             pass
+        _routing["skipped"] = (f"NumPy's BLAS ({blas}) is not a library bundled in its install; "
+                               "left alone")
         return {"routed": False, "library": "", "version": "", "setter": "",
-                "reason": f"NumPy's BLAS ({blas}) is not a library bundled in its install; "
-                          "left alone"}
+                "reason": _routing["skipped"]}
     state: dict[str, Any] = {}
     for path in paths:
         state = dict(core.route_foreign_blas(path, True))
@@ -113,7 +113,7 @@ def apply_env_default(core: ModuleType) -> None:
         _routing["skipped"] = f"routing failed: {exc!r}"
 
 
-# Why routing was not attempted at import (set only then).
+# Why routing was not attempted (the C++ side only knows about libraries it was asked to route).
 _routing: dict[str, str] = {}
 
 
