@@ -2,7 +2,8 @@
 // matrix product runs on it; OpenBLAS itself is kept single-threaded (or, in the "callback"
 // BLAS mode, has its parallel sections routed onto this pool), so the process never holds
 // more runnable threads of ours than the pool size, and the pool size never exceeds the CPUs
-// the process may run on.
+// the process may run on. NumPy's own OpenBLAS, when it has the threads callback, runs its
+// parallel sections on this pool too (route_foreign_blas), so its threads stay asleep.
 //
 // The pool has n - 1 worker threads for a setting of n; the calling thread always takes part.
 // Workers are created on the first parallel job (a program whose work stays under the size
