@@ -79,28 +79,30 @@ def elementwise_rows(mods: dict, repeat: int, min_time: float) -> list[list[str]
     return rows
 
 
-CROSSOVER_FAMILIES = {  # adapter threshold name -> (kernel, arguments for n elements)
-    "_MIN_ARITH": lambda rng, n: ("add", (rng.random(n), rng.random(n))),
-    "_MIN_TRANSC": lambda rng, n: ("tanh", (rng.random(n),)),
-    "_MIN_FUSED": lambda rng, n: ("sigmoid", (rng.random(n),)),
-    "_MIN_ROWWISE": lambda rng, n: ("softmax", (rng.random((max(n // 64, 1), 64)), -1)),
-    "_MIN_SUM": lambda rng, n: ("sum", (rng.random(n), None)),
-    "_MIN_SUM_TO": lambda rng, n: ("sum_to", (rng.random((max(n // 64, 1), 64)), (64,))),
-    "_MIN_LOSS": lambda rng, n: ("mse", (rng.random(n), rng.random(n))),
-    "_MIN_OPTIM": lambda rng, n: ("adam_step", ([rng.random(n)], [rng.random(n)],
-                                                [rng.random(n)], [rng.random(n)], 1, 1e-3)),
+CROSSOVER_FAMILIES = {  # family -> (kernel, arguments for n elements)
+    "binary (exact)": lambda rng, n: ("add", (rng.random(n), rng.random(n))),
+    "unary (libm)": lambda rng, n: ("tanh", (rng.random(n),)),
+    "unary (fused)": lambda rng, n: ("sigmoid", (rng.random(n),)),
+    "unary_back": lambda rng, n: ("tanh_back", (rng.random(n), rng.random(n))),
+    "rowwise": lambda rng, n: ("softmax", (rng.random((max(n // 64, 1), 64)), -1)),
+    "reduction": lambda rng, n: ("sum", (rng.random(n), None)),
+    "reduction (sum_to)": lambda rng, n: ("sum_to", (rng.random((max(n // 64, 1), 64)), (64,))),
+    "loss": lambda rng, n: ("mse", (rng.random(n), rng.random(n))),
+    "loss_back": lambda rng, n: ("mse_back", (rng.random(n), rng.random(n), np.ones(()))),
+    "matmul": lambda rng, n: ("matmul", (rng.random((max(int(n ** 0.5), 1),) * 2),) * 2),
+    "optim": lambda rng, n: ("sgd_step", ([rng.random(n)], [rng.random(n)], None, 1e-3)),
+    "optim (adam)": lambda rng, n: ("adam_step", ([rng.random(n)], [rng.random(n)],
+                                                  [rng.random(n)], [rng.random(n)], 1, 1e-3)),
 }
 
 
 def crossover_rows(native, repeat: int, min_time: float) -> list[list[str]]:
-    """Per kernel family: the smallest size (powers of 4) at which the native call, forced past
-    the adapter's size test, beats the NumPy kernel; beside the threshold the adapter uses."""
+    """Per kernel family: the smallest size (powers of 4) at which the native kernel, forced
+    past its route's size test, beats the NumPy kernel; beside the crossover the adapter uses."""
     rng = np.random.default_rng(0)
-    thresholds = {k: getattr(native, k) for k in CROSSOVER_FAMILIES}
     rows = []
     try:
-        for k in thresholds:
-            setattr(native, k, 0)  # force the native path at every size
+        native._bind(all_sizes=True)  # every route's crossover 0: native at every size
         for family, make in CROSSOVER_FAMILIES.items():
             found, ratios = None, []
             for e in range(0, 21, 2):
@@ -111,11 +113,10 @@ def crossover_rows(native, repeat: int, min_time: float) -> list[list[str]]:
                 ratios.append(f"{t_np / t_nat:.2f}")
                 if found is None and t_nat < t_np:
                     found = 1 << e
-            rows.append([family, name, str(found) if found else "never", str(thresholds[family]),
-                         " ".join(ratios)])
+            rows.append([family, name, str(found) if found else "never",
+                         str(native._MIN.get(name, native._MIN_ALL)), " ".join(ratios)])
     finally:
-        for k, v in thresholds.items():
-            setattr(native, k, v)
+        native._bind()
     return rows
 
 

@@ -230,9 +230,9 @@ def test_pool_kernels_match_numpy(all_parallel):
     np.testing.assert_allclose(C.softmax(x), e / e.sum(1, keepdims=True), rtol=1e-12)
     p, g = x.copy(), np.full_like(x, 0.5)
     m, v = np.zeros_like(x), np.zeros_like(x)
-    C.adam_step([p], [g], [m], [v], 0.1, 0.1, 0.1 ** 0.5, 0.9, 0.999, 1e-8, 0.0, False)
+    C.adam_step([p], [g], [m], [v], 1, 0.1, 0.9, 0.999, 1e-8, 0.0, False)
     np.testing.assert_allclose(m, 0.05)
-    np.testing.assert_allclose(p, x - 0.1 / 0.1 * 0.05 / (np.sqrt(0.00025) / 0.1 ** 0.5 + 1e-8))
+    np.testing.assert_allclose(p, x - 0.1 / (1 - 0.9) * 0.05 / (np.sqrt(0.00025) / (1 - 0.999) ** 0.5 + 1e-8))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,213 @@
+// The front ends' shared half: Python arguments -> the table's Call (arrays, attrs), dtype
+// agreement, result allocation and data-error messages. Used by the eager bindings
+// (bindings.cpp) and the plan executor (plan.h); kernels themselves live in kernel_table.h.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "kernel_table.h"
+
+namespace agt_front {
+
+namespace py = pybind11;
+using ag::index_t;
+using agt::Arr;
+using agt::Attr;
+using agt::Call;
+using agt::DT;
+using agt::Kernel;
+using agt::KernelError;
+using agt::Param;
+using agt::PK;
+
+inline const py::detail::npy_api& npy() { return py::detail::npy_api::get(); }
+
+inline PyObject* descr_of(DT dt) {
+  static PyObject* d[3] = {npy().PyArray_DescrFromType_(py::detail::npy_api::NPY_FLOAT_),
+                           npy().PyArray_DescrFromType_(py::detail::npy_api::NPY_DOUBLE_),
+                           npy().PyArray_DescrFromType_(py::detail::npy_api::NPY_INT64_)};
+  return d[static_cast<int>(dt)];
+}
+
+// The dtype of an array among those the table knows; false for any other dtype. Equivalence,
+// not identity: unpickled arrays carry their own dtype objects; a non-native byte order is not
+// equivalent and is rejected.
+inline bool dtype_of(PyObject* descr, DT& dt) {
+  for (DT t : {DT::F32, DT::F64, DT::I64})
+    if (descr == descr_of(t) || npy().PyArray_EquivTypes_(descr, descr_of(t))) return dt = t, true;
+  return false;
+}
+
+inline std::string describe(PyObject* o) {
+  const auto* p = py::detail::array_proxy(o);
+  Arr a;
+  a.nd = p->nd;
+  for (int i = 0; i < p->nd && i < agt::kMaxDims; ++i) a.shape[i] = p->dimensions[i];
+  return std::string(py::str(p->descr)) + " array of shape " + agt::shape_str(a);
+}
+
+[[noreturn]] inline void kfail(bool type, const Kernel& k, const std::string& msg) {
+  throw KernelError{type, k.name + ": " + msg};
+}
+
+// An ndarray argument as an Arr: float32/float64 (int64 for class indices), C-contiguous.
+inline void to_arr(const Kernel& k, const std::string& name, PyObject* o, bool index, Arr& a) {
+  if (!npy().PyArray_Check_(o))
+    kfail(true, k, name + " must be an ndarray, got " + std::string(py::str(Py_TYPE(o)->tp_name)));
+  const auto* p = py::detail::array_proxy(o);
+  if (!dtype_of(p->descr, a.dt) || (a.dt == DT::I64) != index)
+    kfail(true, k,
+          name + (index ? " must be int64" : " must be float32 or float64") + ", got a " +
+              describe(o));
+  if (!(p->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_))
+    kfail(false, k, name + " must be C-contiguous, got a strided " + describe(o));
+  if (p->nd > agt::kMaxDims) kfail(false, k, name + " has more than 32 axes");
+  a.data = p->data, a.nd = p->nd, a.size = 1;
+  a.writable = p->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  for (int i = 0; i < p->nd; ++i) a.size *= (a.shape[i] = p->dimensions[i]);
+}
+
+inline index_t to_int(const Kernel& k, const Param& p, PyObject* o) {
+  PyObject* i = PyBool_Check(o) ? nullptr : PyNumber_Index(o);  // True is no axis
+  if (!i) {
+    PyErr_Clear();
+    kfail(true, k, p.name + " must be an int, got " + std::string(py::repr(o)));
+  }
+  const long long v = PyLong_AsLongLong(i);
+  Py_DECREF(i);
+  if (v == -1 && PyErr_Occurred()) {
+    PyErr_Clear();
+    kfail(false, k, p.name + " does not fit in int64");
+  }
+  return v;
+}
+
+inline std::vector<index_t> to_ints(const Kernel& k, const Param& p, PyObject* o) {
+  if (!PyTuple_Check(o))
+    kfail(true, k, p.name + " must be a tuple of ints, got " + std::string(py::repr(o)));
+  std::vector<index_t> v;
+  for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(o); ++i)
+    v.push_back(to_int(k, p, PySequence_Fast_GET_ITEM(o, i)));
+  return v;
+}
+
+// A non-array argument, converted once (the plan converts its attrs here too).
+inline Attr to_attr(const Kernel& k, const Param& p, PyObject* o) {
+  Attr a;
+  std::string s;
+  switch (p.kind) {
+    case PK::Float:
+      a.f = PyFloat_AsDouble(o);
+      if (a.f == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        kfail(true, k, p.name + " must be a float, got " + std::string(py::repr(o)));
+      }
+      a.i = static_cast<index_t>(a.f);
+      break;
+    case PK::Int:
+      a.i = to_int(k, p, o), a.f = double(a.i);
+      break;
+    case PK::Bool:
+      a.i = PyObject_IsTrue(o) == 1, a.f = double(a.i);
+      break;
+    case PK::Axis:
+      if (o == Py_None)
+        a.none = true;
+      else if (PyTuple_Check(o))
+        a.tup = to_ints(k, p, o), a.f = 1;
+      else
+        a.i = to_int(k, p, o);
+      break;
+    case PK::Shape:
+      a.tup = to_ints(k, p, o);
+      break;
+    case PK::Reduction:
+      if (PyUnicode_Check(o)) s = PyUnicode_AsUTF8(o);
+      if (s == "none" || s == "mean" || s == "sum") {
+        a.i = s == "none" ? 0 : s == "mean" ? 1 : 2;
+        break;
+      }
+      kfail(false, k, "reduction must be 'mean', 'sum' or 'none', got " + std::string(py::repr(o)));
+    case PK::Activation:
+      if (o == Py_None) {
+        a.none = true;
+        break;
+      }
+      if (!PyUnicode_Check(o))
+        kfail(true, k, "activation must be None or a string, got " + std::string(py::repr(o)));
+      s = PyUnicode_AsUTF8(o);
+      if (s == "relu" || s == "sigmoid" || s == "tanh") {
+        a.i = s == "relu" ? 1 : s == "sigmoid" ? 2 : 3;
+        break;
+      }
+      kfail(false, k, "unknown activation '" + s + "'; expected None, 'relu', 'sigmoid' or 'tanh'");
+    default:
+      break;
+  }
+  return a;
+}
+
+// Every non-sequence float array shares the first one's dtype; that is the call's dtype.
+inline void check_dtypes(Call& c) {
+  int first = -1;
+  for (int j = 0; j < c.nin; ++j) {
+    const agt::Span& s = c.in[j];
+    if (s.none || s.a[0].dt == DT::I64 || c.k->family == "optim") continue;
+    if (first < 0) {
+      first = j, c.dt = s.a[0].dt;
+      continue;
+    }
+    if (s.a[0].dt != c.dt)
+      kfail(true, *c.k,
+            std::string(agt::pname(c, first)) + " and " + agt::pname(c, j) +
+                " must have the same dtype, got a " + (c.dt == DT::F32 ? "float32" : "float64") +
+                " array of shape " + agt::shape_str(agt::A(c, first)) + " and a " +
+                (s.a[0].dt == DT::F32 ? "float32" : "float64") + " array of shape " +
+                agt::shape_str(s.a[0]));
+  }
+}
+
+inline std::string data_error(const Call& c, index_t bad) {
+  if (c.k->family != "cross_entropy") return "momentum is non-zero but bufs is None";
+  const auto v = static_cast<const std::int64_t*>(agt::A(c, 1).data)[bad];
+  return "target[" + std::to_string(bad) + "] = " + std::to_string(v) +
+         " is not a class index in [0, " + std::to_string(c.dim[1]) + ")";
+}
+
+// Work below this many elements (multiply-adds for products) runs without releasing the GIL:
+// releasing and retaking it costs more than such a kernel.
+inline constexpr index_t kKeepGil = 4096;
+
+inline index_t work_of(const Call& c) {
+  if (c.k->family == "matmul") return c.dim[0] * c.dim[3] * c.dim[4] * c.dim[5];
+  if (c.k->family == "linear") return c.dim[0] * c.dim[1] * c.dim[2];
+  index_t w = 0;
+  for (int j = 0; j < c.nin; ++j)
+    for (int i = 0; i < c.in[j].n; ++i) w += c.in[j].a[i].size;
+  return w;
+}
+
+inline PyObject* new_array(const Arr& a) {
+  Py_intptr_t dims[agt::kMaxDims];
+  for (int i = 0; i < a.nd; ++i) dims[i] = a.shape[i];
+  PyObject* d = descr_of(a.dt);
+  Py_INCREF(d);  // NewFromDescr steals it
+  return npy().PyArray_NewFromDescr_(npy().PyArray_Type_, d, a.nd, dims, nullptr, nullptr, 0,
+                                     nullptr);
+}
+
+inline const std::unordered_map<std::string, const Kernel*>& by_name() {
+  static const auto m = [] {
+    std::unordered_map<std::string, const Kernel*> out;
+    for (const Kernel& k : agt::kernel_table()) out[k.name] = &k;
+    return out;
+  }();
+  return m;
+}
+
+}  // namespace agt_front

@@ -1,0 +1,240 @@
+"""_C.Plan, the native plan executor (contract: PLAN.md between i10-table and i11-compile).
+
+A plan step and the eager binding of the same kernel run the same C++ (csrc/kernel_table.h), so
+a replay must equal the eager native calls bit for bit; binding checks every contract once; a
+run allocates nothing and honours Ctrl-C between steps.
+"""
+from __future__ import annotations
+
+import _thread
+import threading
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+native = pytest.importorskip("autograd.backend.native")
+_C = native._C
+
+dtypes = st.sampled_from([np.float32, np.float64])
+
+
+def mlp_plan(n, i, h, o, dtype, act, loss, rng):
+    """A 2-layer MLP SGD step recorded as a plan, and the same step as eager _C calls."""
+    cast = lambda a: np.ascontiguousarray(a, dtype=dtype)  # noqa: E731
+    x, t = cast(rng.standard_normal((n, i))), cast(rng.random((n, o)))
+    w1, b1 = cast(rng.standard_normal((h, i))), cast(rng.standard_normal(h))
+    w2, b2 = cast(rng.standard_normal((o, h))), cast(rng.standard_normal(o))
+    params = [w1, b1, w2, b2]
+    eager = [p.copy() for p in params]
+    # eager: the calls the op table makes on the native backend
+    h1 = _C.linear(x, eager[0], eager[1], act)
+    z = _C.matmul(h1, eager[2], trans_b=True)
+    y = _C.sigmoid(_C.add(z, eager[3]))
+    lv = getattr(_C, loss)(y, t, "mean")
+    g = np.ones((), dtype)
+    gy = getattr(_C, loss + "_back")(y, t, g, "mean")
+    gz = _C.sigmoid_back(y, gy)
+    gb2 = _C.sum_to(gz, (o,))
+    gw2 = _C.matmul(gz, h1, trans_a=True)
+    gh1 = _C.matmul(gz, eager[2])
+    gx, gw1, gb1 = _C.linear_back(x, eager[0], h1, gh1, act, True)
+    _C.sgd_step(eager, [gw1, gb1, gw2, gb2], None, 0.05)
+    # the plan: one buffer per value
+    e = lambda shape: np.empty(shape, dtype)  # noqa: E731
+    bufs = [x, t, *params, e((n, h)), e((n, o)), e((n, o)), e((n, o)), e(()), g, e((n, o)),
+            e((n, o)), e(o), e((o, h)), e((n, h)), e((n, i)), e((h, i)), e(h)]
+    X, T, W1, B1, W2, B2, H1, Z, ZB, Y, L, G, GY, GZ, GB2, GW2, GH1, GX, GW1, GB1 = range(20)
+    plan = _C.Plan()
+    plan.add("linear", [X, W1, B1], [H1], [act])
+    plan.add("matmul", [H1, W2], [Z], [False, True])
+    plan.add("add", [Z, B2], [ZB])
+    plan.add("sigmoid", [ZB], [Y])
+    plan.add(loss, [Y, T], [L], ["mean"])
+    plan.add(loss + "_back", [Y, T, G], [GY], ["mean"])
+    plan.add("sigmoid_back", [Y, GY], [GZ])
+    plan.add("sum_to", [GZ], [GB2], [(o,)])
+    plan.add("matmul", [GZ, H1], [GW2], [True, False])
+    plan.add("matmul", [GZ, W2], [GH1])
+    plan.add("linear_back", [X, W1, H1, GH1], [GX, GW1, GB1], [act, True])
+    plan.add("sgd_step", [[W1, B1, W2, B2], [GW1, GB1, GW2, GB2], None], [], [0.0], [(0, 0)])
+    plan.bind(bufs)
+    return plan, bufs, params, eager, lv
+
+
+@settings(max_examples=40, deadline=None)
+@given(dtype=dtypes, n=st.integers(1, 9), i=st.integers(1, 5), h=st.integers(1, 12),
+       o=st.integers(1, 3), act=st.sampled_from([None, "relu", "sigmoid", "tanh"]),
+       loss=st.sampled_from(["mse", "bce"]), seed=st.integers(0, 2**16))
+def test_replay_equals_eager_bit_for_bit(dtype, n, i, h, o, act, loss, seed):
+    plan, bufs, params, eager, lv = mlp_plan(n, i, h, o, dtype, act, loss,
+                                             np.random.default_rng(seed))
+    plan.run(np.array([0.05]))
+    assert bufs[10].tobytes() == lv.tobytes()
+    for got, want in zip(params, eager):
+        assert got.tobytes() == want.tobytes()
+
+
+@settings(max_examples=30, deadline=None)
+@given(dtype=dtypes, rows=st.integers(1, 6), cols=st.integers(1, 7), seed=st.integers(0, 999),
+       step=st.integers(1, 40))
+def test_softmax_cross_entropy_adam_replay(dtype, rows, cols, seed, step):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, cols)).astype(dtype)
+    tgt = rng.integers(0, cols, rows)
+    p, m, v = (rng.random((rows, cols)).astype(dtype) for _ in range(3))
+    want = [_C.softmax(x, -1), _C.log_softmax(x, -1), *_C.cross_entropy(x, tgt, "sum")]
+    want.append(_C.cross_entropy_back(want[3], tgt, np.ones((), dtype), "sum"))
+    pe, me, ve = p.copy(), m.copy(), v.copy()
+    _C.adam_step([pe], [want[4]], [me], [ve], step, 1e-2, 0.9, 0.999, 1e-8, 0.01, True)
+    bufs = [x, tgt, np.ones((), dtype), p, m, v] + [np.empty_like(a) for a in want]
+    plan = _C.Plan()
+    plan.add("softmax", [0], [6], [-1])
+    plan.add("log_softmax", [0], [7], [-1])
+    plan.add("cross_entropy", [0, 1], [8, 9], ["sum"])
+    plan.add("cross_entropy_back", [9, 1, 2], [10], ["sum"])
+    plan.add("adam_step", [[3], [10], [4], [5]], [], [0, 1e-2, 0.9, 0.999, 1e-8, 0.01, True],
+             [(0, 0)])
+    plan.bind(bufs)
+    plan.run(np.array([float(step)]))
+    for got, w in zip(bufs[6:], want):
+        assert got.tobytes() == w.tobytes()
+    for got, w in zip((p, m, v), (pe, me, ve)):
+        assert got.tobytes() == w.tobytes()
+
+
+def test_plan_kernels_cover_the_small_mlp_and_match_numpy_names():
+    names = set(_C.plan_kernels())
+    assert {"matmul", "linear", "linear_back", "tanh", "tanh_back", "sigmoid", "sigmoid_back",
+            "relu", "relu_back", "add", "sub", "mul", "div", "sum", "sum_to", "mse", "mse_back",
+            "bce", "bce_back", "cross_entropy", "cross_entropy_back", "softmax",
+            "softmax_back", "log_softmax", "log_softmax_back", "sgd_step",
+            "adam_step"} <= names
+    from autograd.backend import numpy_kernels
+    assert all(hasattr(numpy_kernels, n) for n in names - {"sum_axis"})
+
+
+def test_errors_name_the_kernel_and_step():
+    plan = _C.Plan()
+    with pytest.raises(KeyError, match="maximum"):
+        plan.add("maximum", [0, 1], [2])
+    with pytest.raises(ValueError, match="mse: plan step takes 2 array slots"):
+        plan.add("mse", [0], [1])
+    with pytest.raises(ValueError, match="reduction must be"):
+        plan.add("mse", [0, 1], [2], ["avg"])
+    with pytest.raises(ValueError, match="unknown activation 'gelu'"):
+        plan.add("linear", [0, 1, None], [2], ["gelu"])
+    with pytest.raises(ValueError, match="cannot be live"):
+        plan.add("sum", [0], [1], [None, False], [(1, 0)])
+    with pytest.raises(ValueError, match="outs must be empty"):
+        plan.add("sgd_step", [[0], [1], None], [2], [0.1])
+    plan.add("tanh", [0], [1])
+    plan.add("matmul", [0, 1], [2])
+    x = np.ones((2, 3))
+    with pytest.raises(ValueError, match=r"plan step 0 \(tanh: .*\(2, 3\).*\(3, 3\)"):
+        plan.bind([x, np.empty((3, 3)), np.empty((2, 2))])
+    with pytest.raises(ValueError, match=r"plan step 1 \(matmul: inner dimensions"):
+        plan.bind([x, np.empty((2, 3)), np.empty((2, 2))])
+    with pytest.raises(ValueError, match="C-contiguous"):
+        plan.bind([x.T, np.empty((3, 2)), np.empty((2, 2))])
+    ro = np.empty((2, 3))
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="writable"):
+        plan.bind([x, ro, np.empty((2, 2))])
+    with pytest.raises(ValueError, match="bind"):
+        plan.run(np.empty(0))
+    bad = _C.Plan()
+    bad.add("cross_entropy", [0, 1], [2, 3], ["mean"])
+    bad.bind([x, np.array([0, 5]), np.empty(()), np.empty((2, 3))])
+    with pytest.raises(ValueError, match=r"plan step 0 \(cross_entropy\): target\[1\] = 5"):
+        bad.run(np.empty(0))
+    live = _C.Plan()
+    live.add("leaky_relu", [0], [1], [0.1], [(0, 3)])
+    live.bind([x, np.empty((2, 3))])
+    with pytest.raises(ValueError, match=r"scalars\[3\]"):
+        live.run(np.zeros(2))
+
+
+def test_run_allocates_nothing():
+    plan, bufs, params, _, _ = mlp_plan(8, 4, 16, 2, np.float64, "tanh", "mse",
+                                        np.random.default_rng(0))
+    lr = np.array([1e-3])
+    for _ in range(100):
+        plan.run(lr)
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for _ in range(2000):
+        plan.run(lr)
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    grown = sum(s.size_diff for s in after.compare_to(before, "filename") if s.size_diff > 0)
+    assert grown < 4096, f"{grown} bytes allocated over 2000 runs"
+
+
+def test_ctrl_c_between_steps():
+    a = np.random.default_rng(0).standard_normal((300, 300))
+    plan = _C.Plan()
+    for _ in range(3000):  # ~1 ms each: far longer than the interrupt delay
+        plan.add("matmul", [0, 0], [1])
+    plan.bind([a, np.empty_like(a)])
+    timer = threading.Timer(0.2, _thread.interrupt_main)
+    timer.start()
+    t0 = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        plan.run(np.empty(0))
+    assert time.perf_counter() - t0 < 2.0
+    timer.join()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_routes_native(dtype):
+    x = np.ones((4, 3), dtype)
+    assert native.routes_native("tanh", x)
+    assert native.routes_native("sum", x, None)
+    assert native.routes_native("sum_to", x, (3,))
+    assert native.routes_native("mse", x, x, "mean")
+    assert native.routes_native("linear", x, np.ones((2, 3), dtype), None, "tanh")
+    assert native.routes_native("sgd_step", [x], [x], None, 0.1)
+    assert not native.routes_native("softmax", x, 0)          # other axis: NumPy
+    assert not native.routes_native("tanh", x.astype(np.int64))
+    assert not native.routes_native("maximum", x, x)           # no native kernel
+    assert native.TABLE["add"][1] and not native.TABLE["exp"][1]  # exact / not exact
+
+
+SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, -2.5, 1e-30, -1e-30, 3e38, np.inf, -np.inf, np.nan]
+
+
+@pytest.mark.parametrize("name", sorted(n for n, (_, exact) in native.TABLE.items() if exact))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16))
+def test_exact_kernels_are_bitwise_numpys(name, dtype, seed):
+    """What the table marks exact may run on either provider: it must give the same bits."""
+    from autograd.backend import numpy_kernels
+    rng = np.random.default_rng(seed)
+    specials = np.array(SPECIAL, dtype)
+    x = np.where(rng.random(60) < 0.5, rng.choice(specials, 60),
+                 rng.standard_normal(60) * 10.0 ** rng.integers(-5, 5, 60)).astype(dtype)
+    y = np.where(rng.random(60) < 0.5, rng.choice(specials, 60),
+                 rng.standard_normal(60)).astype(dtype)
+    args = (x, y)[:len(dict((k[0], k[3]) for k in _C.KERNELS)[name])]  # all params are arrays
+    with np.errstate(all="ignore"):
+        want = getattr(numpy_kernels, name)(*args)
+    got = getattr(_C, name)(*args)
+    assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+
+
+def test_table_rows_have_numpy_kernels_names_and_parameters():
+    """One table, two providers: every native row is a numpy_kernels name with its parameters
+    (so keyword calls and recorded attrs mean the same to both)."""
+    import inspect
+
+    from autograd.backend import numpy_kernels
+    for name, family, exact, params in _C.KERNELS:
+        if name == "sum_axis":  # the C++ primitive under sum/sum_to, not a kernel-API name
+            continue
+        want = list(inspect.signature(getattr(numpy_kernels, name)).parameters)
+        assert list(params) == want, (name, family)
