@@ -3,6 +3,7 @@ from ._core import Node as Node
 from ._core import TensorBase as TensorBase
 from ._core import apply as apply
 from ._core import broadcast_shape as broadcast_shape
+from ._core import bump_versions as bump_versions
 from ._core import kernels as kernels
 from ._core import pair as pair
 from ._core import set_operators as set_operators

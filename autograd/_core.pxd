@@ -33,11 +33,14 @@ cdef class _Scratch:
 @cython.locals(t=TensorBase)
 cpdef wrap(array, node=*)
 
-@cython.locals(t=TensorBase, u=TensorBase, needs=list, versions=list)
+@cython.locals(t=TensorBase, u=TensorBase, needs=list, versions=list, n=Py_ssize_t)
 cdef _record(Node node, op, tuple inputs)
 
 @cython.locals(t=TensorBase, arrays=list, record=bint, node=Node)
 cdef _apply(op, tuple inputs, dict params)
+
+@cython.locals(node=Node)
+cdef _apply2(op, TensorBase a, TensorBase b)
 
 @cython.locals(t=TensorBase, x=TensorBase)
 cdef _output(out, node, tuple inputs)
@@ -53,6 +56,9 @@ cdef _accumulate(TensorBase t, g)
 
 @cython.locals(grad=TensorBase)
 cpdef _accumulate_now(TensorBase t, g)
+
+@cython.locals(t=TensorBase)
+cpdef bump_versions(list tensors)
 
 @cython.locals(t=TensorBase)
 cdef bint _same_float(TensorBase a, b)

@@ -5,12 +5,13 @@ from autograd._ccore cimport Node, TensorBase
 
 
 @cython.locals(node=Node, child=Node, t=TensorBase, counts=dict, stack=list)
-cpdef dict count_consumers(root)
+cpdef dict _consumers(root)
 
-@cython.locals(node=Node, child=Node, t=TensorBase, counts=dict, order=list, ready=list)
+@cython.locals(node=Node, child=Node, t=TensorBase, counts=dict, order=list, ready=list,
+               left=Py_ssize_t)
 cpdef list topological_order(root)
 
 @cython.locals(top=Node, node=Node, child=Node, t=TensorBase, counts=dict, pending=dict,
                handed=set, ready=list, i=Py_ssize_t, left=Py_ssize_t, anomaly=bint,
-               hooked=bint)
+               hooked=bint, inputs=tuple, needs=tuple)
 cpdef _propagate(root, grad, retain_graph)

@@ -22,25 +22,31 @@ def count_consumers(root) -> dict:
     An iterative traversal, so a chain of any length works (no recursion limit). Keyed by
     ``id(node)``: the graph keeps every node alive while the counts are in use.
     """
-    counts = {id(root): 0}
+    return {id(node): n for node, n in _consumers(root).items()}
+
+
+def _consumers(root) -> dict:
+    """count_consumers keyed by the nodes themselves (hashed by identity): the backward walk
+    needs no ``id()`` integer per lookup."""
+    counts = {root: 0}
     stack = [root]
     while stack:
         node = stack.pop()
         for t in node.inputs:
             child = t._node
             if child is not None:
-                key = id(child)
-                if key in counts:
-                    counts[key] += 1
-                else:
-                    counts[key] = 1
+                n = counts.get(child)
+                if n is None:
+                    counts[child] = 1
                     stack.append(child)
+                else:
+                    counts[child] = n + 1
     return counts
 
 
 def topological_order(root) -> list:
     """Nodes reachable from ``root``, each after every node that consumes it."""
-    counts = count_consumers(root)
+    counts = _consumers(root)
     order = []
     ready = [root]
     while ready:
@@ -49,9 +55,9 @@ def topological_order(root) -> list:
         for t in node.inputs:
             child = t._node
             if child is not None:
-                key = id(child)
-                counts[key] -= 1
-                if counts[key] == 0:
+                left = counts[child] - 1
+                counts[child] = left
+                if left == 0:
                     ready.append(child)
     return order
 
@@ -89,22 +95,25 @@ def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
         if entry is not None:
             _hooks.run_post(entry, root)
         return
-    hooked = bool(leaf_hooks) or bool(node_hooks)
+    # The registries are WeakValueDictionaries; their .data (the underlying dict) is non-empty
+    # whenever they are, and testing it costs no Python-level __len__.
+    hooked = bool(leaf_hooks.data) or bool(node_hooks.data)
     if hooked:
         leaf_left = _hooks.leaf_edges(top)  # edges still to deliver, per hooked leaf
         leaf_sum = {}  # what they delivered so far
     sum_to = state.k.sum_to
     anomaly = state.anomaly
-    counts = count_consumers(top)
-    pending = {id(top): grad}
+    # Pending counts and gradients are keyed by the nodes themselves (identity hash).
+    counts = _consumers(top)
+    pending = {top: grad}
     # A leaf may keep the array it is first given as its .grad, so it must own it alone: arrays
-    # already handed to a leaf (an op may return one array for two inputs), the caller's own
+    # already kept by a leaf (an op may return one array for two inputs), the caller's own
     # gradient, views and read-only broadcasts are copied first.
     handed = {id(grad)}
     ready = [top]
     while ready:
         node = ready.pop()
-        g = pending.pop(id(node), None)
+        g = pending.pop(node, None)
         grads = None
         if g is not None:  # else every path to this node carried no gradient
             if node.freed:
@@ -118,32 +127,38 @@ def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
             grads = node.op.backward(node, g)
             if anomaly:
                 _check_finite(node, grads)
-        for i, t in enumerate(node.inputs):
+        inputs = node.inputs
+        needs = node.needs
+        for i in range(len(inputs)):
+            t = inputs[i]
             child = t._node
-            gi = None if grads is None or not node.needs[i] else grads[i]
-            if gi is not None and gi.shape != t._data.shape:
-                gi = sum_to(gi, t._data.shape)
+            gi = None if grads is None or not needs[i] else grads[i]
+            if gi is not None:
+                shape = t._data.shape
+                if gi.shape != shape:
+                    gi = sum_to(gi, shape)
             if child is None:
                 entry = None
-                if hooked and node.needs[i] and id(t) in leaf_left:
+                if hooked and needs[i] and id(t) in leaf_left:
                     gi, entry = _gather_leaf(t, gi, leaf_left, leaf_sum)
                 if gi is not None:
                     # Only a leaf's first gradient is kept as its .grad (later ones are
                     # added out of place), so only then must the array be the leaf's alone.
-                    if t.grad is None and (id(gi) in handed or gi.base is not None
-                                           or not gi.flags.writeable):
-                        gi = state.k.cast(gi, gi.dtype)  # a copy the trace sees
-                    handed.add(id(gi))
+                    if t.grad is None:
+                        key = id(gi)
+                        if key in handed or gi.base is not None or not gi.flags.writeable:
+                            gi = state.k.cast(gi, gi.dtype)  # a copy the trace sees
+                            key = id(gi)
+                        handed.add(key)
                     t._accumulate_grad(gi)
                     if entry is not None:
                         _hooks.run_post(entry, t)
                 continue
-            key = id(child)
             if gi is not None:
-                prev = pending.get(key)
-                pending[key] = gi if prev is None else state.k.add(prev, gi)
-            left = counts[key] - 1
-            counts[key] = left
+                prev = pending.get(child)
+                pending[child] = gi if prev is None else state.k.add(prev, gi)
+            left = counts[child] - 1
+            counts[child] = left
             if left == 0:
                 ready.append(child)
         if not retain_graph:

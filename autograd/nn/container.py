@@ -72,12 +72,15 @@ class Sequential(Module):
     def forward(self, x: Tensor) -> Tensor:
         """Apply each module in order, fusing Linear + activation pairs."""
         mods = list(self._modules.values())
+        fuse = self.fuse
+        n = len(mods)
         i = 0
-        while i < len(mods):
+        while i < n:
             m = mods[i]
-            if self.fuse and type(m) is Linear and i + 1 < len(mods) \
-                    and type(mods[i + 1]) in _FUSABLE:
-                x = F.linear(x, m.weight, m.bias, activation=_FUSABLE[type(mods[i + 1])])
+            if fuse and type(m) is Linear and i + 1 < n and type(mods[i + 1]) in _FUSABLE:
+                params = m._parameters  # not m.weight: see Linear.forward
+                x = F.linear(x, params["weight"], params.get("bias"),
+                             activation=_FUSABLE[type(mods[i + 1])])
                 i += 2
             else:
                 x = m(x)

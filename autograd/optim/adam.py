@@ -43,24 +43,29 @@ class Adam(Optimizer):
             raise ValueError(f"{name}: invalid epsilon {group['eps']!r} (must be >= 0)")
 
     def _update(self, group: dict[str, Any], params: list[Tensor]) -> None:
-        for p in params:
-            if p not in self.state or "exp_avg" not in self.state[p]:
-                self.state[p] = {"step": 0, "exp_avg": np.zeros_like(p._data),
-                                 "exp_avg_sq": np.zeros_like(p._data)}
-            self.state[p]["step"] += 1
         # The kernel takes one step count for bias correction. Parameters of a group share it
         # unless some had no gradient on an earlier step: then one call per distinct count.
-        by_step: dict[int, list[Tensor]] = {}
+        # One loop gathers the arrays per count (this runs every step of a small network).
+        by_step: dict[int, tuple[list, list, list, list]] = {}
+        states = self.state
         for p in params:
-            by_step.setdefault(self.state[p]["step"], []).append(p)
+            st = states.get(p)
+            if st is None or "exp_avg" not in st:
+                st = states[p] = {"step": 0, "exp_avg": np.zeros_like(p._data),
+                                  "exp_avg_sq": np.zeros_like(p._data)}
+            step = st["step"] = st["step"] + 1
+            lists = by_step.get(step)
+            if lists is None:
+                lists = by_step[step] = ([], [], [], [])
+            lists[0].append(p._data)
+            lists[1].append(p.grad._data)
+            lists[2].append(st["exp_avg"])
+            lists[3].append(st["exp_avg_sq"])
         b1, b2 = group["betas"]
-        for step, subset in by_step.items():
-            st = [self.state[p] for p in subset]
-            backend.k.adam_step([p._data for p in subset], [p.grad._data for p in subset],
-                                [s["exp_avg"] for s in st], [s["exp_avg_sq"] for s in st],
-                                step, float(group["lr"]), float(b1), float(b2),
-                                float(group["eps"]), float(group["weight_decay"]),
-                                self._decoupled)
+        lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+        for step, (arrays, grads, exp_avgs, exp_avg_sqs) in by_step.items():
+            backend.k.adam_step(arrays, grads, exp_avgs, exp_avg_sqs, step, lr, float(b1),
+                                float(b2), eps, wd, self._decoupled)
 
 
 class AdamW(Adam):

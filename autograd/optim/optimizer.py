@@ -14,7 +14,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..capture import live
-from ..grad_mode import enable_grad, no_grad
+from ..grad_mode import enable_grad
+from ..grad_mode import state as _grad_state
 from ..tensor import Tensor
 
 __all__ = ["Optimizer"]
@@ -106,18 +107,28 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        with no_grad():
+        # no_grad() spelled out on the thread's flag (a context manager object per step costs
+        # more than a small network's whole update), and one pass over the parameters.
+        prev = _grad_state.grad_enabled
+        _grad_state.grad_enabled = False
+        try:
             for group in self.param_groups:
-                params = [p for p in group["params"] if p.grad is not None]
+                params = []
+                for p in group["params"]:
+                    g = p.grad
+                    if g is None:
+                        continue
+                    a, ga = p._data, g._data
+                    if ga.shape != a.shape or (ga.dtype is not a.dtype and ga.dtype != a.dtype):
+                        raise ValueError(f"{type(self).__name__}: gradient of shape "
+                                         f"{ga.shape} ({ga.dtype}) does not match "
+                                         f"its parameter {a.shape} ({a.dtype})")
+                    params.append(p)
                 if params:
-                    for p in params:
-                        if p.grad.shape != p.shape or p.grad.dtype != p.dtype:
-                            raise ValueError(f"{type(self).__name__}: gradient of shape "
-                                             f"{p.grad.shape} ({p.grad.dtype}) does not match "
-                                             f"its parameter {p.shape} ({p.dtype})")
                     self._update(group, params)
-                    for p in params:  # updated in place: graphs that saved them must notice
-                        p._update_()
+                    Tensor._updated_(params)  # in place: graphs that saved them must notice
+        finally:
+            _grad_state.grad_enabled = prev
         return loss
 
     def _update(self, group: dict[str, Any], params: list[Tensor]) -> None:

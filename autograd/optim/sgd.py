@@ -34,13 +34,18 @@ class SGD(Optimizer):
 
     def _update(self, group: dict[str, Any], params: list[Tensor]) -> None:
         mu = float(group["momentum"])
+        if mu == 0:  # plain SGD: the kernel's positional signature, no keyword dict per step
+            arrays, grads = [], []
+            for p in params:  # one loop, no comprehensions (function calls in CPython 3.11)
+                arrays.append(p._data)
+                grads.append(p.grad._data)
+            backend.k.sgd_step(arrays, grads, None, float(group["lr"]), 0.0,
+                               float(group["dampening"]), bool(group["nesterov"]),
+                               float(group["weight_decay"]))
+            return
         hyper = dict(lr=float(group["lr"]), momentum=mu, dampening=float(group["dampening"]),
                      nesterov=bool(group["nesterov"]),
                      weight_decay=float(group["weight_decay"]))
-        if mu == 0:
-            backend.k.sgd_step([p._data for p in params], [p.grad._data for p in params],
-                               None, **hyper)
-            return
         # The kernel's first_step flag covers a whole call. Parameters get their buffer on
         # their first step with a gradient, so normally a group is all-new or all-old (one
         # call); only a group where some parameters had no gradient before needs two.

@@ -1,0 +1,265 @@
+"""The eager fast paths of issue 10 (speed part): each shortcut keeps the results of the path it
+replaces, and whole training loops give the same bits on the compiled hot path and its pure
+Python twin."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import need_compiled_engine, need_native
+
+import autograd as ag
+from autograd import backend, nn, optim
+from autograd import functional as F
+from autograd.engine import count_consumers, topological_order
+
+
+# Two tutorial loops: the Keras XOR net (SGD with momentum, BCE on a fused Linear + Sigmoid)
+# and the seed-style 1-2-5-1 regression trained one sample at a time with Adam. The digest
+# covers every loss and the final parameters.
+_TRAIN_SCRIPT = r"""
+import hashlib, sys
+import numpy as np
+import autograd as ag
+from autograd import backend, nn, optim, functional as F
+digest = hashlib.sha256()
+with backend.use(sys.argv[1]):
+    ag.manual_seed(0)
+    xor = nn.Sequential(nn.Linear(2, 10), nn.Tanh(), nn.Linear(10, 1), nn.Sigmoid())
+    opt = optim.SGD(xor.parameters(), lr=0.5, momentum=0.9)
+    x = ag.tensor([[0, 0], [0, 1], [1, 0], [1, 1]], dtype="float32")
+    y = ag.tensor([[0], [1], [1], [0]], dtype="float32")
+    for _ in range(40):
+        opt.zero_grad()
+        loss = F.binary_cross_entropy(xor(x), y)
+        loss.backward()
+        opt.step()
+        digest.update(loss.numpy().tobytes())
+    reg = nn.Sequential(nn.Linear(1, 2), nn.Tanh(), nn.Linear(2, 5), nn.Tanh(), nn.Linear(5, 1))
+    opt = optim.Adam(reg.parameters(), lr=0.01)
+    xs = np.linspace(-1, 1, 16, dtype=np.float32)
+    for step in range(48):
+        v = xs[step % 16]
+        opt.zero_grad()
+        loss = F.mse_loss(reg(ag.tensor([[v]])), ag.tensor([[v * v]]))
+        loss.backward()
+        opt.step()
+        digest.update(loss.numpy().tobytes())
+    for p in list(xor.parameters()) + list(reg.parameters()):
+        digest.update(p.numpy().tobytes())
+print(backend.info()["hot_path"], backend.info()["engine"], digest.hexdigest())
+"""
+
+
+@pytest.mark.parametrize("provider", ["numpy", "native"])
+def test_training_loops_give_the_same_bits_on_both_twins(provider, tmp_path):
+    need_compiled_engine()
+    if provider == "native":
+        need_native()
+    outs = {}
+    for engine in ("compiled", "python"):
+        env = dict(os.environ, AUTOGRAD_ENGINE=engine)
+        res = subprocess.run([sys.executable, "-c", _TRAIN_SCRIPT, provider], env=env,
+                             cwd=tmp_path,  # not the source tree, which has no extensions
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        outs[engine] = res.stdout.split()
+    assert outs["compiled"][:2] == ["compiled", "compiled"]
+    assert outs["python"][:2] == ["python", "python"]
+    assert outs["compiled"][2] == outs["python"][2]
+
+
+def _xor_model(fuse: bool):
+    ag.manual_seed(1)
+    return nn.Sequential(nn.Linear(2, 6), nn.Tanh(), nn.Linear(6, 1), nn.Sigmoid(), fuse=fuse)
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+def test_bce_of_a_sigmoid_output_skips_the_range_scan_and_keeps_the_result(fuse):
+    # The recorded output of a sigmoid (alone, or fused into the Linear) lies in [0, 1] by
+    # construction, so binary_cross_entropy does not scan it; the loss and the gradients are
+    # those of the same probabilities given as a plain tensor (which is scanned).
+    model = _xor_model(fuse)
+    x = ag.tensor(np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32))
+    y = ag.tensor(np.array([[0], [1], [1], [0]], np.float32))
+    p = model(x)
+    p.retain_grad()
+    assert F._made_by_sigmoid(p)
+    loss = F.binary_cross_entropy(p, y)
+    plain = ag.tensor(p.numpy().copy(), requires_grad=True)
+    assert not F._made_by_sigmoid(plain)
+    ref = F.binary_cross_entropy(plain, y)
+    assert loss.numpy().tobytes() == ref.numpy().tobytes()
+    loss.backward()
+    ref.backward()
+    assert p.grad.numpy().tobytes() == plain.grad.numpy().tobytes()
+    assert all(q.grad is not None for q in model.parameters())
+
+
+def test_bce_still_refuses_values_outside_zero_one_when_not_made_by_a_sigmoid():
+    y = ag.tensor(np.zeros((3, 1), np.float32))
+    z = ag.tensor(np.array([[0.5], [1.5], [0.2]], np.float32), requires_grad=True)
+    with pytest.raises(ValueError, match=r"binary_cross_entropy: input must hold probabilities"):
+        F.binary_cross_entropy(z * 1.0, y)  # made by an op, but not by a sigmoid
+    relu_out = F.relu(z)  # a relu output can exceed 1
+    assert not F._made_by_sigmoid(relu_out)
+    with pytest.raises(ValueError, match=r"values in \[0.2, 1.5\]"):
+        F.binary_cross_entropy(relu_out, y)
+    with ag.no_grad():  # no node recorded: the values are scanned
+        s = F.sigmoid(z)
+        assert not F._made_by_sigmoid(s)
+        assert np.isfinite(F.binary_cross_entropy(s, y).numpy())
+    lin = F.linear(ag.tensor(np.ones((3, 2), np.float32)),
+                   ag.tensor(np.ones((1, 2), np.float32), requires_grad=True), activation="tanh")
+    assert not F._made_by_sigmoid(lin)
+    sig = F.linear(ag.tensor(np.ones((3, 2), np.float32)),
+                   ag.tensor(np.ones((1, 2), np.float32), requires_grad=True),
+                   activation="sigmoid")
+    assert F._made_by_sigmoid(sig)
+
+
+def test_bce_fast_path_gradchecks():
+    rng = np.random.default_rng(0)
+    x = ag.tensor(rng.standard_normal((5, 3)), requires_grad=True)
+    w = ag.tensor(rng.standard_normal((2, 3)), requires_grad=True)
+    b = ag.tensor(rng.standard_normal(2), requires_grad=True)
+    t = ag.tensor(rng.random((5, 2)))
+    assert ag.gradcheck(
+        lambda x, w, b: F.binary_cross_entropy(F.linear(x, w, b, activation="sigmoid"), t),
+        (x, w, b))
+    t3 = ag.tensor(rng.random((5, 3)))
+    assert ag.gradcheck(lambda x: F.binary_cross_entropy(F.sigmoid(x), t3), (x,))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("shape", [(4, 3), (3,), (2, 4, 3)])
+def test_linear_layer_reads_its_parameters_directly(bias, shape):
+    # Linear.forward and Sequential's fused path read the parameter registry, not attributes;
+    # a layer without bias (bias a plain None attribute) and one whose bias was set to None
+    # later both work, for 1-D, 2-D and batched inputs.
+    ag.manual_seed(0)
+    lin = nn.Linear(3, 2, bias=bias)
+    x = ag.tensor(np.arange(np.prod(shape), dtype=np.float32).reshape(shape) / 10)
+    expect = x.numpy() @ lin.weight.numpy().T + (lin.bias.numpy() if bias else 0)
+    np.testing.assert_allclose(lin(x).numpy(), expect, rtol=1e-6)
+    np.testing.assert_allclose(nn.Sequential(lin, nn.Tanh())(x).numpy(), np.tanh(expect),
+                               rtol=1e-6)
+    if bias:
+        lin.bias = None
+        np.testing.assert_allclose(lin(x).numpy(), x.numpy() @ lin.weight.numpy().T,
+                                   rtol=1e-6)
+
+
+def test_linear_shape_errors_still_name_the_shapes():
+    w = ag.tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    with pytest.raises(ValueError, match=r"input of shape \(4, 5\) does not match weight of "
+                                         r"shape \(2, 3\)"):
+        F.linear(ag.tensor(np.ones((4, 5), np.float32)), w)
+    with pytest.raises(ValueError, match=r"bias of shape \(3,\) does not match weight"):
+        F.linear(ag.tensor(np.ones((4, 3), np.float32)), w,
+                 ag.tensor(np.ones(3, np.float32)))
+    with pytest.raises(ValueError, match=r"input of shape \(\) does not match"):
+        F.linear(ag.tensor(np.float32(1)), w)
+    with pytest.raises(TypeError, match=r"linear: weight and bias must be Tensors .* got "
+                                        r"ndarray and NoneType"):
+        F.linear(ag.tensor(np.ones((4, 3), np.float32)), np.ones((2, 3), np.float32))
+    with pytest.raises(TypeError, match=r"got Tensor and list"):
+        F.linear(ag.tensor(np.ones((4, 3), np.float32)), w, [1.0, 2.0])
+
+
+def test_optimizer_step_restores_grad_mode_even_when_the_update_raises():
+    p = nn.Parameter(np.ones(3, np.float32))
+    p.grad = ag.tensor(np.ones(4, np.float32))  # wrong shape
+    opt = optim.SGD([p], lr=0.1)
+    with pytest.raises(ValueError, match=r"SGD: gradient of shape \(4,\) \(float32\) does not "
+                                         r"match its parameter \(3,\) \(float32\)"):
+        opt.step()
+    assert ag.is_grad_enabled()
+    with ag.no_grad():
+        with pytest.raises(ValueError):
+            opt.step()
+        assert not ag.is_grad_enabled()
+    assert ag.is_grad_enabled()
+
+
+def test_optimizer_step_bumps_every_updated_parameter_once_and_skips_the_rest():
+    a = nn.Parameter(np.ones(3, np.float32))
+    b = nn.Parameter(np.ones(2, np.float32))
+    opt = optim.Adam([a, b], lr=0.1)
+    a.grad = ag.tensor(np.ones(3, np.float32))
+    va, vb = a._version, b._version
+    opt.step()
+    assert (a._version, b._version) == (va + 1, vb)
+    ag.Tensor._updated_([a, b])
+    assert (a._version, b._version) == (va + 2, vb + 1)
+
+
+def test_engine_counts_and_order_are_keyed_as_documented():
+    x = ag.tensor(np.ones(3), requires_grad=True)
+    y = x * 2.0
+    z = y * y + y  # y's node is consumed by three edges
+    counts = count_consumers(z._node)
+    assert counts[id(y._node)] == 3
+    assert counts[id(z._node)] == 0
+    order = topological_order(z._node)
+    assert order[0] is z._node and order[-1] is y._node
+    assert len(order) == len({id(n) for n in order}) == 3
+    z.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), (2 * 2.0 + 1) * 2 * np.ones(3))  # dz/dx = (2y + 1) 2
+
+
+def test_backward_of_a_scalar_seeds_a_one_of_its_dtype_and_shape():
+    for dtype in (np.float32, np.float64):
+        x = ag.tensor(np.array([[2.0]], dtype), requires_grad=True)
+        (x * x).backward()  # one element, shape (1, 1): grad implied
+        assert x.grad.dtype == dtype and x.grad.shape == (1, 1)
+        assert x.grad.numpy()[0, 0] == 4.0
+    with pytest.raises(ValueError, match=r"backward: grad of shape \(2,\) and dtype float32 "
+                                         r"does not match"):
+        y = ag.tensor(np.ones(3, np.float32), requires_grad=True) * 2.0
+        y.backward(np.ones(2, np.float32))
+
+
+def test_leaves_never_share_a_gradient_array():
+    # Add's backward returns one array for both inputs: each leaf must get its own .grad, also
+    # when one of them already had a gradient (accumulated out of place).
+    a = ag.tensor(np.ones(3), requires_grad=True)
+    b = ag.tensor(np.ones(3), requires_grad=True)
+    c = ag.tensor(np.ones(3), requires_grad=True)
+    b.grad = ag.tensor(np.zeros(3))
+    (a + b + c).sum().backward()
+    arrays = [a.grad.numpy(), b.grad.numpy(), c.grad.numpy()]
+    assert not any(np.shares_memory(u, v) for i, u in enumerate(arrays) for v in arrays[i + 1:])
+    a.grad.numpy()[:] = 7
+    np.testing.assert_array_equal(c.grad.numpy(), np.ones(3))
+
+
+def test_provider_switch_reaches_the_optimizer_kernels():
+    # The optimizers call the kernels through the thread's provider by name (a recording or
+    # create_graph provider may replace it): a wrapper provider sees every update.
+    seen = []
+
+    class Spy:
+        def __getattr__(self, name):
+            fn = getattr(backend.numpy_kernels, name)
+            if name in ("sgd_step", "adam_step"):
+                def call(*args, **kwargs):
+                    seen.append(name)
+                    return fn(*args, **kwargs)
+                return call
+            return fn
+
+    from autograd.grad_mode import state
+    p = nn.Parameter(np.ones(2, np.float32))
+    p.grad = ag.tensor(np.ones(2, np.float32))
+    prev = state.k
+    state.k = Spy()
+    try:
+        optim.SGD([p], lr=0.1).step()
+        optim.Adam([p], lr=0.1).step()
+    finally:
+        state.k = prev
+    assert seen == ["sgd_step", "adam_step"]
