@@ -284,9 +284,9 @@ inline index_t run_binary(const Call& c) {
     return index_t{-1};
   });
 }
-inline Kernel binary_kernel(const char* name, ag::BinOp o) {
+inline Kernel binary_kernel(const char* name, ag::BinOp o, bool exact) {
   Kernel k =
-      make(name, "binary", true, {P("a", PK::In), P("b", PK::In)}, 1, prep_binary, run_binary);
+      make(name, "binary", exact, {P("a", PK::In), P("b", PK::In)}, 1, prep_binary, run_binary);
   k.f64 = reinterpret_cast<void (*)()>(static_cast<std::intptr_t>(o));  // the operator
   return k;
 }

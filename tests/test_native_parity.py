@@ -241,7 +241,7 @@ def native_broadcast_pair(draw):
 
 
 @dtypes
-@pytest.mark.parametrize("name", ["add", "sub", "mul", "div"])
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "div", "maximum", "minimum"])
 @given(data=st.data())
 def test_binary_native_broadcasts(name, dtype, data):
     sa, sb = data.draw(native_broadcast_pair())

@@ -5,7 +5,7 @@
 
 namespace ag {
 
-enum class BinOp : int { Add = 0, Sub = 1, Mul = 2, Div = 3 };
+enum class BinOp : int { Add = 0, Sub = 1, Mul = 2, Div = 3, Max = 4, Min = 5 };
 
 // How an operand of a binary op is laid out against the (rows, cols) output:
 //   Full   - the whole (rows, cols) array;
