@@ -32,6 +32,8 @@ naming the step and kernel otherwise. Rebind after adding steps."""
 allocating nothing; KeyboardInterrupt between steps on Ctrl-C."""
         ...
 
+QUIET: typing.Any
+
 def abs(x: numpy.ndarray) -> numpy.ndarray:
     """unary kernel (csrc/kernel_table.h); the contract is asserted, not adapted."""
     ...

@@ -215,17 +215,21 @@ inline void bind_plan(py::module_& m) {
       .def(py::init<>())
       .def("add", &Plan::add, py::arg("kernel"), py::arg("ins"), py::arg("outs"),
            py::arg("attrs") = py::list(), py::arg("live") = std::vector<std::pair<int, int>>(),
-           "Appends a step calling `kernel` (a plan_kernels() name, numpy_kernels' argument order).\n"
+           "Appends a step calling `kernel` (a plan_kernels() name, numpy_kernels' argument "
+           "order).\n"
            "ins: per array parameter a buffer slot, a list of slots (optimizer lists) or None;\n"
            "outs: a slot per result in return order (linear_back: 2 without bias, 3 with;\n"
            "cross_entropy: loss, log_probs; none for sgd_step/adam_step, which write their ins);\n"
            "attrs: the other arguments in order, defaults filled; live: (attr position, scalar\n"
            "slot) pairs read on every run, for float attrs and any attr of an optimizer step.\n"
            "KeyError for a kernel without a native entry, ValueError naming it otherwise.")
-      .def("bind", &Plan::bind, py::arg("buffers"), "Checks every step's contract against the buffers (float32/float64, int64 for class ids,\n"
+      .def("bind", &Plan::bind, py::arg("buffers"),
+           "Checks every step's contract against the buffers (float32/float64, int64 for class "
+           "ids,\n"
            "C-contiguous, results writable and of the right shape) and keeps them; ValueError\n"
            "naming the step and kernel otherwise. Rebind after adding steps.")
-      .def("run", &Plan::run, py::arg("scalars"), "Runs every step in order (scalars: float64 1-d, read by live attrs), GIL released,\n"
+      .def("run", &Plan::run, py::arg("scalars"),
+           "Runs every step in order (scalars: float64 1-d, read by live attrs), GIL released,\n"
            "allocating nothing; KeyboardInterrupt between steps on Ctrl-C.")
       .def("__len__", &Plan::size);
 }

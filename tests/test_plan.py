@@ -268,3 +268,18 @@ def test_eager_bindings_keep_reference_counts():
             del out
             assert all(r() is None for r in refs)  # results are owned by the caller alone
         assert [sys.getrefcount(a) for a in (x, w, t, ps[0], gs[0])] == before
+
+
+def test_quiet_twins_refuse_without_raising_and_still_report_data_errors():
+    """native.py tries _C.QUIET[name] first: a refusal must be NotImplemented (cheap, no
+    exception), a call that fits must run, and a bad class index found while running is still
+    an error, never a silent fallback."""
+    q, x = _C.QUIET, np.ones((2, 3))
+    assert q["exp"](x.T) is NotImplemented            # strided
+    assert q["add"](x, 2.0) is NotImplemented         # a scalar operand
+    assert q["add"](x, np.ones(2)) is NotImplemented  # a pattern the C++ does not cover
+    assert q["mse"](x, x, "avg") is NotImplemented    # an attr it does not know
+    assert q["tanh"](x.astype(np.int32)) is NotImplemented
+    np.testing.assert_array_equal(q["add"](x, x), x + x)
+    with pytest.raises(ValueError, match=r"target\[1\] = 9"):
+        q["cross_entropy"](x, np.array([0, 9]), "mean")
