@@ -25,6 +25,12 @@ struct Step {
   std::vector<Arr> arena;
 };
 
+inline bool overlaps(const Arr& a, const Arr& b) {
+  const auto bytes = [](const Arr& x) { return x.size * (x.dt == DT::F32 ? 4 : 8); };
+  const char *pa = static_cast<const char*>(a.data), *pb = static_cast<const char*>(b.data);
+  return bytes(a) && bytes(b) && pa < pb + bytes(b) && pb < pa + bytes(a);
+}
+
 class Plan {
  public:
   void add(const std::string& name, const py::list& ins, const std::vector<int>& outs,
@@ -143,6 +149,18 @@ class Plan {
                       agt::shape_str(c.out[o]) + ", slot " + std::to_string(slot) + " holds " +
                       agt::shape_str(b));
           c.out[o].data = b.data;
+          // A result written over an argument (or another result) it is computed from would be
+          // read after it is overwritten (gemm, row reductions): refuse any overlap of memory,
+          // aliases made by reshaping one buffer included.
+          for (const Arr& a : s.arena)
+            if (overlaps(b, a))
+              kfail(false, *s.k,
+                    "result " + std::to_string(o) + " (slot " + std::to_string(slot) +
+                        ") overlaps an argument's memory");
+          for (int p = 0; p < o; ++p)
+            if (overlaps(b, c.out[p]))
+              kfail(false, *s.k,
+                    "results " + std::to_string(p) + " and " + std::to_string(o) + " overlap");
         }
         for (int o = 0; o < c.nscratch; ++o) {
           scratch.push_back(py::reinterpret_steal<py::array>(new_array(c.scratch[o])));

@@ -283,3 +283,12 @@ def test_quiet_twins_refuse_without_raising_and_still_report_data_errors():
     np.testing.assert_array_equal(q["add"](x, x), x + x)
     with pytest.raises(ValueError, match=r"target\[1\] = 9"):
         q["cross_entropy"](x, np.array([0, 9]), "mean")
+
+
+def test_bind_refuses_results_over_their_arguments():
+    a = np.ones((3, 3))
+    plan = _C.Plan()
+    plan.add("matmul", [0, 0], [1])
+    with pytest.raises(ValueError, match="overlaps an argument"):
+        plan.bind([a, a.reshape(9).reshape(3, 3)])  # an alias of slot 0, made by reshaping
+    plan.bind([a, np.empty((3, 3))])
