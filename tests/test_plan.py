@@ -292,3 +292,25 @@ def test_bind_refuses_results_over_their_arguments():
     with pytest.raises(ValueError, match="overlaps an argument"):
         plan.bind([a, a.reshape(9).reshape(3, 3)])  # an alias of slot 0, made by reshaping
     plan.bind([a, np.empty((3, 3))])
+
+
+@pytest.mark.parametrize("threads", ["one", "all"])
+def test_replay_equals_eager_on_threaded_paths(threads):
+    """With the pool's thresholds at 0 every kernel splits its work across threads; the plan
+    runs the same code, so it still gives the eager bits, with 1 thread and with all."""
+    import autograd as ag
+    saved_n, saved_t = ag.get_num_threads(), native.get_parallel_thresholds()
+    try:
+        ag.set_num_threads(1 if threads == "one" else _C.max_threads())
+        for family in saved_t:
+            native.set_parallel_threshold(family, 0)
+        for dtype in (np.float32, np.float64):
+            plan, bufs, params, eager, lv = mlp_plan(64, 33, 48, 3, dtype, "tanh", "mse",
+                                                     np.random.default_rng(7))
+            plan.run(np.array([0.05]))
+            assert bufs[10].tobytes() == lv.tobytes()
+            assert all(g.tobytes() == w.tobytes() for g, w in zip(params, eager))
+    finally:
+        ag.set_num_threads(saved_n)
+        for family, v in saved_t.items():
+            native.set_parallel_threshold(family, v)
