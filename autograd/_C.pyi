@@ -218,6 +218,10 @@ def sigmoid_back(out: numpy.ndarray, grad: numpy.ndarray) -> numpy.ndarray:
     """unary_back kernel (csrc/kernel_table.h); the contract is asserted, not adapted."""
     ...
 
+def sign(x: numpy.ndarray) -> numpy.ndarray:
+    """unary kernel (csrc/kernel_table.h); the contract is asserted, not adapted."""
+    ...
+
 def softmax(x: numpy.ndarray, axis: int = -1) -> numpy.ndarray:
     """rowwise kernel (csrc/kernel_table.h); the contract is asserted, not adapted."""
     ...

@@ -20,6 +20,7 @@
   X(log, false)     \
   X(sqrt, true)     \
   X(abs, true)      \
+  X(sign, true)     \
   X(sigmoid, false) \
   X(tanh, false)    \
   X(relu, false)    \

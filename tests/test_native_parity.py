@@ -192,6 +192,7 @@ SCALES = {"gelu": lambda x: np.abs(x), "gelu_back": lambda x, g: np.abs(g) * (1 
 
 UNARY = {  # name: (input range, tolerance)
     "neg": ((-2, 2), EXACT), "abs": ((-2, 2), EXACT), "sqrt": ((0, 4), EXACT),
+    "sign": ((-2, 2), EXACT),
     "relu": ((-2, 2), EXACT), "exp": ((-5, 5), TRANSC), "log": ((1e-3, 5), TRANSC),
     "sigmoid": ((-8, 8), TRANSC), "tanh": ((-4, 4), TRANSC), "gelu": ((-4, 4), TRANSC),
     "gelu_erf": ((-6, 6), TRANSC),

@@ -111,6 +111,12 @@ template <class T>
 void abs(const T* x, T* y, index_t n) {
   map1(x, y, n, threshold_cheap(), [](T v) { return std::fabs(v); });
 }
+template <class T>
+void sign(const T* x, T* y, index_t n) {
+  // as NumPy: +0 for either zero, and a NaN is returned as it is (payload and sign bit)
+  map1(x, y, n, threshold_cheap(),
+       [](T v) { return v > T(0) ? T(1) : v < T(0) ? T(-1) : v == T(0) ? T(0) : v; });
+}
 
 #define AG_INSTANTIATE(T)                                                           \
   template void binary<T>(BinOp, const T*, Bcast, const T*, Bcast, T*, index_t, index_t); \
@@ -118,7 +124,8 @@ void abs(const T* x, T* y, index_t n) {
   template void exp<T>(const T*, T*, index_t);                                     \
   template void log<T>(const T*, T*, index_t);                                     \
   template void sqrt<T>(const T*, T*, index_t);                                    \
-  template void abs<T>(const T*, T*, index_t);
+  template void abs<T>(const T*, T*, index_t);                                     \
+  template void sign<T>(const T*, T*, index_t);
 AG_INSTANTIATE(float)
 AG_INSTANTIATE(double)
 #undef AG_INSTANTIATE

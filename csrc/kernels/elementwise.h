@@ -25,5 +25,6 @@ template <class T> void exp(const T* x, T* y, index_t n);   // e^x (overflow giv
 template <class T> void log(const T* x, T* y, index_t n);   // ln x (-inf at 0, nan below)
 template <class T> void sqrt(const T* x, T* y, index_t n);  // sqrt x (nan below 0)
 template <class T> void abs(const T* x, T* y, index_t n);   // |x|
+template <class T> void sign(const T* x, T* y, index_t n);  // -1, 0 or 1; NaN stays itself
 
 }  // namespace ag
