@@ -85,6 +85,7 @@ from .functional import (  # PyTorch's names, beside the NumPy ones above
 from .grad_mode import detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from .gradcheck import gradcheck, gradgradcheck
 from .gradients import grad
+from .jit import CompileError, compile
 from .registration import serializable
 from .serialization import load, load_state_dict, save, save_state_dict
 from .tensor import Tensor
@@ -138,6 +139,7 @@ __all__ = [
     "unsqueeze",
 ]
 __all__ += ["viz"]
+__all__ += ["compile", "CompileError"]
 
 # Submodules that load on first access: keras (the Keras front) and testing (hypothesis
 # strategies, which need the test extra) cost nothing until used.

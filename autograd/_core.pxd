@@ -49,8 +49,10 @@ cpdef tuple pair(a, b)
 @cython.locals(t=TensorBase, versions=tuple, i=Py_ssize_t)
 cdef _check_versions(Node node)
 
-@cython.locals(grad=TensorBase)
 cdef _accumulate(TensorBase t, g)
+
+@cython.locals(grad=TensorBase)
+cpdef _accumulate_now(TensorBase t, g)
 
 @cython.locals(t=TensorBase)
 cdef bint _same_float(TensorBase a, b)

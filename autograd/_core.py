@@ -192,7 +192,8 @@ def wrap(array: Any, node: Any = None) -> Any:
     if not isinstance(array, _ndarray):
         # NumPy ufuncs return scalars (np.float64) for 0-d results; keep an ndarray so
         # .numpy(), in-place updates and .grad behave the same at every rank.
-        array = np.asarray(array)
+        cap = state.capture
+        array = np.asarray(array) if cap is None else cap.asarray(array)
     t = TensorBase.__new__(_Tensor)
     t._data = array
     t._node = node
@@ -279,6 +280,14 @@ def _accumulate(t: TensorBase, g: np.ndarray) -> None:
     """Add ``g`` (an array the leaf ``t`` may keep) into ``t.grad``: the first gradient becomes
     ``.grad``, later ones are summed out of place (0-d sums are scalars: kept as arrays). Like
     ``Tensor._update_``, it bumps the version counter of the gradient it changes."""
+    cap = state.capture
+    if cap is not None:  # tracing for autograd.compile: replayed live (the .grad it sets)
+        cap.live_call(_accumulate_now, (t, g), {})
+        return
+    _accumulate_now(t, g)
+
+
+def _accumulate_now(t: TensorBase, g: np.ndarray) -> None:
     grad = t.grad
     if grad is None:
         t.grad = wrap(g, None)

@@ -82,7 +82,7 @@ def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
     leaf_hooks, node_hooks = _hooks.LEAF, _hooks.NODE
     if top is None:
         entry = leaf_hooks.get(id(root))
-        g = grad.copy()
+        g = state.k.cast(grad, grad.dtype)  # a copy, through the provider (autograd.compile)
         if entry is not None:
             g = _hooks.run_pre(entry, g)
         root._accumulate_grad(g)
@@ -132,7 +132,7 @@ def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
                     # added out of place), so only then must the array be the leaf's alone.
                     if t.grad is None and (id(gi) in handed or gi.base is not None
                                            or not gi.flags.writeable):
-                        gi = gi.copy()
+                        gi = state.k.cast(gi, gi.dtype)  # a copy the trace sees
                     handed.add(id(gi))
                     t._accumulate_grad(gi)
                     if entry is not None:
@@ -141,7 +141,7 @@ def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
             key = id(child)
             if gi is not None:
                 prev = pending.get(key)
-                pending[key] = gi if prev is None else prev + gi
+                pending[key] = gi if prev is None else state.k.add(prev, gi)
             left = counts[key] - 1
             counts[key] = left
             if left == 0:
@@ -156,7 +156,7 @@ def _gather_leaf(t, gi, leaf_left: dict, leaf_sum: dict):
     key = id(t)
     if gi is not None:
         prev = leaf_sum.get(key)
-        leaf_sum[key] = gi if prev is None else prev + gi
+        leaf_sum[key] = gi if prev is None else state.k.add(prev, gi)
     left = leaf_left[key] - 1
     leaf_left[key] = left
     if left:

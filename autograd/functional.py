@@ -14,7 +14,9 @@ from typing import Any, NamedTuple, Sequence, TypeAlias
 
 import numpy as np
 
+from .capture import host_read, live
 from .function import apply, broadcast_shape
+from .grad_mode import state
 from .ops import activation as A
 from .ops import arith, linalg, loss, reduce
 from .ops import shape as shape_ops
@@ -50,26 +52,32 @@ def _pair(a, b) -> tuple[Tensor, Tensor]:
     da, db = a._data.dtype, b._data.dtype
     if da is not db and da.kind != db.kind:
         if da.kind == "f" and db.kind in "biu":
-            b = Tensor._wrap(b._data.astype(da))
+            b = Tensor._wrap(_astype(b._data, da))
         elif db.kind == "f" and da.kind in "biu":
-            a = Tensor._wrap(a._data.astype(db))
+            a = Tensor._wrap(_astype(a._data, db))
     return a, b
+
+
+def _astype(a: np.ndarray, dtype: Any) -> np.ndarray:
+    """a converted to dtype (a copy), through the kernel provider so autograd.compile records
+    it."""
+    return state.k.cast(a, dtype)
 
 
 def _with_scalar(t: Tensor, s) -> tuple[Tensor, Tensor]:
     kind = t._data.dtype.kind
     if kind != "f" and isinstance(s, numbers.Number) and not isinstance(s, (bool, np.bool_)):
         if not isinstance(s, numbers.Integral):  # a float scalar lifts int/bool to float
-            t = Tensor._wrap(t._data.astype(DEFAULT_DTYPE))
+            t = Tensor._wrap(_astype(t._data, DEFAULT_DTYPE))
         elif kind == "b":  # an int scalar lifts bool to int64
-            t = Tensor._wrap(t._data.astype(np.int64))
+            t = Tensor._wrap(_astype(t._data, np.int64))
     return t, as_tensor(s, like=t)
 
 
 def _floating(x: Tensor) -> Tensor:
     """Float-only ops take integer and boolean tensors as the default float dtype (PyTorch's
     rule; where PyTorch refuses, e.g. mean or mse_loss of int64, autograd promotes the same)."""
-    return x if x._data.dtype.kind == "f" else Tensor._wrap(x._data.astype(DEFAULT_DTYPE))
+    return x if x._data.dtype.kind == "f" else Tensor._wrap(_astype(x._data, DEFAULT_DTYPE))
 
 
 def _no_bool(name: str, *ts: Tensor) -> None:
@@ -125,6 +133,7 @@ def pow(a: Operand, b: Operand) -> Tensor:  # noqa: A001 - mirrors the operator
     return apply(arith.Pow, a, b)
 
 
+@live  # autograd.compile: integer arithmetic on the host, replayed live
 def _int_pow_negative(a: Tensor, b: Tensor) -> Tensor:
     """Integer tensors to integer tensor powers, some negative: PyTorch's (C's) integer
     result, 1 / a^|b| truncated: 1 for a = 1, +-1 for a = -1, else 0 (integers carry no
@@ -166,7 +175,7 @@ def square(x: Tensor) -> Tensor:
     """x * x; a boolean tensor squares in int64, as in PyTorch."""
     x = as_tensor(x)
     if x._data.dtype.kind == "b":
-        x = Tensor._wrap(x._data.astype(np.int64))
+        x = Tensor._wrap(_astype(x._data, np.int64))
     return apply(arith.Mul, x, x)
 
 
@@ -226,7 +235,7 @@ def _clip_input(x: Tensor, *bounds) -> Tensor:
     if x._data.dtype.kind in "iu":
         for v in bounds:
             if isinstance(v, Tensor) and v._data.dtype.kind == "f":
-                return Tensor._wrap(x._data.astype(v.dtype))
+                return Tensor._wrap(_astype(x._data, v.dtype))
     return x
 
 
@@ -249,7 +258,7 @@ def _bound(name: str, x: Tensor, v, missing: float) -> Tensor:
     d = t._data.dtype
     if d != x.dtype:
         if d.kind in "biu" and (kind == "f" or (kind in "iu" and d.kind != "f")):
-            t = Tensor._wrap(t._data.astype(x.dtype))
+            t = Tensor._wrap(_astype(t._data, x.dtype))
         else:
             raise TypeError(f"clip: {name} of dtype {d} does not match the input's dtype "
                             f"{x.dtype}; convert one explicitly")
@@ -282,7 +291,7 @@ def sum(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa
     PyTorch."""
     x = as_tensor(x)
     if x._data.dtype.kind in "biu" and x._data.dtype != np.int64:
-        x = Tensor._wrap(x._data.astype(np.int64))
+        x = Tensor._wrap(_astype(x._data, np.int64))
     return apply(reduce.Sum, x, axis=_axes("sum", x, axis), keepdims=keepdims)
 
 
@@ -763,7 +772,7 @@ def cross_entropy(input: Tensor, target: Operand,  # noqa: A002
         out = apply(loss.CrossEntropy, rows, q, reduction=reduction, denom=rows.shape[0])
     else:
         tgt = _index_targets(target, lead, n_classes, ignore_index, logits)
-        if w is None and label_smoothing == 0 and not (tgt == ignore_index).any():
+        if w is None and label_smoothing == 0 and not _any_ignored(tgt, ignore_index):
             out = apply(loss.CrossEntropy, rows, target=tgt, reduction=reduction)
         else:
             q, denom = _index_distribution(tgt, n_classes, ignore_index, label_smoothing, w,
@@ -786,9 +795,16 @@ def _class_weight(weight, n_classes: int, logits: Tensor) -> np.ndarray | None:
     if w.dtype.kind == "f" and w.dtype != logits.dtype and isinstance(weight, Tensor):
         raise TypeError(f"cross_entropy: weight dtype {w.dtype} differs from input dtype "
                         f"{logits.dtype}; convert it explicitly")
-    return w.astype(logits.dtype)
+    return _astype(w, logits.dtype)
 
 
+@live  # autograd.compile: checked again at every replay (a changed answer is an error)
+def _any_ignored(tgt: np.ndarray, ignore_index: int) -> bool:
+    """Whether some class-index target is ``ignore_index``."""
+    return bool((tgt == ignore_index).any())
+
+
+@live  # autograd.compile: targets validated and copied at every replay
 def _index_targets(target, lead: tuple, n_classes: int, ignore_index: int,
                    logits: Tensor) -> np.ndarray:
     tgt = np.asarray(target._data if isinstance(target, Tensor) else target)
@@ -815,6 +831,7 @@ def _index_distribution(tgt: np.ndarray, n_classes: int, ignore_index: int, smoo
     w = np.ones(n_classes, dtype=dtype) if w is None else w
     q = np.zeros((tgt.size, n_classes), dtype=dtype)
     rows = np.flatnonzero(kept)
+    host_read("cross_entropy with class weights, label smoothing or ignored targets")
     q[rows, tgt[rows]] = (1 - smoothing) * w[tgt[rows]]
     if smoothing:
         q[rows] += (smoothing / n_classes) * w
@@ -920,6 +937,7 @@ def _extremum_torch(fn: Any, arg: Any) -> Any:
     return wrapper
 
 
+@live  # autograd.compile: replayed live (NumPy's argmax/argmin)
 def _arg_extremum(name: str, x: Tensor, axis: int | None, keepdims: bool) -> Tensor:
     x = as_tensor(x)
     if axis is not None:
@@ -1003,7 +1021,7 @@ def to(x: Tensor, dtype: Any, copy: bool = False) -> Tensor:
     if target == x.dtype and not copy:
         return x
     if target.kind != "f":
-        return Tensor._wrap(x._data.astype(target))
+        return Tensor._wrap(_astype(x._data, target))
     return apply(shape_ops.Cast, x, dtype=target)
 
 

@@ -24,6 +24,8 @@ class _State(threading.local):
     anomaly = False
     #: The kernel module ops call (``backend.k``); the default is set by ``autograd.backend``.
     k: Any = None
+    #: The tracer of ``autograd.compile`` while this thread traces a step (else None).
+    capture: Any = None
 
 
 state = _State()

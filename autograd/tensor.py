@@ -14,6 +14,7 @@ import numpy as np
 
 from . import hooks as _hooks
 from . import hotpath
+from .capture import host_read, live
 from .grad_mode import state
 from .hotpath import core as _core
 
@@ -157,6 +158,8 @@ class Tensor(_TensorBase):
     @property
     def data(self) -> np.ndarray:
         """The underlying array (changes to it are not tracked by the version counter)."""
+        if state.capture is not None:
+            host_read("Tensor.data")
         return self._data
 
     # shape, ndim and dtype are TensorBase's (compiled with the hot path).
@@ -188,9 +191,13 @@ class Tensor(_TensorBase):
     # ---------------------------------------------------------------- conversion
     def numpy(self) -> np.ndarray:
         """The value as a NumPy array (shares memory; a tensor requiring grad is not copied)."""
+        if state.capture is not None:
+            host_read("Tensor.numpy()")
         return self._data
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if state.capture is not None:
+            host_read("np.asarray(tensor)")
         if dtype is not None and np.dtype(dtype) != self._data.dtype:
             return self._data.astype(dtype)
         return self._data.copy() if copy else self._data
@@ -200,10 +207,14 @@ class Tensor(_TensorBase):
         if self._data.size != 1:
             raise ValueError(f"item: only one-element tensors convert to a Python number, "
                              f"this one has shape {self.shape}")
+        if state.capture is not None:
+            host_read("Tensor.item() (or float()/int() of a tensor)")
         return self._data.item()
 
     def tolist(self) -> Any:
         """The value as nested Python lists."""
+        if state.capture is not None:
+            host_read("Tensor.tolist()")
         return self._data.tolist()
 
     def __float__(self) -> float:
@@ -215,6 +226,8 @@ class Tensor(_TensorBase):
     def __bool__(self) -> bool:
         if self._data.size != 1:
             raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
+        if state.capture is not None:
+            host_read("bool(tensor) (an `if`, `while`, `and` or `or` on a tensor)")
         return bool(self._data.item())
 
     def detach(self) -> "Tensor":
@@ -335,6 +348,7 @@ class Tensor(_TensorBase):
                              f"of shape {self.shape}")
         return o
 
+    @live  # autograd.compile replays in-place updates live
     def add_(self, other: Any, alpha: float = 1.0) -> "Tensor":
         """self += alpha * other, in place."""
         o = self._operand(other)
@@ -342,6 +356,7 @@ class Tensor(_TensorBase):
         self._data += o if alpha == 1.0 else o * self._data.dtype.type(alpha)
         return self._update_()
 
+    @live  # autograd.compile replays in-place updates live
     def sub_(self, other: Any) -> "Tensor":
         """self -= other, in place."""
         o = self._operand(other)
@@ -349,6 +364,7 @@ class Tensor(_TensorBase):
         self._data -= o
         return self._update_()
 
+    @live  # autograd.compile replays in-place updates live
     def mul_(self, other: Any) -> "Tensor":
         """self *= other, in place."""
         o = self._operand(other)
@@ -356,6 +372,7 @@ class Tensor(_TensorBase):
         self._data *= o
         return self._update_()
 
+    @live  # autograd.compile replays in-place updates live
     def div_(self, other: Any) -> "Tensor":
         """self /= other, in place."""
         o = self._operand(other)
@@ -363,12 +380,14 @@ class Tensor(_TensorBase):
         self._data /= o
         return self._update_()
 
+    @live  # autograd.compile replays in-place updates live
     def copy_(self, other: Any) -> "Tensor":
         """Overwrite the values with ``other``'s (same dtype, broadcastable), in place."""
         o = self._operand(other)
         self._inplace("copy_")
         return self._update_(o)
 
+    @live  # autograd.compile replays in-place updates live
     def fill_(self, value: float) -> "Tensor":
         """Set every element to ``value``, in place."""
         self._inplace("fill_")

@@ -92,7 +92,9 @@ def available() -> list[str]:
 
 def active() -> str:
     """The name of the kernel provider this thread uses: ``"native"`` or ``"numpy"``."""
-    return "numpy" if state.k is numpy_kernels else "native"
+    k = state.k
+    k = getattr(k, "_base", k)  # while autograd.compile traces: the provider it records
+    return "numpy" if k is numpy_kernels else "native"
 
 
 def _provider(name: str) -> ModuleType:

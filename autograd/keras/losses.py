@@ -17,6 +17,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..capture import live
+
 from .. import functional as F
 from ..tensor import Tensor
 
@@ -35,6 +37,7 @@ __all__ = [
 EPSILON = 1e-7  # Keras's backend epsilon used for clamping probabilities
 
 
+@live  # autograd.compile: the labels are read at every replay
 def _sparse(target: Tensor) -> np.ndarray:
     t = np.asarray(target.numpy())
     if t.ndim == 2 and t.shape[1] == 1:
@@ -71,8 +74,13 @@ def sparse_categorical_crossentropy(pred: Tensor, target: Tensor, from_logits: b
     labels = _sparse(target)
     if from_logits:
         return F.cross_entropy(pred, labels)
-    onehot = Tensor._wrap(np.eye(pred.shape[-1], dtype=pred.dtype)[labels])
+    onehot = Tensor._wrap(_onehot(labels, pred.shape[-1], pred.dtype))
     return categorical_crossentropy(pred, onehot)
+
+
+@live  # autograd.compile: built from the labels at every replay
+def _onehot(labels: np.ndarray, n: int, dtype: np.dtype) -> np.ndarray:
+    return np.eye(n, dtype=dtype)[labels]
 
 
 LOSSES: dict[str, Callable[..., Tensor]] = {

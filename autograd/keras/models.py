@@ -16,6 +16,7 @@ from tqdm import tqdm
 from .. import nn, serialization
 from ..data import DataLoader, TensorDataset
 from ..grad_mode import no_grad
+from ..jit import compile as _compile
 from ..tensor import Tensor
 from . import hdf5, losses
 from . import optimizers as keras_optimizers
@@ -43,6 +44,8 @@ class Sequential:
         self._loss: str | None = None
         self._optimizer: keras_optimizers.Optimizer | None = None
         self._metrics: list[str] = []
+        self._jit = True
+        self._steps: dict[Any, Any] = {}
         self.module = nn.Sequential()
         for layer in layers or []:
             self.add(layer)
@@ -89,9 +92,13 @@ class Sequential:
 
     # ------------------------------------------------------------------ training
     def compile(self, optimizer: Any = None, loss: str | None = None,
-                metrics: list[str] | None = None) -> None:
+                metrics: list[str] | None = None, jit_compile: bool = True) -> None:
         """Choose the loss (see :mod:`autograd.keras.losses`), the optimizer (a Keras
-        optimizer or 'sgd' / 'adam') and the metrics (['accuracy'] or none)."""
+        optimizer or 'sgd' / 'adam') and the metrics (['accuracy'] or none).
+
+        ``jit_compile`` (Keras 3's name, default True): ``fit``, ``evaluate`` and ``predict``
+        run their steps through :func:`autograd.compile` (traced once per batch shape, then
+        replayed); False runs them eagerly. Both give the same numbers."""
         if optimizer is None or loss is None:
             raise ValueError("compile: both optimizer= and loss= are required")
         losses.get(loss)
@@ -101,6 +108,8 @@ class Sequential:
                                  f"{list(losses.METRICS)}")
         self._loss, self._metrics = loss, list(metrics or [])
         self._optimizer = keras_optimizers.get(optimizer)
+        self._jit = bool(jit_compile)
+        self._steps: dict[str, Any] = {}
 
     @property
     def optimizer(self) -> keras_optimizers.Optimizer | None:
@@ -134,14 +143,55 @@ class Sequential:
 
     def _forward_loss(self, xb: Tensor, yb: Tensor) -> tuple[Tensor, np.ndarray]:
         """The loss and the predicted probabilities for one batch."""
+        loss, out = self._loss_and_output(xb, yb)
+        return loss, self._probabilities(out)
+
+    def _uses_logits(self) -> bool:
+        return self._trunk is not None and self._loss in losses.LOGIT_LOSSES
+
+    def _loss_and_output(self, xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
+        """The loss and the network's output (the logits when the loss takes them)."""
         fn = losses.get(self._loss)
-        if self._trunk is not None and self._loss in losses.LOGIT_LOSSES:
+        if self._uses_logits():
             logits = self._trunk(xb)
-            z = logits.numpy()
-            e = np.exp(z - z.max(-1, keepdims=True))
-            return fn(logits, yb, from_logits=True), e / e.sum(-1, keepdims=True)
+            return fn(logits, yb, from_logits=True), logits
         out = self.module(xb)
-        return fn(out, yb), out.numpy()
+        return fn(out, yb), out
+
+    def _probabilities(self, out: Tensor) -> np.ndarray:
+        """The predicted probabilities from _loss_and_output's output (softmax of logits)."""
+        if not self._uses_logits():
+            return out.numpy()
+        z = out.numpy()
+        e = np.exp(z - z.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
+    def _step(self, kind: str) -> Any:
+        """The train / test / predict step, through autograd.compile unless jit_compile=False
+        (one compiled function per kind and per model setup, cached)."""
+        steps = getattr(self, "_steps", None)
+        if steps is None:
+            steps = self._steps = {}
+        key = (kind, self._loss, self._optimizer, self._uses_logits())
+        fn = steps.get(key)
+        if fn is None:
+            if kind == "train":
+                def fn(xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
+                    loss, out = self._loss_and_output(xb, yb)
+                    loss.backward()
+                    self._optimizer.step()
+                    return loss, out
+            elif kind == "test":
+                fn = self._loss_and_output
+            else:
+                module = self.module
+
+                def fn(xb: Tensor) -> Tensor:
+                    return module(xb)
+            if getattr(self, "_jit", True):
+                fn = _compile(fn)
+            steps[key] = fn
+        return fn
 
     def _metric_values(self, pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
         return {m: losses.accuracy(pred, y, losses.accuracy_kind(m, self._loss, pred.shape[-1]))
@@ -229,15 +279,16 @@ class Sequential:
         for batch in loader:
             xb, yb = batch[0], batch[1]
             if ddp is None:
-                loss, pred = self._forward_loss(xb, yb)
-                loss.backward()
+                loss, out = self._step("train")(xb, yb)
+                pred = self._probabilities(out) if self._metrics else None
             elif len(xb):
                 loss, pred = self._forward_loss(xb, yb)
                 (loss * batch[2]).backward()  # weighted: the average is the global mean's
             else:  # no sample of this global batch falls to this rank
                 loss = None
                 ddp.join_without_data()
-            self._optimizer.step()
+            if ddp is not None:
+                self._optimizer.step()
             if loss is not None:
                 total += loss.item() * len(xb)
                 seen += len(xb)
@@ -287,10 +338,11 @@ class Sequential:
         total, preds = 0.0, []
         with no_grad():
             if len(x):
+                step = self._step("test")
                 for xb, yb in DataLoader(TensorDataset(x, y), batch_size=batch_size):
-                    loss, pred = self._forward_loss(xb, yb)
+                    loss, out = step(xb, yb)
                     total += loss.item() * len(xb)
-                    preds.append(pred)
+                    preds.append(self._probabilities(out))
         self.module.train()
         return self._epoch_logs(total, len(x), preds, [y] if preds else [], parallel)
 
@@ -311,7 +363,8 @@ class Sequential:
         x, _ = self._arrays(x)
         self.module.eval()
         with no_grad():
-            outs = [self.module(xb).numpy() for (xb,) in
+            step = self._step("predict")
+            outs = [step(xb).numpy() for (xb,) in
                     DataLoader(TensorDataset(x), batch_size=batch_size or 32)]
         self.module.train()
         return np.concatenate(outs) if outs else np.zeros((0, self.layers[-1].output_dim))

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .. import optim
+from ..capture import live
 
 __all__ = ["SGD", "Adam", "Optimizer", "get"]
 
@@ -38,6 +39,7 @@ class Optimizer:
             self._params = params
             self._impl = self._make(params)
 
+    @live  # autograd.compile: the decayed lr and the iteration count stay live
     def step(self) -> None:
         """Apply one update from the parameters' gradients, then clear them."""
         if self._impl is None:

@@ -11,6 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import functional as F
+from ..capture import live
 from ..creation import default_generator
 from ..tensor import DEFAULT_DTYPE, Tensor, _check_dtype
 from . import init as I
@@ -204,11 +205,15 @@ class Dropout(Module):
             return x
         if x.dtype.kind != "f":
             raise TypeError(f"Dropout: needs a floating input, got {x.dtype}")
+        return x * Tensor._wrap(self._mask(x.shape, x.dtype))
+
+    @live  # autograd.compile draws a fresh mask at every replay
+    def _mask(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """A keep-mask scaled by 1 / (1 - p), drawn from the generator."""
         gen = self.generator if self.generator is not None else default_generator()
-        keep = gen.random(x.shape) >= self.p
+        keep = gen.random(shape) >= self.p
         scale = 0.0 if self.p == 1.0 else 1.0 / (1.0 - self.p)
-        mask = Tensor._wrap((keep * scale).astype(x.dtype))
-        return x * mask
+        return (keep * scale).astype(dtype)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

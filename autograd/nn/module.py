@@ -12,7 +12,8 @@ from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
-from ..grad_mode import no_grad
+from ..capture import live
+from ..grad_mode import no_grad, state
 from ..tensor import Tensor, _to_array
 
 __all__ = ["Module", "Parameter", "IncompatibleKeys"]
@@ -217,6 +218,7 @@ class Module:
         """Evaluation mode: dropout off, BatchNorm uses its running statistics."""
         return self.train(False)
 
+    @live  # autograd.compile replays it live
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear every parameter's ``.grad`` (to None by default, else to zeros)."""
         for p in self.parameters():
@@ -306,6 +308,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if state.capture is not None:  # autograd.compile guards on the modules a step calls
+            state.capture.saw_module(self)
         return self.forward(*args, **kwargs)
 
     def extra_repr(self) -> str:

@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
+from ..capture import live
 from ..grad_mode import no_grad
 from ..tensor import DEFAULT_DTYPE, Tensor
 from . import init as I
@@ -89,6 +90,7 @@ class BatchNorm1d(Module):
             xhat = xhat * F.reshape(self.weight, shape) + F.reshape(self.bias, shape)
         return xhat
 
+    @live  # autograd.compile: updated in place at every replay
     def _update_running(self, mean: np.ndarray, var: np.ndarray, n: int) -> None:
         """running = (1 - m) running + m batch, with the unbiased variance (n / (n - 1))."""
         with no_grad():

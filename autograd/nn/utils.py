@@ -6,6 +6,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ..capture import live
 from ..tensor import Tensor
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_"]
@@ -17,6 +18,7 @@ def _with_grads(parameters: Iterable[Tensor] | Tensor) -> list[Tensor]:
     return [p for p in parameters if p.grad is not None]
 
 
+@live  # autograd.compile: clips at every replay
 def clip_grad_norm_(parameters: Iterable[Tensor] | Tensor, max_norm: float,
                     norm_type: float = 2.0, error_if_nonfinite: bool = False) -> Tensor:
     """Scale all gradients together so their joint ``norm_type``-norm is at most ``max_norm``.
@@ -50,6 +52,7 @@ def clip_grad_norm_(parameters: Iterable[Tensor] | Tensor, max_norm: float,
     return Tensor._wrap(np.array(total))
 
 
+@live  # autograd.compile: clips at every replay
 def clip_grad_value_(parameters: Iterable[Tensor] | Tensor, clip_value: float) -> None:
     """Clamp every gradient element to [-clip_value, clip_value]."""
     if clip_value < 0:

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from ..capture import live
 from ..grad_mode import enable_grad, no_grad
 from ..tensor import Tensor
 
@@ -89,6 +90,7 @@ class Optimizer:
                              f">= 0)")
 
     # ---------------------------------------------------------------- stepping
+    @live  # autograd.compile replays it live
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear the gradients of every parameter (to None by default, else to zeros)."""
         for g in self.param_groups:
@@ -96,6 +98,7 @@ class Optimizer:
                 if p.grad is not None:
                     p.grad = None if set_to_none else Tensor._wrap(np.zeros_like(p._data))
 
+    @live  # autograd.compile replays it live: hyper-parameters and state are read each time
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; ``closure`` (optional) recomputes and
         returns the loss first, as in PyTorch."""

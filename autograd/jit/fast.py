@@ -1,0 +1,247 @@
+"""Fast replays of the live calls every training step makes.
+
+A live call (:func:`autograd.capture.live`) is replayed by calling the function again, which is
+exact but pays its Python bookkeeping (argument checks, list building) at every step. The calls
+below have a leaner replay that does the same work on the same arrays, so it gives the same
+bits: leaf-gradient accumulation, ``zero_grad`` with ``set_to_none``, and the ``step`` of
+:class:`~autograd.optim.SGD`, :class:`~autograd.optim.Adam` and :class:`~autograd.optim.AdamW`
+(hyper-parameters, moments and step counts are read live from the optimizer at each replay, so
+schedulers and ``load_state_dict`` keep working). Anything else (a subclass, a closure) takes
+the generic live replay.
+
+Each recorder here runs the call once for real (the trace is an eager run) and appends an
+``("f", replay, counts_as_kernel)`` step to the tape.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..hotpath import core as _core
+
+__all__ = ["lookup"]
+
+_table: dict | None = None
+
+
+def _build() -> dict:
+    from ..nn.module import Module
+    from ..optim.adam import Adam, AdamW
+    from ..optim.optimizer import Optimizer
+    from ..optim.sgd import SGD
+    return {
+        _core._accumulate_now: _accumulate,
+        Optimizer.zero_grad.__wrapped_live__: _zero_grad_opt,
+        Module.zero_grad.__wrapped_live__: _zero_grad_module,
+        Optimizer.step.__wrapped_live__: _step,
+        "_classes": (SGD, Adam, AdamW, Optimizer, Module),
+    }
+
+
+def lookup(fn: Callable, args: tuple, kwargs: dict) -> Callable | None:
+    """The fast recorder of a live call, or None (then the generic live replay)."""
+    global _table
+    if _table is None:
+        _table = _build()
+    try:
+        return _table.get(fn)
+    except TypeError:
+        return None
+
+
+def _accumulate(tracer: Any, fn: Callable, orig: Callable, args: tuple,
+                kwargs: dict) -> Any:
+    t, g = args
+    t_item = tracer.value_item(t, tensors=True)
+    g_item = tracer.value_item(g)
+    fn(t, g)
+    slot = tracer.new_slot()
+    tracer.register(t.grad._data, (0, slot))
+    from .trace import _resolve
+    acc = _core._accumulate_now
+
+    if t_item[0] == 1 and g_item[0] == 0:  # a parameter and a slot: the common case
+        leaf, gs = t_item[1], g_item[1]
+
+        def replay(vals: list) -> None:
+            acc(leaf, vals[gs])
+            vals[slot] = leaf.grad._data
+    else:
+        def replay(vals: list) -> None:
+            leaf = _resolve(t_item, vals)
+            acc(leaf, _resolve(g_item, vals))
+            vals[slot] = leaf.grad._data
+    # tagged: native_plan may run it after later kernel steps (it reads the gradient slot and
+    # sets .grad, which no kernel reads)
+    tracer.steps.append(("f", replay, False, "acc", slot))
+
+
+def _zero_grad_opt(tracer: Any, fn: Callable, orig: Callable, args: tuple,
+                   kwargs: dict) -> Any:
+    opt = args[0]
+    set_to_none = kwargs.get("set_to_none", args[1] if len(args) > 1 else True)
+    fn(*args, **kwargs)
+    if set_to_none is not True or type(opt).zero_grad is not _Optimizer_zero_grad():
+        return tracer.generic_live_replay(orig, args, kwargs)
+    groups = opt.param_groups
+
+    def replay(vals: list) -> None:
+        for g in groups:
+            for p in g["params"]:
+                p.grad = None
+    tracer.steps.append(("f", replay, False))
+
+
+def _zero_grad_module(tracer: Any, fn: Callable, orig: Callable, args: tuple,
+                      kwargs: dict) -> Any:
+    module = args[0]
+    set_to_none = kwargs.get("set_to_none", args[1] if len(args) > 1 else True)
+    fn(*args, **kwargs)
+    if set_to_none is not True:
+        return tracer.generic_live_replay(orig, args, kwargs)
+
+    def replay(vals: list) -> None:
+        for p in module.parameters():
+            p.grad = None
+    tracer.steps.append(("f", replay, False))
+
+
+def _Optimizer_zero_grad() -> Any:
+    from ..optim.optimizer import Optimizer
+    return Optimizer.zero_grad
+
+
+def _step(tracer: Any, fn: Callable, orig: Callable, args: tuple,
+          kwargs: dict) -> Any:
+    opt = args[0]
+    closure = kwargs.get("closure", args[1] if len(args) > 1 else None)
+    SGD, Adam, AdamW = _table["_classes"][:3]
+    kind = type(opt)
+    # which parameters the step updates (those with a gradient), fixed by the trace
+    active = [[p for p in g["params"] if p.grad is not None] for g in opt.param_groups]
+    out = fn(*args, **kwargs)
+    if closure is not None or kind not in (SGD, Adam, AdamW):
+        tracer.generic_live_replay(orig, args, kwargs)
+        return out
+    k = tracer.base
+    plan = [(g, ps, [p._data for p in ps]) for g, ps in zip(opt.param_groups, active) if ps]
+    # The groups as traced: a group added, or parameters added to one, since then means the
+    # recorded plan no longer covers the optimizer, and its own step runs instead.
+    groups = opt.param_groups
+    layout = [(g["params"], len(g["params"])) for g in groups]
+
+    def same_groups() -> bool:
+        if opt.param_groups is not groups or len(groups) != len(layout):
+            return False
+        for g, (params, n) in zip(groups, layout):
+            if g["params"] is not params or len(params) != n:
+                return False
+        return True
+    slow = orig
+
+    if kind is SGD and len(plan) == 1:
+        # one parameter group (the usual case): the same kernel call as SGD._update, with
+        # the hyper-parameters read from the group at each replay
+        sgd_step = k.sgd_step
+        group, params, datas = plan[0]
+        pairs = list(zip(params, datas))
+
+        def replay(vals: list) -> None:
+            if not same_groups():
+                return _fallback(slow, opt)
+            grads = []
+            for p, d in pairs:
+                g = p.grad
+                if g is None or p._data is not d:
+                    return _fallback(slow, opt)
+                grads.append(g._data)
+            mu = float(group["momentum"])
+            if mu == 0:
+                sgd_step(datas, grads, None, float(group["lr"]), mu,
+                         float(group["dampening"]), bool(group["nesterov"]),
+                         float(group["weight_decay"]))
+            else:
+                state = opt.state
+                bufs = [state.get(p, {}).get("momentum_buffer") for p in params]
+                if any(b is None for b in bufs):  # fresh buffers: eager knows what to do
+                    return _fallback(slow, opt)
+                sgd_step(datas, grads, bufs, float(group["lr"]), mu,
+                         float(group["dampening"]), bool(group["nesterov"]),
+                         float(group["weight_decay"]), False)
+            for p in params:
+                p._vc[0] += 1
+    elif kind is SGD:
+        sgd_step = k.sgd_step
+
+        def replay(vals: list) -> None:
+            if not same_groups():
+                return _fallback(slow, opt)
+            calls = []
+            state = opt.state
+            for group, params, datas in plan:  # check everything before changing anything
+                grads = []
+                for p, d in zip(params, datas):
+                    g = p.grad
+                    if g is None or p._data is not d:
+                        return _fallback(slow, opt)
+                    grads.append(g._data)
+                bufs = None
+                if float(group["momentum"]) != 0:
+                    bufs = [state.get(p, {}).get("momentum_buffer") for p in params]
+                    if any(b is None for b in bufs):  # fresh buffers: eager knows what to do
+                        return _fallback(slow, opt)
+                calls.append((group, params, datas, grads, bufs))
+            for group, params, datas, grads, bufs in calls:
+                mu = float(group["momentum"])
+                hyper = dict(lr=float(group["lr"]), momentum=mu,
+                             dampening=float(group["dampening"]),
+                             nesterov=bool(group["nesterov"]),
+                             weight_decay=float(group["weight_decay"]))
+                if bufs is None:
+                    sgd_step(list(datas), grads, None, **hyper)
+                else:
+                    sgd_step(list(datas), grads, bufs, first_step=False, **hyper)
+                for p in params:
+                    p._vc[0] += 1
+    else:
+        adam_step = k.adam_step
+        decoupled = opt._decoupled
+
+        def replay(vals: list) -> None:
+            if not same_groups():
+                return _fallback(slow, opt)
+            state = opt.state
+            calls = []
+            for group, params, datas in plan:  # check everything before changing anything
+                grads = []
+                sts = []
+                for p, d in zip(params, datas):
+                    g = p.grad
+                    st = state.get(p)
+                    if g is None or st is None or "exp_avg" not in st or p._data is not d:
+                        return _fallback(slow, opt)
+                    grads.append(g._data)
+                    sts.append(st)
+                calls.append((group, params, datas, grads, sts))
+            for group, params, datas, grads, sts in calls:
+                for st in sts:
+                    st["step"] += 1
+                b1, b2 = group["betas"]
+                by_step: dict = {}
+                for d, g, st in zip(datas, grads, sts):
+                    by_step.setdefault(st["step"], []).append((d, g, st))
+                for s, sub in by_step.items():  # one call per step count, as eager
+                    adam_step([d for d, _, _ in sub], [g for _, g, _ in sub],
+                              [st["exp_avg"] for _, _, st in sub],
+                              [st["exp_avg_sq"] for _, _, st in sub], s,
+                              float(group["lr"]), float(b1), float(b2),
+                              float(group["eps"]), float(group["weight_decay"]), decoupled)
+                for p in params:
+                    p._vc[0] += 1
+    tracer.steps.append(("f", replay, True))
+    return out
+
+
+def _fallback(step: Callable, opt: Any) -> None:
+    """The replay met a state the fast path does not cover: the optimizer's own step."""
+    step(opt)
+

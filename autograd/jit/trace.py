@@ -1,0 +1,553 @@
+"""Recording one run of a step and replaying it: the tape, its buffers and the Python replay.
+
+While a step is traced, this thread's kernel provider (``grad_mode.state.k``) is a
+:class:`RecordingProvider`: it forwards every kernel call to the real provider and hands
+``(kernel, arguments, results)`` to the :class:`Tracer`. The tracer maps every array it sees to
+a *source*:
+
+* a slot of the trace's value table (``vals``): the step's inputs, every kernel result, every
+  array a live call produced, and roots of views;
+* a view of such a slot (rebuilt at replay from the slot's memory, same offset and strides);
+* a constant: an array that existed before the step and keeps its identity (a parameter, an
+  optimizer moment, a running statistic, the ones that seed ``backward``), held by reference,
+  so in-place updates of it are seen at every replay.
+
+Calls marked :func:`autograd.capture.live` (optimizer ``step``/``zero_grad``, BatchNorm's
+running update, dropout masks, clipping, leaf-gradient accumulation) are recorded whole and run
+again at replay with their arguments resolved from the table; anything they make that later
+steps read (a mask, a leaf's new ``.grad``) gets a slot. The tape is a list of steps run in
+order by :meth:`Trace.replay`, with no graph, no Node, no Tensor per op.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import types
+from typing import Any, Callable
+
+import numpy as np
+
+from ..backend import numpy_kernels
+from ..grad_mode import state
+from ..hotpath import core as _core
+from . import fast as _fast
+
+__all__ = ["KERNELS", "RecordingProvider", "Tracer", "Trace", "CompileError"]
+
+#: The kernel API: the public functions of numpy_kernels (the native provider has the same).
+KERNELS = frozenset(
+    n for n, v in vars(numpy_kernels).items()
+    if not n.startswith("_") and isinstance(v, types.FunctionType)
+    and v.__module__ == numpy_kernels.__name__)
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_ndarray = np.ndarray
+_wrap = _core.wrap
+
+
+class CompileError(RuntimeError):
+    """A compiled step did something a trace cannot capture (named, with the user's line)."""
+
+
+# Argument items (how one argument is rebuilt at replay), as (kind, payload):
+_SLOT = 0     # vals[payload]
+_CONST = 1    # payload itself (a Python value, a constant array, an object)
+_SEQ = 2      # payload = (type, items): a list/tuple of items
+_VIEW = 3     # payload = (root item, offset, shape, strides, writeable): a view of root
+_BASE = 4     # vals[payload].base: the memory a kernel's view result lives in
+_TENSOR = 5   # payload = array item: a fresh Tensor around it (live calls only)
+_DICT = 6     # payload = (keys, items)
+
+
+def _resolve(item: tuple, vals: list) -> Any:
+    kind, p = item
+    if kind == _SLOT:
+        return vals[p]
+    if kind == _CONST:
+        return p
+    if kind == _SEQ:
+        typ, items = p
+        seq = [_resolve(i, vals) for i in items]
+        return seq if typ is list else typ(seq)
+    if kind == _VIEW:
+        root, offset, shape, strides, writeable = p
+        base = _resolve(root, vals)
+        out = np.ndarray(shape, base.dtype, buffer=base, offset=offset, strides=strides)
+        if not writeable:
+            out.flags.writeable = False
+        return out
+    if kind == _BASE:
+        return vals[p].base
+    if kind == _TENSOR:
+        return _wrap(_resolve(p, vals), None)
+    if kind == _DICT:
+        keys, items = p
+        return {k: _resolve(i, vals) for k, i in zip(keys, items)}
+    raise AssertionError(kind)
+
+
+def _store(spec: Any, out: Any, vals: list) -> None:
+    """Put a call's results into their slots (spec from Tracer._outputs)."""
+    if spec is None:
+        return
+    if type(spec) is int:
+        vals[spec] = out
+        return
+    if spec[0] == "T":  # a Tensor result: its array
+        vals[spec[1]] = out._data
+        return
+    if spec[0] == "V":  # a Python value the trace branched on
+        if out != spec[1]:
+            raise CompileError(
+                f"autograd.compile: {spec[2]} returned {out!r} at this call but {spec[1]!r} "
+                f"when the step was traced, and the recorded step depends on it; call "
+                f"clear_cache() to trace again, or compile with fallback=\"eager\"")
+        return
+    for s, o in zip(spec[1], out):
+        _store(s, o, vals)
+
+
+def user_frame() -> tuple[str, int, str]:
+    """(file, line, source) of the innermost frame outside the autograd package."""
+    f = sys._getframe(1)
+    while f is not None and os.path.abspath(f.f_code.co_filename).startswith(_PACKAGE_DIR):
+        f = f.f_back
+    if f is None:
+        return ("<unknown>", 0, "")
+    import linecache
+    return (f.f_code.co_filename, f.f_lineno,
+            linecache.getline(f.f_code.co_filename, f.f_lineno).strip())
+
+
+class RecordingProvider:
+    """The kernel provider installed for a tracing thread: each kernel forwards to ``base``
+    and reports the call to the thread's tracer (``state.capture``); other attributes are the
+    base provider's own. One per base provider, made once (:func:`recording`)."""
+
+    def __init__(self, base: Any):
+        self._base = base
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._base, name)
+        if name in KERNELS:
+            fn = attr
+
+            def kernel(*args: Any, **kwargs: Any) -> Any:
+                out = fn(*args, **kwargs)
+                tracer = state.capture
+                if tracer is not None and not tracer.paused:
+                    tracer.kernel(name, fn, args, kwargs, out)
+                return out
+
+            kernel.__name__ = name
+            attr = kernel
+        self.__dict__[name] = attr  # later lookups skip __getattr__
+        return attr
+
+
+def _native_info(base: Any) -> Any:
+    """The plan executor of ``base`` (NativeInfo), or None (the NumPy provider, or a native core
+    without one)."""
+    info = _native_infos.get(id(base), False)
+    if info is False:
+        from .native_plan import NativeInfo
+        info = _native_infos[id(base)] = NativeInfo.of(base)
+    return info
+
+
+_native_infos: dict[int, Any] = {}
+
+
+def _log_native(exc: BaseException) -> None:
+    import logging
+    logging.getLogger("autograd.compile").info(f"native plan not used: {exc}")
+
+
+_providers: dict[int, RecordingProvider] = {}
+
+
+def recording(base: Any) -> RecordingProvider:
+    """The recording provider over ``base`` (kept: its kernel wrappers are made once)."""
+    provider = _providers.get(id(base))
+    if provider is None or provider._base is not base:
+        provider = _providers[id(base)] = RecordingProvider(base)
+    return provider
+
+
+class Tracer:
+    """Records one run of a step (installed as ``grad_mode.state.capture``)."""
+
+    def __init__(self, base: Any, fn_name: str, strict: bool):
+        self.base = base
+        self.fn_name = fn_name
+        self.strict = strict
+        self.paused = 0
+        self.steps: list[tuple] = []
+        self.nslots = 0
+        self.known: dict[int, tuple] = {}   # id(array) -> item
+        self.keep: list[Any] = []            # everything seen, so no id is reused
+        self.tensor_slots: dict[int, int] = {}  # id(arg Tensor) -> slot of the object
+        self.modules: dict[int, Any] = {}
+        self.host_reads: list[str] = []      # fallback mode: why this function stays eager
+        self.native = _native_info(base)      # the plan executor, on the native backend
+        self.meta: dict[int, tuple] = {}      # slot -> (shape, dtype) of a plain array
+        self.kernel_count = 0
+
+    # ------------------------------------------------------------------ slots and sources
+    def new_slot(self) -> int:
+        self.nslots += 1
+        return self.nslots - 1
+
+    def register(self, a: Any, item: tuple) -> None:
+        self.keep.append(a)
+        self.known[id(a)] = item
+
+    def input_array(self, a: np.ndarray) -> int:
+        s = self.new_slot()
+        self.register(a, (_SLOT, s))
+        if type(a) is np.ndarray:
+            self.meta[s] = (a.shape, a.dtype)
+        return s
+
+    def input_tensor(self, t: Any) -> tuple[int, int]:
+        """Slots for an argument Tensor object and its array."""
+        s = self.new_slot()
+        self.keep.append(t)
+        self.tensor_slots[id(t)] = s
+        if id(t._data) in self.known:  # the same array passed twice: one slot
+            return s, self.known[id(t._data)][1]
+        return s, self.input_array(t._data)
+
+    def array_item(self, a: np.ndarray) -> tuple:
+        item = self.known.get(id(a))
+        if item is not None:
+            return item
+        base = a.base
+        if isinstance(base, _ndarray):
+            root = self.known.get(id(base))
+            if root is None and isinstance(base.base, _ndarray):
+                root = self.known.get(id(base.base))
+                base = base.base
+            if root is not None:
+                offset = (a.__array_interface__["data"][0]
+                          - base.__array_interface__["data"][0])
+                item = (_VIEW, (root, offset, a.shape, a.strides, bool(a.flags.writeable)))
+                self.register(a, item)
+                return item
+        # An array from before the step (a parameter, a moment, a constant): by reference.
+        item = (_CONST, a)
+        self.register(a, item)
+        return item
+
+    def value_item(self, v: Any, tensors: bool = False) -> tuple:
+        if isinstance(v, _ndarray):
+            return self.array_item(v)
+        if isinstance(v, np.generic):  # a ufunc's 0-d result is a NumPy scalar
+            item = self.known.get(id(v))
+            if item is not None:
+                return item
+            self.keep.append(v)
+            return (_CONST, v)
+        if tensors and isinstance(v, _core.TensorBase):
+            s = self.tensor_slots.get(id(v))
+            if s is not None:
+                return (_SLOT, s)
+            item = self.known.get(id(v._data))
+            if item is None and isinstance(v._data.base, _ndarray):
+                item = self.array_item(v._data)
+            if item is not None and item[0] != _CONST:
+                return (_TENSOR, item)
+            self.keep.append(v)
+            return (_CONST, v)
+        if isinstance(v, (list, tuple)):
+            items = [self.value_item(x, tensors) for x in v]
+            if all(i[0] == _CONST for i in items):
+                return (_CONST, v)
+            return (_SEQ, (type(v), items))
+        if isinstance(v, dict) and tensors:
+            items = [self.value_item(x, tensors) for x in v.values()]
+            if all(i[0] == _CONST for i in items):
+                return (_CONST, v)
+            return (_DICT, (list(v.keys()), items))
+        return (_CONST, v)
+
+    def outputs(self, out: Any) -> Any:
+        """Slots for a call's results; the spec _store uses at replay."""
+        if isinstance(out, _ndarray):
+            if id(out) in self.known and self.known[id(out)][0] == _CONST:
+                # a kernel handed back a constant (sum_to of a same-shape array): keep it so
+                return None
+            s = self.new_slot()
+            self.register(out, (_SLOT, s))
+            if (type(out) is np.ndarray and out.base is None and out.flags.c_contiguous
+                    and out.flags.writeable):
+                self.meta[s] = (out.shape, out.dtype)  # a fresh array: a plan may fill it
+            base = out.base
+            if isinstance(base, _ndarray) and id(base) not in self.known:
+                self.register(base, (_BASE, s))
+            return s
+        if isinstance(out, np.generic):
+            s = self.new_slot()
+            self.register(out, (_SLOT, s))
+            return s
+        if isinstance(out, (tuple, list)):
+            specs = [self.outputs(o) for o in out]
+            return None if all(s is None for s in specs) else ("S", specs)
+        return None
+
+    def tensor_output(self, t: Any) -> Any:
+        if id(t) in self.tensor_slots or id(t._data) in self.known:
+            return None
+        s = self.new_slot()
+        self.register(t._data, (_SLOT, s))
+        self.keep.append(t)
+        return ("T", s)
+
+    # ------------------------------------------------------------------ events
+    def kernel(self, name: str, fn: Callable, args: tuple, kwargs: dict, out: Any,
+               scalar: bool = False) -> None:
+        self.kernel_count += 1
+        value_item = self.value_item
+        a = [value_item(x) for x in args]
+        k = {key: value_item(v) for key, v in kwargs.items()} if kwargs else {}
+        spec = self.outputs(out)
+        simple = not k
+        for i in a:
+            if i[0] > _CONST:
+                simple = False
+                break
+        # Whether the eager call ran native code is decided when the plan is built (third
+        # replay), not here: the trace keeps this call's arguments until then.
+        native = self.native
+        route = (native is not None and name in native.names
+                 and (True if native.exact.get(name) else (args, kwargs)))
+        self.steps.append(("k", name, fn, tuple(a), k, spec, simple, scalar, route))
+
+    def live_call(self, fn: Callable, args: tuple, kwargs: dict) -> Any:
+        if self.paused:
+            return fn(*args, **kwargs)
+        fast = _fast.lookup(fn, args, kwargs)
+        if fast is not None:
+            return fast(self, self._paused(fn), fn, args, kwargs)
+        # Iterators (model.parameters()) would be spent at replay: take them as lists.
+        args = tuple(list(a) if isinstance(a, types.GeneratorType) else a for a in args)
+        a = [self.value_item(x, tensors=True) for x in args]
+        k = {key: self.value_item(v, tensors=True) for key, v in kwargs.items()}
+        watched = self._watch(args, kwargs)
+        before = [(t, id(t._data), t.grad, None if t.grad is None else id(t.grad._data))
+                  for t in watched]
+        self.paused += 1
+        try:
+            out = fn(*args, **kwargs)
+        finally:
+            self.paused -= 1
+        spec = None
+        if isinstance(out, _core.TensorBase):
+            spec = self.tensor_output(out)
+        elif isinstance(out, (bool, int, float, str)):
+            # Python code after the call may have branched on this value: replaying the same
+            # kernels is right only while it stays the same
+            spec = ("V", out, getattr(fn, "__qualname__", repr(fn)))
+        elif out is not None:
+            spec = self.outputs(out)
+        post = []
+        for idx, (t, data_id, grad, grad_data_id) in enumerate(before):
+            if id(t._data) != data_id:
+                s = self.new_slot()
+                self.register(t._data, (_SLOT, s))
+                post.append((idx, "data", s))
+            g = t.grad
+            if g is not grad or (g is not None and id(g._data) != grad_data_id):
+                s = self.new_slot()
+                if g is not None:
+                    self.register(g._data, (_SLOT, s))
+                    self.keep.append(g)
+                post.append((idx, "grad", s))
+        witems = [self.value_item(t, tensors=True) for t in watched] if post else []
+        self.steps.append(("l", fn, tuple(a), k, spec, tuple(post), tuple(witems)))
+        return out
+
+    def _paused(self, fn: Callable) -> Callable:
+        """fn, run without recording the kernels it calls."""
+        def run(*args: Any, **kwargs: Any) -> Any:
+            self.paused += 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.paused -= 1
+        return run
+
+    def generic_live_replay(self, fn: Callable, args: tuple, kwargs: dict) -> None:
+        """Record a live call that already ran and changes no array later steps read (an
+        optimizer's step, zero_grad): replayed by calling it again."""
+        a = tuple(self.value_item(x, tensors=True) for x in args)
+        k = {key: self.value_item(v, tensors=True) for key, v in kwargs.items()}
+        self.steps.append(("l", fn, a, k, None, (), ()))
+
+    def _watch(self, args: tuple, kwargs: dict) -> list:
+        out = []
+        for v in list(args) + list(kwargs.values()):
+            if isinstance(v, _core.TensorBase):
+                out.append(v)
+            elif isinstance(v, (list, tuple)):
+                out.extend(x for x in v if isinstance(x, _core.TensorBase))
+        return out
+
+    def asarray(self, v: Any) -> np.ndarray:
+        """``np.asarray`` of a kernel's scalar result (``wrap`` makes every result an array),
+        recorded as a step when the scalar came from the trace."""
+        out = np.asarray(v)
+        item = self.known.get(id(v))
+        if item is not None and not self.paused:
+            s = self.new_slot()
+            self.register(out, (_SLOT, s))
+            self.steps.append(("k", "asarray", np.asarray, (item,), {}, s, True, False, False))
+        return out
+
+    def host_read(self, op: str) -> None:
+        if self.paused:
+            return
+        file, line, src = user_frame()
+        where = f"{file}:{line}" + (f": `{src}`" if src else "")
+        if not self.strict:
+            self.host_reads.append(f"{op} at {where}")
+            return
+        raise CompileError(
+            f"autograd.compile: {op} reads a tensor's value on the Python side while tracing "
+            f"{self.fn_name!r} ({where}); a compiled step is recorded once and replayed "
+            f"without running Python, so it cannot depend on values it computes. Restructure: "
+            f"return the tensor from the compiled function and read it outside (e.g. "
+            f"`loss = step(x, y); print(loss.item())`), express branches on tensor values "
+            f"with tensor ops (autograd.where, clip, maximum), or pass "
+            f"compile(fn, fallback=\"eager\") to run this function eagerly")
+
+    def saw_module(self, module: Any) -> None:
+        self.modules.setdefault(id(module), module)
+
+    def finish(self) -> "Trace":
+        return Trace(self.steps, self.nslots, self.native, self.meta)
+
+
+class Trace:
+    """A recorded step: the tape and the size of its value table; :meth:`replay` runs it."""
+
+    def __init__(self, steps: list[tuple], nslots: int, native: Any = None,
+                 meta: dict | None = None):
+        self.nslots = nslots
+        self.steps = steps
+        self.native = native
+        self.meta = meta or {}
+        #: slots whose arrays are native buffers reused by every replay (outputs copy them)
+        self.reused: set = set()
+        self.kernel_steps = sum(1 for s in steps if s[0] == "k" or s[0] == "f" and s[2])
+        self.live_steps = len(steps) - self.kernel_steps
+
+        # The first replays interpret the tape; the straight-line code is generated at the
+        # third (generating costs several eager steps, which a step run once or twice, e.g. the
+        # last partial batch, should not pay).
+        self._replays = 0
+        self.run = self._interpret
+
+    def _generate(self) -> Callable[[list], None]:
+        """The tape as one straight-line Python function: each simple kernel step is one line
+        (a call on table entries and constants), so a replay pays no interpretation per step;
+        the others call their own replay."""
+        env: dict[str, Any] = {"_asarray": np.asarray, "_step": self._step}
+        lines = ["def replay(vals):"]
+        for i, step in enumerate(self.steps):
+            if step[0] == "k" and step[6] and (step[5] is None or type(step[5]) is int
+                                               or all(s is None or type(s) is int
+                                                      for s in step[5][1])):
+                name, fn, a, _, spec, _, scalar = step[1:8]
+                env[f"f{i}"] = fn
+                args = []
+                for j, (kind, p) in enumerate(a):
+                    if kind == _SLOT:
+                        args.append(f"vals[{p}]")
+                    else:
+                        env[f"c{i}_{j}"] = p
+                        args.append(f"c{i}_{j}")
+                call = f"f{i}({', '.join(args)})"
+                if scalar:
+                    call = f"_asarray({call})"
+                if spec is None:
+                    lines.append(f"    {call}")
+                elif type(spec) is int:
+                    lines.append(f"    vals[{spec}] = {call}")
+                else:
+                    lines.append(f"    _o = {call}")
+                    for j, s in enumerate(spec[1]):
+                        if s is not None:
+                            lines.append(f"    vals[{s}] = _o[{j}]")
+            elif step[0] == "f":
+                env[f"r{i}"] = step[1]
+                lines.append(f"    r{i}(vals)")
+            else:
+                env[f"s{i}"] = step
+                lines.append(f"    _step(s{i}, vals)")
+        lines.append("    return None")
+        exec(compile("\n".join(lines), f"<autograd.compile replay>", "exec"), env)
+        return env["replay"]
+
+    def _interpret(self, vals: list) -> None:
+        self._replays += 1
+        if self._replays >= 3:
+            if self.native is not None:
+                self._go_native()
+            self.run = self._generate()
+        Trace._run_steps(self.steps, vals)
+
+    def _go_native(self) -> None:
+        """Turn runs of plannable kernel steps into native plan segments (native_plan.py)."""
+        from .native_plan import segment
+        steps, reused = self.steps, set()
+        try:
+            steps, reused = segment(self.steps, self.meta, self.native)
+        except (ValueError, TypeError, KeyError, RuntimeError) as exc:
+            # a plan that does not bind: the Python replay stays (same bits, slower)
+            _log_native(exc)
+        # the arguments kept for the routing decision are not needed any more
+        self.steps = [s[:8] + (False,) if s[0] == "k" and type(s[8]) is tuple else s
+                      for s in steps]
+        self.reused = reused
+        native = [s for s in steps if s[0] == "f" and len(s) > 3 and s[3] == "native"]
+        self.native_segments = len(native)
+        self.native_steps = sum(s[4] for s in native)
+
+    @staticmethod
+    def _step(step: tuple, vals: list) -> None:
+        Trace._run_steps((step,), vals)
+
+    def replay(self, vals: list) -> None:
+        """Run every step in order; ``vals`` holds the inputs in their slots."""
+        self.run(vals)
+
+    @staticmethod
+    def _run_steps(steps: Any, vals: list) -> None:
+        """The interpreter of tape steps (steps the generated code does not inline)."""
+        for step in steps:
+            if step[0] == "k":
+                name, fn, a, k, spec, simple = step[1:7]
+                if simple:
+                    out = fn(*[vals[p] if kind == _SLOT else p for kind, p in a])
+                else:
+                    out = fn(*[_resolve(i, vals) for i in a],
+                             **{key: _resolve(i, vals) for key, i in k.items()})
+                if spec is not None:
+                    _store(spec, out, vals)
+            elif step[0] == "f":
+                step[1](vals)
+            else:
+                _, fn, a, k, spec, post, witems = step
+                out = fn(*[_resolve(i, vals) for i in a],
+                         **{key: _resolve(i, vals) for key, i in k.items()})
+                if spec is not None:
+                    _store(spec, out, vals)
+                if post:
+                    for idx, what, s in post:
+                        t = _resolve(witems[idx], vals)
+                        if what == "data":
+                            vals[s] = t._data
+                        else:
+                            g = t.grad
+                            vals[s] = None if g is None else g._data
