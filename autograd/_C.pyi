@@ -82,6 +82,10 @@ def exp(x: numpy.ndarray) -> numpy.ndarray:
     """unary kernel (csrc/kernel_table.h); the contract is asserted, not adapted."""
     ...
 
+def foreign_blas() -> dict:
+    """NumPy's (another OpenBLAS's) routing state, and how many of its parallel sections ran on the pool and on extra threads."""
+    ...
+
 def gelu(x: numpy.ndarray) -> numpy.ndarray:
     """unary kernel (csrc/kernel_table.h); the contract is asserted, not adapted."""
     ...
@@ -126,6 +130,10 @@ def linear_back(x: numpy.ndarray, w: numpy.ndarray, out: numpy.ndarray, grad: nu
 
 def live_workers() -> int:
     """Worker threads of the pool that exist now (0 until the first parallel job)."""
+    ...
+
+def loaded_libraries() -> list[str]:
+    """Paths of the shared libraries loaded in this process (to find NumPy's BLAS)."""
     ...
 
 def log(x: numpy.ndarray) -> numpy.ndarray:
@@ -190,6 +198,10 @@ def relu(x: numpy.ndarray) -> numpy.ndarray:
 
 def relu_back(x: numpy.ndarray, grad: numpy.ndarray) -> numpy.ndarray:
     """unary_back kernel (csrc/kernel_table.h); the contract is asserted, not adapted."""
+    ...
+
+def route_foreign_blas(path: str, on: bool = True) -> dict:
+    """Route the parallel sections of another, already loaded OpenBLAS (NumPy's) onto the engine's pool (on=False: give them back to its own threads). Returns the state as a dict: routed, library, version, setter, reason."""
     ...
 
 def set_blas_mode(mode: str) -> None: ...

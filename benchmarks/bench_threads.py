@@ -11,7 +11,10 @@ load; each call is timed alone. The table gives the median GFLOP/s of both, thei
 slowest call over the median (a stall shows there even when the median is fine).
 
 NumPy's own BLAS pool is limited to the same thread count (threadpoolctl, when installed), so the
-1-thread rows compare one core with one core.
+1-thread rows compare one core with one core. By default NumPy's bundled OpenBLAS has its parallel
+sections routed onto the engine's pool (``info()["numpy_blas"]``); ``--numpy-blas own`` runs
+the same table with NumPy on its own OpenBLAS threads (``AUTOGRAD_ROUTE_NUMPY_BLAS=0``), which
+spin after every call and take the core our next product needs.
 
 MNIST: ``examples/mnist_mlp.py`` (784-256-128-10, Adam, batch 128) trained for N epochs back to
 back on the real data; median and slowest epoch. Each configuration runs in a fresh process.
@@ -120,6 +123,8 @@ def worker(args: argparse.Namespace) -> dict:
         native.set_spin_us(args.spin_us)
     if args.tile_work is not None:
         native.set_parallel_threshold("gemm_tile", args.tile_work)
+    if args.gemm_threshold is not None:
+        native.set_parallel_threshold("gemm", args.gemm_threshold)
     n = ag.get_num_threads()
     limiter = None
     try:
@@ -145,7 +150,16 @@ def worker(args: argparse.Namespace) -> dict:
         if limiter is not None:
             limiter.restore_original_limits()
     out["load_after"] = os.getloadavg()[0]
+    out["numpy_sections"] = dict(native._C.foreign_blas())
     return out
+
+
+def numpy_threads(info: dict) -> str:
+    """Where NumPy's BLAS ran its parallel sections in the run."""
+    state = info.get("numpy_blas") or {}
+    if state.get("routed"):
+        return "its parallel sections on our pool"
+    return f"on its own threads ({state.get('reason', 'not routed')})"
 
 
 def report(res: dict, args: argparse.Namespace) -> str:
@@ -156,8 +170,8 @@ def report(res: dict, args: argparse.Namespace) -> str:
         f"{cpu_model()}, {os.cpu_count()} CPUs; ours: {info.get('blas')} "
         f"{info.get('blas_core')} kernels, threading `{info.get('threading')}` on the engine's "
         f"pool of {info.get('num_threads')}; NumPy {np.__version__}: {res['numpy_blas']} limited "
-        f"to {res['threads']} thread(s). Load average {res['load_before']:.1f} before, "
-        f"{res['load_after']:.1f} after.",
+        f"to {res['threads']} thread(s), {numpy_threads(info)}. Load average "
+        f"{res['load_before']:.1f} before, {res['load_after']:.1f} after.",
         "",
         "| n | calls | ours GFLOP/s | NumPy GFLOP/s | ours / NumPy | ours slowest / median "
         "| NumPy slowest / median |",
@@ -175,6 +189,10 @@ def report(res: dict, args: argparse.Namespace) -> str:
                       f"({max(e) / med:.2f}x the median), fastest {min(e):.2f} s."]
     elif "mnist_missing" in res:
         lines += ["", f"MNIST skipped: no data in {res['mnist_missing']}."]
+    sec = res.get("numpy_sections") or {}
+    if sec.get("routed"):
+        lines += ["", f"NumPy's parallel sections in this run: {sec['sections_on_pool']} on our "
+                      f"pool, {sec['sections_on_extra_threads']} on extra threads."]
     return "\n".join(lines)
 
 
@@ -241,6 +259,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="how long idle workers spin before blocking")
     parser.add_argument("--tile-work", type=int, default=None,
                         help="largest m*n*k of one tile of a large product")
+    parser.add_argument("--gemm-threshold", type=int, default=None,
+                        help="m*n*k at or below which a product stays on the calling thread")
+    parser.add_argument("--numpy-blas", choices=("routed", "own"), default="routed",
+                        help="NumPy's OpenBLAS on our pool (default) or on its own threads")
     parser.add_argument("--thresholds", action="store_true")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -262,7 +284,10 @@ def main(argv: list[str] | None = None) -> None:
             cmd += ["--spin-us", str(args.spin_us)]
         if args.tile_work is not None:
             cmd += ["--tile-work", str(args.tile_work)]
-        env = dict(os.environ, AUTOGRAD_NUM_THREADS=str(n))
+        if args.gemm_threshold is not None:
+            cmd += ["--gemm-threshold", str(args.gemm_threshold)]
+        env = dict(os.environ, AUTOGRAD_NUM_THREADS=str(n),
+                   AUTOGRAD_ROUTE_NUMPY_BLAS="1" if args.numpy_blas == "routed" else "0")
         proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, check=True, text=True)
         print(report(json.loads(proc.stdout.strip().splitlines()[-1]), args), "\n", flush=True)
 

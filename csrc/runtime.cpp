@@ -1,10 +1,12 @@
 #include "runtime.h"
 
+#include <link.h>
 #include <pybind11/stl.h>
 
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "kernels/threads.h"
 
@@ -67,6 +69,29 @@ ag::Family family(const std::string& name) {
   return it->second;
 }
 
+py::dict foreign_dict(const ag::ForeignBlas& f) {
+  py::dict d;
+  d["routed"] = f.routed;
+  d["library"] = f.path;
+  d["version"] = f.version;
+  d["setter"] = f.setter;
+  d["reason"] = f.reason;
+  return d;
+}
+
+// Paths of the shared objects loaded in the process, in load order.
+std::vector<std::string> loaded_libraries() {
+  std::vector<std::string> out;
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* data) {
+        if (info->dlpi_name != nullptr && info->dlpi_name[0] != '\0')
+          static_cast<std::vector<std::string>*>(data)->emplace_back(info->dlpi_name);
+        return 0;
+      },
+      &out);
+  return out;
+}
+
 const char* mode_name(ag::BlasMode m) { return m == ag::BlasMode::Tiles ? "tiles" : "callback"; }
 
 }  // namespace
@@ -123,6 +148,28 @@ void bind(py::module_& m) {
         },
         py::arg("mode"));
   m.def("get_blas_mode", [] { return std::string(mode_name(ag::blas_mode())); });
+  m.def("loaded_libraries", &loaded_libraries,
+        "Paths of the shared libraries loaded in this process (to find NumPy's BLAS).");
+  m.def("route_foreign_blas",
+        [](const std::string& path, bool on) {
+          ag::ForeignBlas f;
+          {
+            py::gil_scoped_release nogil;  // unrouting waits for a running section to end
+            f = ag::route_foreign_blas(path, on);
+          }
+          return foreign_dict(f);
+        },
+        py::arg("path"), py::arg("on") = true,
+        "Route the parallel sections of another, already loaded OpenBLAS (NumPy's) onto the "
+        "engine's pool (on=False: give them back to its own threads). Returns the state as a "
+        "dict: routed, library, version, setter, reason.");
+  m.def("foreign_blas", [] {
+    py::dict d = foreign_dict(ag::foreign_blas());
+    d["sections_on_pool"] = ag::foreign_sections_on_pool();
+    d["sections_on_extra_threads"] = ag::foreign_sections_on_extra_threads();
+    return d;
+  }, "NumPy's (another OpenBLAS's) routing state, and how many of its parallel sections ran on "
+     "the pool and on extra threads.");
 }
 
 }  // namespace ag_runtime

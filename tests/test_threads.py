@@ -337,9 +337,11 @@ def test_a_forked_child_can_use_the_pool(native):
         C = backend._load_native()._C
         a = np.ones((400, 400), np.float32)
         C.matmul(a, a, False, False)          # the parent's workers exist
+        a @ a                                 # and NumPy's sections have run on them
         pid = os.fork()
         if pid == 0:
             ok = float(C.matmul(a, a, False, False)[0, 0]) == 400.0
+            ok = ok and float((a @ a)[0, 0]) == 400.0   # NumPy's BLAS, routed onto the pool
             os._exit(0 if ok else 3)
         _, status = os.waitpid(pid, 0)
         print(os.waitstatus_to_exitcode(status))
@@ -389,3 +391,240 @@ def test_bench_threads_runs_and_renders_a_table(native):
         assert bench.calls_for(4096, 200) == 20 and bench.calls_for(512, 200) == 200
     finally:
         sys.path.remove(bench_dir)
+
+
+# ---------------------------------------------------------------------------------------------
+# NumPy's own OpenBLAS routed onto the pool
+# ---------------------------------------------------------------------------------------------
+
+OTHER_THREAD_TICKS = """
+import os, threading
+
+def other_ticks():
+    # CPU ticks of every thread but the calling one (NumPy's BLAS threads, our workers, ...)
+    me = str(threading.get_native_id())
+    out = {}
+    for tid in os.listdir('/proc/self/task'):
+        if tid == me:
+            continue
+        try:
+            with open(f'/proc/self/task/{tid}/stat') as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        out[tid] = int(fields[11]) + int(fields[12])
+    return out
+"""
+
+
+def numpy_blas_or_skip(native) -> dict:
+    state = backend.info()["numpy_blas"]
+    if not state["routed"]:
+        pytest.skip(f"NumPy's BLAS is not routed here: {state['reason']}")
+    return state
+
+
+def test_info_says_whether_numpy_blas_is_routed_and_why(native):
+    state = backend.info()["numpy_blas"]
+    assert set(state) >= {"routed", "library", "version", "reason", "sections_on_pool",
+                          "sections_on_extra_threads"}
+    if state["routed"]:
+        assert state["reason"] == "" and "openblas" in state["library"].lower()
+        assert tuple(map(int, state["version"].split(".")[:3])) >= (0, 3, 29)
+        assert state["setter"].startswith(("openblas_set_threads_callback_function",
+                                           "scipy_openblas_set_threads_callback_function"))
+    else:
+        assert state["reason"]  # a skip always says why
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/task")
+def test_numpy_products_run_on_the_pool_and_leave_no_thread_spinning(native):
+    numpy_blas_or_skip(native)
+    if native._C.max_threads() < 2:
+        pytest.skip("one CPU: NumPy's BLAS has no parallel sections")
+    r = run_python(prelude=OTHER_THREAD_TICKS, code="""
+        import time
+        import numpy as np
+        import autograd
+        from autograd import backend
+        C = backend._load_native()._C
+        a = np.ones((512, 512), np.float32)
+        before = C.foreign_blas()["sections_on_pool"]
+        for _ in range(20):
+            a @ a
+        ran = C.foreign_blas()["sections_on_pool"] - before
+        # Sample at once: our workers spin 50 us; NumPy's own threads would spin for about
+        # 0.1 s after each call (3-5 ticks measured here with AUTOGRAD_ROUTE_NUMPY_BLAS=0).
+        time.sleep(0.002)
+        t0 = other_ticks()
+        time.sleep(0.5)
+        t1 = other_ticks()
+        print(ran, sum(t1[t] - t0[t] for t in t0 if t in t1))
+    """)
+    assert r.returncode == 0, r.stderr
+    ran, busy = map(int, r.stdout.split())
+    assert ran >= 20   # every product's parallel section ran on our pool
+    assert busy <= 1   # nobody spins after the last NumPy call (1 tick: a stray timer)
+
+
+def test_numpy_results_are_the_same_bits_routed_or_not(native):
+    from autograd.backend import threadpool
+    numpy_blas_or_skip(native)
+    rng = np.random.default_rng(7)
+    cases = []
+    for dt in (np.float32, np.float64):
+        for m, k, n in ((3, 5, 4), (64, 64, 64), (200, 130, 170), (512, 512, 512)):
+            cases.append((rng.standard_normal((m, k)).astype(dt),
+                          rng.standard_normal((k, n)).astype(dt)))
+    vec = rng.standard_normal(2000)
+    mat = rng.standard_normal((2000, 2000))
+    spd = mat[:300, :300] @ mat[:300, :300].T + 300 * np.eye(300)
+
+    def compute():
+        out = [a @ b for a, b in cases]
+        out += [mat @ vec, vec @ mat, np.dot(mat[:700, :700], mat[:700, :700].T),
+                np.linalg.solve(spd, vec[:300]), np.linalg.inv(spd)]
+        return out
+
+    routed = compute()
+    try:
+        state = threadpool.route_numpy_blas(native._C, on=False)
+        assert not state["routed"]
+        own = compute()
+    finally:
+        assert threadpool.route_numpy_blas(native._C)["routed"]
+    again = compute()
+    for x, y, z in zip(routed, own, again):
+        np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(x, z)
+    for (a, b), got in zip(cases, routed):
+        np.testing.assert_allclose(got, a.astype(np.float64) @ b.astype(np.float64),
+                                   rtol=1e-4 if a.dtype == np.float32 else 1e-10,
+                                   atol=1e-3 if a.dtype == np.float32 else 1e-9)
+
+
+def test_routing_refuses_what_is_not_a_loaded_foreign_openblas(native):
+    r = run_python("""
+        import ctypes.util, json
+        import numpy as np
+        import autograd
+        from autograd import backend
+        C = backend._load_native()._C
+        out = {"info": backend.info()["numpy_blas"]}
+        ours = [p for p in C.loaded_libraries() if "scipy_openblas32" in p or
+                ("openblas" in p and "numpy" not in p)]
+        libc = [p for p in C.loaded_libraries() if "libc.so" in p]
+        out["ours"] = C.route_foreign_blas(ours[0]) if ours else None
+        out["libc"] = C.route_foreign_blas(libc[0]) if libc else None
+        out["absent"] = C.route_foreign_blas("/nonexistent/libopenblas.so")
+        a = np.arange(36.0).reshape(6, 6)
+        out["numpy_ok"] = bool(np.array_equal(a @ a, np.einsum("ij,jk->ik", a, a)))
+        print(json.dumps(out))
+    """, AUTOGRAD_ROUTE_NUMPY_BLAS="0")
+    assert r.returncode == 0, r.stderr
+    import json
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert not out["info"]["routed"] and "AUTOGRAD_ROUTE_NUMPY_BLAS" in out["info"]["reason"]
+    if out["ours"] is not None:
+        assert not out["ours"]["routed"] and "engine's own BLAS" in out["ours"]["reason"]
+    if out["libc"] is not None:
+        assert not out["libc"]["routed"]
+        assert out["libc"]["reason"].startswith("not an OpenBLAS with openblas_set_threads")
+    assert not out["absent"]["routed"] and out["absent"]["reason"] == "not loaded in this process"
+    assert out["numpy_ok"]
+
+
+def test_threadpoolctl_still_limits_numpy_blas_when_routed(native):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    state = numpy_blas_or_skip(native)
+    C = native._C
+    libs = [lib for lib in threadpoolctl.threadpool_info()
+            if lib["internal_api"] == "openblas" and "numpy" in lib["filepath"]]
+    assert libs, "threadpoolctl no longer sees NumPy's OpenBLAS"
+    a = np.ones((400, 400), np.float32)
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        before = C.foreign_blas()
+        assert float((a @ a)[0, 0]) == 400.0
+        after = C.foreign_blas()
+        # one NumPy thread: no parallel section at all, on our pool or elsewhere
+        assert after["sections_on_pool"] == before["sections_on_pool"]
+        assert after["sections_on_extra_threads"] == before["sections_on_extra_threads"]
+    assert backend.info()["numpy_blas"]["routed"] and state["library"]
+
+
+def test_numpy_blas_follows_the_pool_size_and_a_larger_section_still_runs(native):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    state = numpy_blas_or_skip(native)
+    if native._C.max_threads() < 2:
+        pytest.skip("needs 2 CPUs")
+    C = native._C
+    ctl = threadpoolctl.ThreadpoolController().select(filepath=state["library"])
+    assert len(ctl.lib_controllers) == 1
+    a = np.ones((400, 400), np.float32)
+    before_threads = ag.get_num_threads()
+    try:
+        # Routed, NumPy's BLAS cuts its products for our pool: one section job per pool thread.
+        ag.set_num_threads(1)
+        assert ctl.info()[0]["num_threads"] == 1
+        ag.set_num_threads(before_threads)
+        assert ctl.info()[0]["num_threads"] == before_threads
+        # Raised behind our back above the pool: correct, on extra threads.
+        ag.set_num_threads(1)
+        with ctl.limit(limits=2):
+            before = C.foreign_blas()["sections_on_extra_threads"]
+            assert float((a @ a)[0, 0]) == 400.0
+            assert C.foreign_blas()["sections_on_extra_threads"] > before
+    finally:
+        ag.set_num_threads(before_threads)
+
+
+def test_numpy_and_our_products_from_two_threads_at_once(native):
+    # NumPy from a second Python thread while the main thread runs our tiled products (which
+    # take the GIL between tiles to check for Ctrl-C): no deadlock, every result right.
+    numpy_blas_or_skip(native)
+    r = run_python("""
+        import threading
+        import numpy as np
+        import autograd
+        from autograd import backend
+        C = backend._load_native()._C
+        a = np.ones((700, 700), np.float32)
+        bad = []
+        def numpy_loop():
+            for _ in range(60):
+                if float((a @ a)[0, 0]) != 700.0:
+                    bad.append("numpy")
+        t = threading.Thread(target=numpy_loop)
+        t.start()
+        for _ in range(60):
+            if float(C.matmul(a, a, False, False)[0, 0]) != 700.0:
+                bad.append("ours")
+        t.join()
+        f = C.foreign_blas()
+        print(len(bad), f["sections_on_pool"] + f["sections_on_extra_threads"])
+    """, timeout=120)
+    assert r.returncode == 0, r.stderr
+    bad, sections = map(int, r.stdout.split())
+    assert bad == 0
+    assert sections >= (60 if native._C.max_threads() >= 2 else 0)
+
+
+def test_a_numpy_whose_blas_is_not_bundled_is_left_alone_with_a_reason(native, monkeypatch):
+    # MKL, Accelerate or a system BLAS is not inside NumPy's install: nothing is touched.
+    from autograd.backend import threadpool
+    was_routed = backend.info()["numpy_blas"]["routed"]
+    threadpool.route_numpy_blas(native._C, on=False)
+    try:
+        monkeypatch.setattr(threadpool, "numpy_blas_paths", lambda core: [])
+        state = threadpool.route_numpy_blas(native._C)
+        assert not state["routed"] and "not a library bundled in its install" in state["reason"]
+        info = backend.info()
+        assert not info["numpy_blas"]["routed"]
+        assert "not a library bundled" in info["numpy_blas"]["reason"]
+        assert "not routed" in info["threading"]
+        a = np.arange(16.0).reshape(4, 4)
+        np.testing.assert_array_equal(a @ a, np.einsum("ij,jk->ik", a, a))
+    finally:
+        monkeypatch.undo()
+        if was_routed:
+            assert threadpool.route_numpy_blas(native._C)["routed"]

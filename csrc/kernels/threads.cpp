@@ -1,5 +1,6 @@
 #include "kernels/threads.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <sched.h>
 
@@ -7,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -31,7 +33,7 @@ namespace {
 // and Heavy, multiply-adds (m * n * k) for Gemm. Measured on the project's 2-core machine with
 // `python benchmarks/bench_threads.py --thresholds` (see the README's performance section).
 std::atomic<std::int64_t> g_threshold[kNumFamilies] = {
-    {std::int64_t{1} << 17}, {std::int64_t{1} << 14}, {std::int64_t{1} << 21},
+    {std::int64_t{1} << 17}, {std::int64_t{1} << 14}, {std::int64_t{1} << 20},
     {std::int64_t{1} << 31}};
 
 std::atomic<InterruptHook> g_interrupt_hook{nullptr};
@@ -87,6 +89,25 @@ class Pool {
       return;
     }
     std::unique_lock<std::mutex> job(job_mutex_);
+    run_locked(job, ntasks, task);
+  }
+
+  // As run, with at most one task per thread, but only if the pool is free now (no other
+  // caller's job, no resize) and has a thread per task; false (nothing run) otherwise.
+  bool try_run_concurrent(int ntasks, const std::function<void(pool_index_t)>& task) {
+    if (t_in_job || ntasks > size()) return false;
+    std::unique_lock<std::mutex> job(job_mutex_, std::try_to_lock);
+    if (!job.owns_lock() || ntasks > size()) return false;
+    run_locked(job, ntasks, task, /*caller_last=*/true);
+    return true;
+  }
+
+ private:
+  // caller_last: the caller takes a task only once the workers have claimed all but one.
+  // OpenBLAS's jobs spin-wait on each other; if the caller started first and its spin held
+  // the only free core, the woken worker would wait a whole scheduler tick to run.
+  void run_locked(std::unique_lock<std::mutex>& job, pool_index_t ntasks,
+                  const std::function<void(pool_index_t)>& task, bool caller_last = false) {
     ensure_workers();
     t_in_job = true;
     const std::uint64_t chunks = std::min<std::uint64_t>(ntasks, kMaxChunks);
@@ -102,6 +123,7 @@ class Pool {
       { std::lock_guard<std::mutex> lk(sleep_mutex_); }
       work_cv_.notify_all();
     }
+    if (caller_last) wait_claimed(epoch, chunks - 1);
     claim_and_run(epoch);
     wait_done(chunks);
     t_in_job = false;
@@ -110,6 +132,8 @@ class Pool {
     job.unlock();
     if (err) std::rethrow_exception(err);
   }
+
+ public:
 
   // After fork() only the forking thread exists in the child: forget the workers (their
   // handles are leaked on purpose; joining them would wait forever) and reset the locks.
@@ -218,6 +242,20 @@ class Pool {
     }
   }
 
+  // Until `want` chunks of the job are claimed: a short spin, then yielding the core (the
+  // workers that must claim them may be waiting for it).
+  void wait_claimed(std::uint32_t epoch, std::uint64_t want) {
+    for (int i = 0;; ++i) {
+      const std::uint64_t s = state_.load(std::memory_order_acquire);
+      if (epoch_of(s) != epoch || next_of(s) >= want) return;
+      if (i < 2048) {
+        AG_PAUSE();
+      } else {
+        sched_yield();
+      }
+    }
+  }
+
   // The caller waits for the chunks that workers still hold: a short spin, then blocks.
   void wait_done(std::uint64_t chunks) {
     const pool_index_t want = static_cast<pool_index_t>(chunks);
@@ -287,7 +325,158 @@ void pool_blas_callback(int /*sync*/, openblas_dojob_callback dojob, int numjobs
   concurrent_tasks(numjobs, job);
 }
 
+// ---- a foreign OpenBLAS (NumPy's) routed onto the pool ----------------------------------------
+
+using set_callback_fn = void (*)(openblas_threads_callback);
+using get_config_fn = char* (*)();
+using set_threads_fn = void (*)(int);
+using get_threads_fn = int (*)();
+
+std::mutex g_foreign_mutex;  // guards the g_foreign* state
+ForeignBlas g_foreign;
+set_callback_fn g_foreign_setter = nullptr;
+set_threads_fn g_foreign_set_threads = nullptr;
+int g_foreign_cap = 0;  // its thread count when routed (OPENBLAS_NUM_THREADS or its CPUs)
+std::atomic<std::int64_t> g_foreign_on_pool{0}, g_foreign_on_extra{0};
+std::mutex g_foreign_sections;
+
+// Runs one parallel section of the foreign OpenBLAS. Its jobs wait on each other, so each needs
+// a thread of its own at the same time. One section at a time: in callback mode the library
+// gives job i the buffer of its thread i whoever calls, so two overlapping sections (two Python
+// threads calling NumPy) would share buffers; its own server never does that. Never waits for
+// the pool: the caller may hold the GIL (NumPy releases it around BLAS, but not every caller
+// does) while our pool's job is waiting for the GIL to check signals; when the pool is busy or
+// smaller than the section, the jobs run on short-lived extra threads instead (correct, slower).
+void foreign_blas_callback(int /*sync*/, openblas_dojob_callback dojob, int numjobs,
+                           size_t jobdata_elsize, void* jobdata, int dojob_data) {
+  char* base = static_cast<char*>(jobdata);
+  auto job = [=](int i) { dojob(i, base + static_cast<size_t>(i) * jobdata_elsize, dojob_data); };
+  if (numjobs <= 1) {
+    if (numjobs == 1) job(0);
+    return;
+  }
+  std::lock_guard<std::mutex> one_at_a_time(g_foreign_sections);
+  if (pool().try_run_concurrent(numjobs, [&](pool_index_t t) { job(static_cast<int>(t)); })) {
+    g_foreign_on_pool.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  g_foreign_on_extra.fetch_add(1, std::memory_order_relaxed);
+  std::vector<std::thread> extra;
+  for (int i = 1; i < numjobs; ++i) extra.emplace_back(job, i);
+  job(0);
+  for (std::thread& t : extra) t.join();
+}
+
+// "OpenBLAS 0.3.31.188.0 DYNAMIC_ARCH ..." -> {0, 3, 31}; {0, 0, 0} when unreadable.
+std::vector<int> parse_version(const std::string& config, std::string* text) {
+  std::vector<int> v = {0, 0, 0};
+  const std::string tag = "OpenBLAS ";
+  const size_t at = config.find(tag);
+  if (at == std::string::npos) return v;
+  const size_t from = at + tag.size();
+  const size_t end = config.find(' ', from);
+  *text = config.substr(from, end == std::string::npos ? std::string::npos : end - from);
+  int a = 0, b = 0, c = 0;
+  if (std::sscanf(text->c_str(), "%d.%d.%d", &a, &b, &c) == 3) v = {a, b, c};
+  return v;
+}
+
 }  // namespace
+
+ForeignBlas route_foreign_blas(const std::string& path, bool on) {
+  std::lock_guard<std::mutex> lk(g_foreign_mutex);
+  if (!on) {
+    if (g_foreign.routed && (path.empty() || path == g_foreign.path)) {
+      {
+        // No section of it may be running on the pool while the callback goes away.
+        std::lock_guard<std::mutex> sections(g_foreign_sections);
+        g_foreign_setter(nullptr);
+      }
+      g_foreign_set_threads(g_foreign_cap);  // its own threads again, as many as before
+      g_foreign.routed = false;
+      g_foreign.reason = "unrouted on request (its own threads run its parallel sections)";
+    }
+    return g_foreign;
+  }
+  ForeignBlas out;
+  out.path = path;
+  if (g_foreign.routed) {
+    if (g_foreign.path == path) return g_foreign;
+    out.reason = "another library is routed already: " + g_foreign.path;
+    return out;
+  }
+  // RTLD_NOLOAD: only a library the process has loaded already; the handle is kept (never
+  // closed) so the library cannot be unloaded while it holds a pointer into this module.
+  void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD);
+  if (h == nullptr) {
+    out.reason = "not loaded in this process";
+    g_foreign = out;
+    return out;
+  }
+  set_callback_fn setter = nullptr;
+  get_config_fn config = nullptr;
+  set_threads_fn set_threads = nullptr;
+  get_threads_fn get_threads = nullptr;
+  for (const char* prefix : {"scipy_", ""}) {
+    for (const char* suffix : {"64_", "_64", ""}) {
+      const std::string p = prefix, x = suffix;
+      if (set_threads == nullptr)
+        set_threads = reinterpret_cast<set_threads_fn>(
+            dlsym(h, (p + "openblas_set_num_threads" + x).c_str()));
+      if (get_threads == nullptr)
+        get_threads = reinterpret_cast<get_threads_fn>(
+            dlsym(h, (p + "openblas_get_num_threads" + x).c_str()));
+      if (setter == nullptr) {
+        setter = reinterpret_cast<set_callback_fn>(
+            dlsym(h, (p + "openblas_set_threads_callback_function" + x).c_str()));
+        if (setter != nullptr) out.setter = p + "openblas_set_threads_callback_function" + x;
+      }
+      if (config == nullptr)
+        config = reinterpret_cast<get_config_fn>(dlsym(h, (p + "openblas_get_config" + x).c_str()));
+    }
+  }
+  if (config != nullptr) parse_version(config(), &out.version);
+  if (setter == nullptr || config == nullptr || set_threads == nullptr ||
+      get_threads == nullptr) {
+    out.reason = (out.version.empty() ? std::string("not an OpenBLAS with")
+                                      : "OpenBLAS " + out.version + " has no") +
+                 " openblas_set_threads_callback_function (routing needs >= 0.3.29)";
+  } else if (reinterpret_cast<void*>(setter) ==
+             reinterpret_cast<void*>(&scipy_openblas_set_threads_callback_function)) {
+    out.reason = "it is the engine's own BLAS";
+  } else {
+    const std::vector<int> v = parse_version(config(), &out.version);
+    if (v < std::vector<int>{0, 3, 29}) {
+      out.reason = "OpenBLAS " + (out.version.empty() ? std::string("of unknown version")
+                                                      : out.version) +
+                   " is older than 0.3.29 (its callback mode may run a job without a buffer)";
+    } else {
+      setter(&foreign_blas_callback);
+      g_foreign_setter = setter;
+      g_foreign_set_threads = set_threads;
+      g_foreign_cap = std::max(1, get_threads());
+      // Its sections now run on our pool, so they are cut for our pool's size (a section with
+      // more jobs than pool threads would need extra threads, which start late under load).
+      set_threads(std::min(g_foreign_cap, get_num_threads()));
+      out.routed = true;
+    }
+  }
+  g_foreign = out;
+  return out;
+}
+
+// A routed foreign BLAS follows the pool's size (never above its own count when routed).
+static void sync_foreign_threads(int n) {
+  std::lock_guard<std::mutex> lk(g_foreign_mutex);
+  if (g_foreign.routed) g_foreign_set_threads(std::min(g_foreign_cap, n));
+}
+
+ForeignBlas foreign_blas() {
+  std::lock_guard<std::mutex> lk(g_foreign_mutex);
+  return g_foreign;
+}
+std::int64_t foreign_sections_on_pool() { return g_foreign_on_pool.load(); }
+std::int64_t foreign_sections_on_extra_threads() { return g_foreign_on_extra.load(); }
 
 int max_threads() {
   static const int n = affinity_cpus();  // the CPUs at import; the range set_num_threads takes
@@ -301,6 +490,7 @@ void set_num_threads(int n) {
                                 " (the CPUs this process may run on), got " + std::to_string(n));
   pool().resize(n);
   apply_blas_threads();
+  sync_foreign_threads(n);
 }
 
 int get_num_threads() { return pool().size(); }
@@ -345,6 +535,12 @@ BlasMode blas_mode() { return static_cast<BlasMode>(g_blas_mode.load(std::memory
 void init_threads() {
   scipy_openblas_set_threads_callback_function(pool_blas_callback);
   pool();
+  // A fork while another thread ran a NumPy section would leave these locked in the child,
+  // whose only thread would then wait forever on its first NumPy product.
+  pthread_atfork(nullptr, nullptr, [] {
+    new (&g_foreign_mutex) std::mutex();
+    new (&g_foreign_sections) std::mutex();
+  });
   apply_blas_threads();
 }
 

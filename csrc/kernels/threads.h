@@ -2,7 +2,8 @@
 // matrix product runs on it; OpenBLAS itself is kept single-threaded (or, in the "callback"
 // BLAS mode, has its parallel sections routed onto this pool), so the process never holds
 // more runnable threads of ours than the pool size, and the pool size never exceeds the CPUs
-// the process may run on.
+// the process may run on. NumPy's own OpenBLAS, when it has the threads callback, runs its
+// parallel sections on this pool too (route_foreign_blas), so its threads stay asleep.
 //
 // The pool has n - 1 worker threads for a setting of n; the calling thread always takes part.
 // Workers are created on the first parallel job (a program whose work stays under the size
@@ -16,6 +17,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <string>
 
 namespace ag {
 
@@ -94,6 +96,30 @@ void interruption_point();
 enum class BlasMode : int { Tiles = 0, Callback = 1 };
 void set_blas_mode(BlasMode mode);
 BlasMode blas_mode();
+
+// Another OpenBLAS in the process (NumPy's bundled libscipy_openblas64_) routed onto this pool
+// through its openblas_set_threads_callback_function: its parallel sections then run on our
+// workers (which block when idle) instead of on its own threads (which spin for a while after
+// every call and take the core our next product needs). Its jobs are computed exactly as its
+// own threads would compute them, so its results do not change.
+struct ForeignBlas {
+  bool routed = false;
+  std::string path;     // the library as loaded
+  std::string version;  // from its openblas_get_config, e.g. "0.3.31.188.0"
+  std::string setter;   // the symbol that installed the callback
+  std::string reason;   // why it is not routed (empty when routed)
+};
+
+// Routes (on = true) or unroutes the already-loaded OpenBLAS at `path`. Never loads a library:
+// a path that is not loaded, not an OpenBLAS with the threads callback (>= 0.3.29, the first
+// release whose callback mode allocates every job's buffer), or the engine's own BLAS is left
+// alone and the reason returned. Only one foreign library is routed at a time.
+ForeignBlas route_foreign_blas(const std::string& path, bool on);
+ForeignBlas foreign_blas();
+// Parallel sections of the foreign BLAS so far: run on the pool, and run on extra threads
+// (when the pool was busy with another caller's job or smaller than the section).
+std::int64_t foreign_sections_on_pool();
+std::int64_t foreign_sections_on_extra_threads();
 
 // Call once, at module import, before any BLAS call.
 void init_threads();
