@@ -14,14 +14,25 @@ class Plan:
     def __init__(self: Plan) -> None: ...
     def __len__(self: Plan) -> int: ...
     def add(self: Plan, kernel: str, ins: list, outs: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], attrs: list = [], live: collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex]] = []) -> None:
-        """Appends a step; KeyError for a kernel without a native entry, ValueError otherwise."""
+        """Appends a step calling `kernel` (a plan_kernels() name, numpy_kernels' argument order).
+ins: per array parameter a buffer slot, a list of slots (optimizer lists) or None;
+outs: a slot per result in return order (linear_back: 2 without bias, 3 with;
+cross_entropy: loss, log_probs; none for sgd_step/adam_step, which write their ins);
+attrs: the other arguments in order, defaults filled; live: (attr position, scalar
+slot) pairs read on every run, for float attrs and any attr of an optimizer step.
+KeyError for a kernel without a native entry, ValueError naming it otherwise."""
         ...
     def bind(self: Plan, buffers: list) -> None:
-        """Checks every step against its buffers."""
+        """Checks every step's contract against the buffers (float32/float64, int64 for class ids,
+C-contiguous, results writable and of the right shape) and keeps them; ValueError
+naming the step and kernel otherwise. Rebind after adding steps."""
         ...
     def run(self: Plan, scalars: numpy.ndarray) -> None:
-        """Runs every step, GIL released, no allocation."""
+        """Runs every step in order (scalars: float64 1-d, read by live attrs), GIL released,
+allocating nothing; KeyboardInterrupt between steps on Ctrl-C."""
         ...
+
+QUIET: typing.Any
 
 def abs(x: numpy.ndarray) -> numpy.ndarray:
     """unary kernel (csrc/kernel_table.h); the contract is asserted, not adapted."""
@@ -153,6 +164,14 @@ def max_threads() -> int:
     """The largest accepted thread count: the CPUs this process may run on."""
     ...
 
+def maximum(a: numpy.ndarray, b: numpy.ndarray) -> numpy.ndarray:
+    """binary kernel (csrc/kernel_table.h); the contract is asserted, not adapted."""
+    ...
+
+def minimum(a: numpy.ndarray, b: numpy.ndarray) -> numpy.ndarray:
+    """binary kernel (csrc/kernel_table.h); the contract is asserted, not adapted."""
+    ...
+
 def mse(pred: numpy.ndarray, target: numpy.ndarray, reduction: str = 'mean') -> numpy.ndarray:
     """loss kernel (csrc/kernel_table.h); the contract is asserted, not adapted."""
     ...
@@ -209,6 +228,10 @@ def sigmoid(x: numpy.ndarray) -> numpy.ndarray:
 
 def sigmoid_back(out: numpy.ndarray, grad: numpy.ndarray) -> numpy.ndarray:
     """unary_back kernel (csrc/kernel_table.h); the contract is asserted, not adapted."""
+    ...
+
+def sign(x: numpy.ndarray) -> numpy.ndarray:
+    """unary kernel (csrc/kernel_table.h); the contract is asserted, not adapted."""
     ...
 
 def softmax(x: numpy.ndarray, axis: int = -1) -> numpy.ndarray:

@@ -28,11 +28,35 @@ namespace {
 // Eager front end: _C.<name>(*args, **kwargs) -> result(s)
 // ---------------------------------------------------------------------------------------------
 
+// True when every positional array argument is a C-contiguous ndarray of a dtype its parameter
+// takes: the cheap half of the contract, checked without an exception.
+bool plain(const Kernel& k, PyObject* const* args, Py_ssize_t nargs) {
+  for (Py_ssize_t i = 0; i < nargs && static_cast<size_t>(i) < k.params.size(); ++i) {
+    const PK kind = k.params[i].kind;
+    if (!agt::is_array(kind) || (args[i] == Py_None && kind == PK::InOpt)) continue;
+    if (kind == PK::InSeq || kind == PK::InSeqOpt) {
+      if (args[i] == Py_None) continue;
+      if (!PyList_Check(args[i])) return false;
+      for (Py_ssize_t j = 0; j < PyList_GET_SIZE(args[i]); ++j)
+        if (!plain_array(PyList_GET_ITEM(args[i], j), false)) return false;
+    } else if (!plain_array(args[i], kind == PK::Index)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// One function for every kernel: `self` is a capsule holding its Kernel; a capsule with a
+// context is the quiet twin (_C.QUIET[name]), which returns NotImplemented instead of raising
+// when the arguments do not fit the contract, so the adapter's fallback costs no exception.
 PyObject* eager(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   const Kernel& k = *static_cast<const Kernel*>(PyCapsule_GetPointer(self, nullptr));
+  const bool quiet = PyCapsule_GetContext(self) != nullptr;
+  if (quiet && !plain(k, args, nargs)) Py_RETURN_NOTIMPLEMENTED;
   const size_t np_ = k.params.size();
   PyObject* given[16] = {};
   py::object results[agt::kMaxOut + 1];
+  bool ran = false;
   try {
     if (static_cast<size_t>(nargs) > np_)
       kfail(true, k, "takes " + std::to_string(np_) + " arguments, got " + std::to_string(nargs));
@@ -102,6 +126,7 @@ PyObject* eager(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObjec
       py::gil_scoped_release nogil;
       bad = k.run(c);
     }
+    ran = true;
     if (bad >= 0) kfail(false, k, data_error(c, bad));
     if (k.ret == 0) Py_RETURN_NONE;
     if (k.ret == 1) return results[0].release().ptr();
@@ -112,6 +137,7 @@ PyObject* eager(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObjec
     }
     return t;
   } catch (const KernelError& e) {
+    if (quiet && !ran) Py_RETURN_NOTIMPLEMENTED;
     PyErr_SetString(e.type_error ? PyExc_TypeError : PyExc_ValueError, e.msg.c_str());
   } catch (...) {
     py::detail::try_translate_exceptions();  // Ctrl-C (runtime.cpp), error_already_set, std::
@@ -164,6 +190,8 @@ PYBIND11_MODULE(_C, m) {
   static std::deque<PyMethodDef> defs;
   static std::deque<std::string> docs;
   py::list table;
+  py::dict quiet;
+  static int quiet_tag;
   for (const Kernel& k : agt::kernel_table()) {
     docs.push_back(signature(k));
     defs.push_back({k.name.c_str(),
@@ -174,11 +202,16 @@ PYBIND11_MODULE(_C, m) {
         PyCFunction_NewEx(&defs.back(), self.ptr(), m.attr("__name__").ptr()));
     if (!f) throw py::error_already_set();
     m.add_object(k.name.c_str(), f);
+    py::capsule qself(static_cast<const void*>(&k));
+    PyCapsule_SetContext(qself.ptr(), &quiet_tag);
+    quiet[k.name.c_str()] = py::reinterpret_steal<py::object>(
+        PyCFunction_NewEx(&defs.back(), qself.ptr(), m.attr("__name__").ptr()));
     py::list params;
     for (const Param& p : k.params) params.append(p.name);
     table.append(py::make_tuple(k.name, k.family, k.exact, params));
   }
   m.attr("KERNELS") = py::tuple(table);  // (name, family, exact, parameter names) per kernel
+  m.attr("QUIET") = quiet;  // name -> the kernel, returning NotImplemented where it refuses
   agt_front::bind_plan(m);
 
   m.def(

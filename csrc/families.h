@@ -100,6 +100,7 @@ struct Kernel {
   index_t (*run)(const Call&) = nullptr;  // -1, or a data error (cross_entropy: a bad row)
   void (*f32)() = nullptr;                // the kernel's math, for families with many members
   void (*f64)() = nullptr;
+  int op = 0;  // the operator, for families that share one kernel (binary: ag::BinOp)
 };
 
 struct KernelError {
@@ -278,16 +279,15 @@ inline void prep_binary(Call& c) {
 inline index_t run_binary(const Call& c) {
   return by_dtype(c.dt, [&](auto t) {
     using T = decltype(t);
-    ag::binary<T>(static_cast<ag::BinOp>(reinterpret_cast<std::intptr_t>(c.k->f64)), ip<T>(c, 0),
-                  static_cast<ag::Bcast>(c.dim[0]), ip<T>(c, 1), static_cast<ag::Bcast>(c.dim[1]),
-                  op<T>(c, 0), c.dim[2], c.dim[3]);
+    ag::binary<T>(static_cast<ag::BinOp>(c.k->op), ip<T>(c, 0), static_cast<ag::Bcast>(c.dim[0]),
+                  ip<T>(c, 1), static_cast<ag::Bcast>(c.dim[1]), op<T>(c, 0), c.dim[2], c.dim[3]);
     return index_t{-1};
   });
 }
-inline Kernel binary_kernel(const char* name, ag::BinOp o) {
+inline Kernel binary_kernel(const char* name, ag::BinOp o, bool exact) {
   Kernel k =
-      make(name, "binary", true, {P("a", PK::In), P("b", PK::In)}, 1, prep_binary, run_binary);
-  k.f64 = reinterpret_cast<void (*)()>(static_cast<std::intptr_t>(o));  // the operator
+      make(name, "binary", exact, {P("a", PK::In), P("b", PK::In)}, 1, prep_binary, run_binary);
+  k.op = static_cast<int>(o);
   return k;
 }
 

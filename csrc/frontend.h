@@ -43,6 +43,15 @@ inline bool dtype_of(PyObject* descr, DT& dt) {
   return false;
 }
 
+// An ndarray the table takes as it is: C-contiguous, float32/float64 (int64 for class ids).
+inline bool plain_array(PyObject* o, bool index) {
+  if (!npy().PyArray_Check_(o)) return false;
+  const auto* p = py::detail::array_proxy(o);
+  DT dt;
+  return (p->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_) && dtype_of(p->descr, dt) &&
+         (dt == DT::I64) == index;
+}
+
 inline std::string describe(PyObject* o) {
   const auto* p = py::detail::array_proxy(o);
   Arr a;

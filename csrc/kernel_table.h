@@ -20,6 +20,7 @@
   X(log, false)     \
   X(sqrt, true)     \
   X(abs, true)      \
+  X(sign, true)     \
   X(sigmoid, false) \
   X(tanh, false)    \
   X(relu, false)    \
@@ -34,8 +35,14 @@
   X(gelu_back, "x", false)      \
   X(gelu_erf_back, "x", false)
 
-// X(name, BinOp): a op b, same shape, one-element or last-axis (row) broadcast.
-#define AG_BINARY(X) X(add, Add) X(sub, Sub) X(mul, Mul) X(div, Div)
+// X(name, BinOp, exact): a op b, same shape, one-element or last-axis (row) broadcast.
+#define AG_BINARY(X)    \
+  X(add, Add, true)     \
+  X(sub, Sub, true)     \
+  X(mul, Mul, true)     \
+  X(div, Div, true)     \
+  X(maximum, Max, true) \
+  X(minimum, Min, true)
 
 // X(name, prediction argument): reduced elementwise losses and their gradients (name##_back).
 #define AG_LOSS(X) X(mse, "pred") X(bce, "prob") X(bce_with_logits, "logits")
@@ -55,7 +62,7 @@ inline const std::vector<Kernel>& kernel_table() {
 #define AG_ROW_UNARY_BACK(name, saved, exact) \
   t.push_back(unary_back_kernel(#name, saved, exact, &ag::name<float>, &ag::name<double>));
     AG_UNARY_BACK(AG_ROW_UNARY_BACK)
-#define AG_ROW_BINARY(name, op) t.push_back(binary_kernel(#name, ag::BinOp::op));
+#define AG_ROW_BINARY(name, op, exact) t.push_back(binary_kernel(#name, ag::BinOp::op, exact));
     AG_BINARY(AG_ROW_BINARY)
 #define AG_ROW_LOSS(name, pred)                                               \
   t.push_back(loss_kernel(#name, pred, &ag::name<float>, &ag::name<double>)); \

@@ -25,6 +25,12 @@ struct Step {
   std::vector<Arr> arena;
 };
 
+inline bool overlaps(const Arr& a, const Arr& b) {
+  const auto bytes = [](const Arr& x) { return x.size * (x.dt == DT::F32 ? 4 : 8); };
+  const char *pa = static_cast<const char*>(a.data), *pb = static_cast<const char*>(b.data);
+  return bytes(a) && bytes(b) && pa < pb + bytes(b) && pb < pa + bytes(a);
+}
+
 class Plan {
  public:
   void add(const std::string& name, const py::list& ins, const std::vector<int>& outs,
@@ -143,6 +149,18 @@ class Plan {
                       agt::shape_str(c.out[o]) + ", slot " + std::to_string(slot) + " holds " +
                       agt::shape_str(b));
           c.out[o].data = b.data;
+          // A result written over an argument (or another result) it is computed from would be
+          // read after it is overwritten (gemm, row reductions): refuse any overlap of memory,
+          // aliases made by reshaping one buffer included.
+          for (const Arr& a : s.arena)
+            if (overlaps(b, a))
+              kfail(false, *s.k,
+                    "result " + std::to_string(o) + " (slot " + std::to_string(slot) +
+                        ") overlaps an argument's memory");
+          for (int p = 0; p < o; ++p)
+            if (overlaps(b, c.out[p]))
+              kfail(false, *s.k,
+                    "results " + std::to_string(p) + " and " + std::to_string(o) + " overlap");
         }
         for (int o = 0; o < c.nscratch; ++o) {
           scratch.push_back(py::reinterpret_steal<py::array>(new_array(c.scratch[o])));
@@ -215,9 +233,22 @@ inline void bind_plan(py::module_& m) {
       .def(py::init<>())
       .def("add", &Plan::add, py::arg("kernel"), py::arg("ins"), py::arg("outs"),
            py::arg("attrs") = py::list(), py::arg("live") = std::vector<std::pair<int, int>>(),
-           "Appends a step; KeyError for a kernel without a native entry, ValueError otherwise.")
-      .def("bind", &Plan::bind, py::arg("buffers"), "Checks every step against its buffers.")
-      .def("run", &Plan::run, py::arg("scalars"), "Runs every step, GIL released, no allocation.")
+           "Appends a step calling `kernel` (a plan_kernels() name, numpy_kernels' argument "
+           "order).\n"
+           "ins: per array parameter a buffer slot, a list of slots (optimizer lists) or None;\n"
+           "outs: a slot per result in return order (linear_back: 2 without bias, 3 with;\n"
+           "cross_entropy: loss, log_probs; none for sgd_step/adam_step, which write their ins);\n"
+           "attrs: the other arguments in order, defaults filled; live: (attr position, scalar\n"
+           "slot) pairs read on every run, for float attrs and any attr of an optimizer step.\n"
+           "KeyError for a kernel without a native entry, ValueError naming it otherwise.")
+      .def("bind", &Plan::bind, py::arg("buffers"),
+           "Checks every step's contract against the buffers (float32/float64, int64 for class "
+           "ids,\n"
+           "C-contiguous, results writable and of the right shape) and keeps them; ValueError\n"
+           "naming the step and kernel otherwise. Rebind after adding steps.")
+      .def("run", &Plan::run, py::arg("scalars"),
+           "Runs every step in order (scalars: float64 1-d, read by live attrs), GIL released,\n"
+           "allocating nothing; KeyboardInterrupt between steps on Ctrl-C.")
       .def("__len__", &Plan::size);
 }
 

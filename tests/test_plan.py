@@ -119,8 +119,8 @@ def test_plan_kernels_cover_the_small_mlp_and_match_numpy_names():
 
 def test_errors_name_the_kernel_and_step():
     plan = _C.Plan()
-    with pytest.raises(KeyError, match="maximum"):
-        plan.add("maximum", [0, 1], [2])
+    with pytest.raises(KeyError, match="pow"):
+        plan.add("pow", [0, 1], [2])
     with pytest.raises(ValueError, match="mse: plan step takes 2 array slots"):
         plan.add("mse", [0], [1])
     with pytest.raises(ValueError, match="reduction must be"):
@@ -200,7 +200,7 @@ def test_routes_native(dtype):
     assert native.routes_native("sgd_step", [x], [x], None, 0.1)
     assert not native.routes_native("softmax", x, 0)          # other axis: NumPy
     assert not native.routes_native("tanh", x.astype(np.int64))
-    assert not native.routes_native("maximum", x, x)           # no native kernel
+    assert not native.routes_native("pow", x, x)               # no native kernel
     assert native.TABLE["add"][1] and not native.TABLE["exp"][1]  # exact / not exact
 
 
@@ -238,3 +238,79 @@ def test_table_rows_have_numpy_kernels_names_and_parameters():
             continue
         want = list(inspect.signature(getattr(numpy_kernels, name)).parameters)
         assert list(params) == want, (name, family)
+
+
+def test_eager_bindings_keep_reference_counts():
+    """The vectorcall front end is hand-written C-API code: no call, result or refusal may leak
+    or steal a reference (a leak here grows memory on every training step)."""
+    import sys
+    import weakref
+    x, w = np.ones((4, 3)), np.ones((2, 3))
+    t = np.array([0, 1, 2, 0])
+    ps, gs = [np.ones(3)], [np.ones(3)]
+    calls = [lambda: _C.tanh(x), lambda: _C.add(x, x[0]), lambda: _C.sum(x, (0, 1), True),
+             lambda: _C.sum_to(x, (3,)), lambda: _C.matmul(x, w, trans_b=True),
+             lambda: _C.linear_back(x, w, np.ones((4, 2)), np.ones((4, 2)), "tanh", False),
+             lambda: _C.cross_entropy(x, t, reduction="none"),
+             lambda: _C.sgd_step(ps, gs, None, 0.0), lambda: _C.adam_step(ps, gs, ps, gs, 1, 0.0)]
+    refused = [lambda: _C.tanh(x.T), lambda: _C.add(x, np.ones(2)), lambda: _C.sum(x, 5),
+               lambda: _C.mse(x, x, "avg"), lambda: _C.cross_entropy(x, t + 5, "mean"),
+               lambda: _C.linear(x, w, None, activation=3), lambda: _C.tanh(x, x)]
+    for fn in calls + refused:
+        before = [sys.getrefcount(a) for a in (x, w, t, ps[0], gs[0])]
+        for _ in range(200):
+            try:
+                out = fn()
+            except (TypeError, ValueError):
+                continue
+            refs = [weakref.ref(r) for r in (out if isinstance(out, tuple) else (out,))
+                    if r is not None]
+            del out
+            assert all(r() is None for r in refs)  # results are owned by the caller alone
+        assert [sys.getrefcount(a) for a in (x, w, t, ps[0], gs[0])] == before
+
+
+def test_quiet_twins_refuse_without_raising_and_still_report_data_errors():
+    """native.py tries _C.QUIET[name] first: a refusal must be NotImplemented (cheap, no
+    exception), a call that fits must run, and a bad class index found while running is still
+    an error, never a silent fallback."""
+    q, x = _C.QUIET, np.ones((2, 3))
+    assert q["exp"](x.T) is NotImplemented            # strided
+    assert q["add"](x, 2.0) is NotImplemented         # a scalar operand
+    assert q["add"](x, np.ones(2)) is NotImplemented  # a pattern the C++ does not cover
+    assert q["mse"](x, x, "avg") is NotImplemented    # an attr it does not know
+    assert q["tanh"](x.astype(np.int32)) is NotImplemented
+    np.testing.assert_array_equal(q["add"](x, x), x + x)
+    with pytest.raises(ValueError, match=r"target\[1\] = 9"):
+        q["cross_entropy"](x, np.array([0, 9]), "mean")
+
+
+def test_bind_refuses_results_over_their_arguments():
+    a = np.ones((3, 3))
+    plan = _C.Plan()
+    plan.add("matmul", [0, 0], [1])
+    with pytest.raises(ValueError, match="overlaps an argument"):
+        plan.bind([a, a.reshape(9).reshape(3, 3)])  # an alias of slot 0, made by reshaping
+    plan.bind([a, np.empty((3, 3))])
+
+
+@pytest.mark.parametrize("threads", ["one", "all"])
+def test_replay_equals_eager_on_threaded_paths(threads):
+    """With the pool's thresholds at 0 every kernel splits its work across threads; the plan
+    runs the same code, so it still gives the eager bits, with 1 thread and with all."""
+    import autograd as ag
+    saved_n, saved_t = ag.get_num_threads(), native.get_parallel_thresholds()
+    try:
+        ag.set_num_threads(1 if threads == "one" else _C.max_threads())
+        for family in saved_t:
+            native.set_parallel_threshold(family, 0)
+        for dtype in (np.float32, np.float64):
+            plan, bufs, params, eager, lv = mlp_plan(64, 33, 48, 3, dtype, "tanh", "mse",
+                                                     np.random.default_rng(7))
+            plan.run(np.array([0.05]))
+            assert bufs[10].tobytes() == lv.tobytes()
+            assert all(g.tobytes() == w.tobytes() for g, w in zip(params, eager))
+    finally:
+        ag.set_num_threads(saved_n)
+        for family, v in saved_t.items():
+            native.set_parallel_threshold(family, v)

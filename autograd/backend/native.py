@@ -1,11 +1,10 @@
 """The native kernel provider: the kernel API of ``numpy_kernels`` over the compiled ``_C``.
 
 Same names, signatures and results as ``numpy_kernels``. A name is native when ``_C`` has a row
-for it in its kernel table (csrc/kernel_table.h, exported as ``_C.KERNELS``); every other name
-is the NumPy kernel itself. Each family has a route, a pure predicate of dtypes, shapes and attrs
-(``routes_native``): float32/float64, C-contiguous after ``_contig``, and the patterns the C++
-covers go to ``_C``; other dtypes, general broadcasting and other axes go to the NumPy kernel.
-Importing this module imports ``autograd._C``; it raises ImportError when that is not built.
+for it in its kernel table (csrc/kernel_table.h, ``_C.KERNELS``); any other name is the NumPy
+kernel. Each family has a route, a pure predicate of dtypes, shapes and attrs (``routes_native``):
+float32/float64 arrays in the patterns the C++ covers go to ``_C``, the rest to NumPy. Importing
+this module imports ``autograd._C``; it raises ImportError when that is not built.
 """
 from __future__ import annotations
 
@@ -27,8 +26,7 @@ _FLOATS = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
 
 
 def _contig(x):
-    """x itself when C-contiguous, else a C-contiguous copy (ascontiguousarray would turn a 0-d
-    array into shape (1,)); lists (optimizer state) element by element; anything else as is."""
+    """x, or a C-contiguous copy (0-d stays 0-d); lists (optimizer state) item by item."""
     if type(x) is np.ndarray:
         return x if x.flags.c_contiguous else np.ascontiguousarray(x)
     return [_contig(a) for a in x] if type(x) is list else x
@@ -48,19 +46,15 @@ def info() -> dict:
     b = _C.blas_info()
     return {"blas": b["library"], "blas_core": b["corename"], "blas_config": b["config"],
             "blas_threads": b["num_threads"], "num_threads": _C.get_num_threads(),
-            "openblas_coretype_set_by_autograd": _CORETYPE_SET,
-            **_threadpool.describe(_C)}
+            "openblas_coretype_set_by_autograd": _CORETYPE_SET, **_threadpool.describe(_C)}
 
 
-# Crossovers: the element count from which a call runs _C rather than the NumPy kernel (a
-# kernel named in _MIN; all others use _MIN_ALL). With the vectorcall front end and the
-# try-first adapter below, a native call on a 4x4 float32 array costs what NumPy's does (tanh
-# 0.30 vs 0.28 us, add 0.31 vs 0.30, sum 0.36 vs 2.0, mse 0.34 vs 1.7; _C alone 0.19-0.24 us),
-# and  python benchmarks/bench_kernels.py  (forced-native table, numpy/native time at 1, 4, ...,
-# 2^20 elements) found native at least as fast from 1 element for every family but libm tanh
-# (0.7-1.1, kept native so fused and unfused layers agree to the bit) and add above 2^18 under
-# load (0.74-0.80; 0.58 when quiet with threads). So every kernel is native at every size,
-# which also lets autograd.compile replay a step exactly as eager ran it.
+# Crossovers (element counts) from which a kernel runs _C: _MIN per kernel, else _MIN_ALL. A
+# native call on 4x4 float32 costs what NumPy's does (tanh 0.30 vs 0.28 us, add 0.31 vs 0.30,
+# sum 0.36 vs 2.0, mse 0.34 vs 1.7), and benchmarks/bench_kernels.py (numpy/native time at 1,
+# 4, ..., 2^20) found native at least as fast at every size for every family but libm tanh
+# (0.7-1.1; native anyway, so fused and unfused layers agree to the bit) and add above 2^18
+# under load (0.74-0.80). So all are native at every size: a compiled step replays eager's bits.
 _MIN_ALL = 0  # 0: empty arrays too (the C++ handles them)
 _MIN: dict[str, int] = {}
 
@@ -124,9 +118,8 @@ def _in_place(params, *states):
 
 
 def _grads(params, grads):
-    return len(params) == len(grads) and all(
-        type(g) is np.ndarray and g.dtype == p.dtype and g.shape == p.shape
-        for p, g in zip(params, grads))
+    return len(params) == len(grads) and all(_same(p, g) and g.shape == p.shape
+                                             for p, g in zip(params, grads))
 
 
 def _targets(x, t, n):
@@ -134,7 +127,7 @@ def _targets(x, t, n):
             and t.dtype.kind in "iu" and t.shape == (x.shape[0],))
 
 
-_RED = ("mean", "sum", "none")
+_RED = ("mean", "sum", "none")  # reductions the loss kernels take
 
 
 def _reduced_grad(p, g, reduction, rows):
@@ -211,20 +204,28 @@ def _kernel(name: str, core, n: int):
     """native.<name>: _C.<name> where the route says so, else the NumPy kernel."""
     c, ref = getattr(core, name), getattr(_np, name)
     route = _ROUTES.get(name) or _ROUTES[TABLE[name][0]]
+    # q: _C.<name> returning NotImplemented (no exception) where its contract refuses, which is
+    # exactly where the route refuses contiguous inputs; only a refused call asks the route.
+    q = core.QUIET[name]
     if n > 1:  # a crossover: the route (size first) decides before anything runs
         def kernel(*args, **kwargs):
             if route(n, *args, **kwargs):
                 return c(*_adapt(name, args), **kwargs)
             return ref(*args, **kwargs)
+    elif TABLE[name][0] == "binary":  # a scalar operand (g / n in mean's backward): NumPy's
+        def kernel(a, b):
+            if type(a) is np.ndarray and type(b) is np.ndarray:
+                r = q(a, b)
+                if r is not NotImplemented:
+                    return r
+                if route(n, a, b):
+                    return c(_contig(a), _contig(b))
+            return ref(a, b)
     else:
-        # _C asserts its whole contract before it touches memory and accepts exactly what the
-        # route accepts (contiguous inputs), so the common call pays for one check, in C++;
-        # only what it refuses (strided, other dtypes, other patterns) asks the route.
         def kernel(*args, **kwargs):
-            try:
-                return c(*args, **kwargs)
-            except (TypeError, ValueError):
-                pass
+            r = q(*args, **kwargs)
+            if r is not NotImplemented:
+                return r
             if route(n, *args, **kwargs):
                 return c(*_adapt(name, args), **kwargs)
             return ref(*args, **kwargs)

@@ -9,6 +9,10 @@ struct AddOp { template <class T> T operator()(T a, T b) const { return a + b; }
 struct SubOp { template <class T> T operator()(T a, T b) const { return a - b; } };
 struct MulOp { template <class T> T operator()(T a, T b) const { return a * b; } };
 struct DivOp { template <class T> T operator()(T a, T b) const { return a / b; } };
+// NumPy's maximum/minimum: a NaN in either operand wins; between equal values (-0 and +0) the
+// second operand is returned.
+struct MaxOp { template <class T> T operator()(T a, T b) const { return (a > b || a != a) ? a : b; } };
+struct MinOp { template <class T> T operator()(T a, T b) const { return (a < b || a != a) ? a : b; } };
 
 template <Bcast M, class T>
 inline T load(const T* p, index_t c) {
@@ -78,6 +82,8 @@ void binary(BinOp op, const T* a, Bcast ma, const T* b, Bcast mb, T* y, index_t 
     case BinOp::Sub: return binary_op<T, SubOp>(a, ma, b, mb, y, rows, cols);
     case BinOp::Mul: return binary_op<T, MulOp>(a, ma, b, mb, y, rows, cols);
     case BinOp::Div: return binary_op<T, DivOp>(a, ma, b, mb, y, rows, cols);
+    case BinOp::Max: return binary_op<T, MaxOp>(a, ma, b, mb, y, rows, cols);
+    case BinOp::Min: return binary_op<T, MinOp>(a, ma, b, mb, y, rows, cols);
   }
 }
 
@@ -105,6 +111,12 @@ template <class T>
 void abs(const T* x, T* y, index_t n) {
   map1(x, y, n, threshold_cheap(), [](T v) { return std::fabs(v); });
 }
+template <class T>
+void sign(const T* x, T* y, index_t n) {
+  // as NumPy: +0 for either zero, and a NaN is returned as it is (payload and sign bit)
+  map1(x, y, n, threshold_cheap(),
+       [](T v) { return v > T(0) ? T(1) : v < T(0) ? T(-1) : v == T(0) ? T(0) : v; });
+}
 
 #define AG_INSTANTIATE(T)                                                           \
   template void binary<T>(BinOp, const T*, Bcast, const T*, Bcast, T*, index_t, index_t); \
@@ -112,7 +124,8 @@ void abs(const T* x, T* y, index_t n) {
   template void exp<T>(const T*, T*, index_t);                                     \
   template void log<T>(const T*, T*, index_t);                                     \
   template void sqrt<T>(const T*, T*, index_t);                                    \
-  template void abs<T>(const T*, T*, index_t);
+  template void abs<T>(const T*, T*, index_t);                                     \
+  template void sign<T>(const T*, T*, index_t);
 AG_INSTANTIATE(float)
 AG_INSTANTIATE(double)
 #undef AG_INSTANTIATE

@@ -5,7 +5,7 @@
 
 namespace ag {
 
-enum class BinOp : int { Add = 0, Sub = 1, Mul = 2, Div = 3 };
+enum class BinOp : int { Add = 0, Sub = 1, Mul = 2, Div = 3, Max = 4, Min = 5 };
 
 // How an operand of a binary op is laid out against the (rows, cols) output:
 //   Full   - the whole (rows, cols) array;
@@ -25,5 +25,6 @@ template <class T> void exp(const T* x, T* y, index_t n);   // e^x (overflow giv
 template <class T> void log(const T* x, T* y, index_t n);   // ln x (-inf at 0, nan below)
 template <class T> void sqrt(const T* x, T* y, index_t n);  // sqrt x (nan below 0)
 template <class T> void abs(const T* x, T* y, index_t n);   // |x|
+template <class T> void sign(const T* x, T* y, index_t n);  // -1, 0 or 1; NaN stays itself
 
 }  // namespace ag
