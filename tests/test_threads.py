@@ -256,6 +256,16 @@ def pool_ticks():
             continue
         out[tid] = int(fields[11]) + int(fields[12])
     return out
+
+def thread_names():
+    names = {}
+    for tid in os.listdir('/proc/self/task'):
+        try:
+            with open(f'/proc/self/task/{tid}/comm') as f:
+                names[tid] = f.read().strip()
+        except OSError:
+            pass
+    return names
 """
 
 
@@ -414,6 +424,16 @@ def other_ticks():
             continue
         out[tid] = int(fields[11]) + int(fields[12])
     return out
+
+def thread_names():
+    names = {}
+    for tid in os.listdir('/proc/self/task'):
+        try:
+            with open(f'/proc/self/task/{tid}/comm') as f:
+                names[tid] = f.read().strip()
+        except OSError:
+            pass
+    return names
 """
 
 
@@ -459,12 +479,17 @@ def test_numpy_products_run_on_the_pool_and_leave_no_thread_spinning(native):
         t0 = other_ticks()
         time.sleep(0.5)
         t1 = other_ticks()
-        print(ran, sum(t1[t] - t0[t] for t in t0 if t in t1))
+        names = thread_names()
+        busy = {f"{names.get(t, '?')}:{t}": t1[t] - t0[t] for t in t0 if t in t1}
+        print(ran, C.foreign_blas()["sections_on_extra_threads"], sum(busy.values()), busy)
     """)
     assert r.returncode == 0, r.stderr
-    ran, busy = map(int, r.stdout.split())
-    assert ran >= 20   # every product's parallel section ran on our pool
-    assert busy <= 1   # nobody spins after the last NumPy call (1 tick: a stray timer)
+    ran, extra, busy, per_thread = r.stdout.split(maxsplit=3)
+    assert int(ran) >= 20   # every product's parallel section ran on our pool
+    # Nobody spins after the last NumPy call (1 tick: a stray timer). The message names the
+    # threads that used CPU (thread name:tid -> ticks) and how many sections ran off the pool.
+    assert int(busy) <= 1, f"{busy} ticks after the products; per thread {per_thread}; " \
+                           f"sections on extra threads: {extra}"
 
 
 def test_numpy_results_are_the_same_bits_routed_or_not(native):
