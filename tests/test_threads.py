@@ -469,6 +469,16 @@ def test_numpy_products_run_on_the_pool_and_leave_no_thread_spinning(native):
         from autograd import backend
         C = backend._load_native()._C
         a = np.ones((512, 512), np.float32)
+        # NumPy's OpenBLAS starts its own threads when NumPy is imported, and they spin for
+        # about 0.1 s (2**28 cycles) before they first sleep: wait for that to end (two quiet
+        # 50 ms windows in a row, at most 3 s), so the sample below sees only what the
+        # products leave behind.
+        quiet, deadline = 0, time.monotonic() + 3
+        while quiet < 2 and time.monotonic() < deadline:
+            s0 = other_ticks()
+            time.sleep(0.05)
+            s1 = other_ticks()
+            quiet = quiet + 1 if sum(s1[t] - s0[t] for t in s0 if t in s1) == 0 else 0
         before = C.foreign_blas()["sections_on_pool"]
         for _ in range(20):
             a @ a
