@@ -256,6 +256,11 @@ def pool_ticks():
             continue
         out[tid] = int(fields[11]) + int(fields[12])
     return out
+"""
+
+# Thread id -> name (what pthread_setname_np gave it, else the process name).
+THREAD_NAMES = """
+import os
 
 def thread_names():
     names = {}
@@ -424,16 +429,6 @@ def other_ticks():
             continue
         out[tid] = int(fields[11]) + int(fields[12])
     return out
-
-def thread_names():
-    names = {}
-    for tid in os.listdir('/proc/self/task'):
-        try:
-            with open(f'/proc/self/task/{tid}/comm') as f:
-                names[tid] = f.read().strip()
-        except OSError:
-            pass
-    return names
 """
 
 
@@ -462,7 +457,7 @@ def test_numpy_products_run_on_the_pool_and_leave_no_thread_spinning(native):
     numpy_blas_or_skip(native)
     if native._C.max_threads() < 2:
         pytest.skip("one CPU: NumPy's BLAS has no parallel sections")
-    r = run_python(prelude=OTHER_THREAD_TICKS, code="""
+    r = run_python(prelude=OTHER_THREAD_TICKS + THREAD_NAMES, code="""
         import time
         import numpy as np
         import autograd

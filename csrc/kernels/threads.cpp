@@ -304,22 +304,35 @@ void apply_blas_threads() {
   scipy_openblas_set_num_threads(blas_mode() == BlasMode::Tiles ? 1 : get_num_threads());
 }
 
-// OpenBLAS hands us numjobs jobs that must run at the same time (they wait on each other).
+// The numjobs jobs of one OpenBLAS parallel section, as its threads callback hands them over.
+// They must run at the same time: they wait on each other.
+struct BlasJobs {
+  openblas_dojob_callback dojob;
+  char* base;
+  size_t elsize;
+  int data;
+  void operator()(int i) const { dojob(i, base + static_cast<size_t>(i) * elsize, data); }
+};
+
+// Job 0 on the caller, every other job on a short-lived thread of its own: correct, not fast.
+void run_on_extra_threads(int numjobs, const BlasJobs& job) {
+  std::vector<std::thread> extra;
+  for (int i = 1; i < numjobs; ++i) extra.emplace_back(job, i);
+  job(0);
+  for (std::thread& t : extra) t.join();
+}
+
 void pool_blas_callback(int /*sync*/, openblas_dojob_callback dojob, int numjobs,
                         size_t jobdata_elsize, void* jobdata, int dojob_data) {
-  char* base = static_cast<char*>(jobdata);
-  auto job = [=](int i) { dojob(i, base + static_cast<size_t>(i) * jobdata_elsize, dojob_data); };
+  const BlasJobs job{dojob, static_cast<char*>(jobdata), jobdata_elsize, dojob_data};
   if (numjobs <= 1) {
     if (numjobs == 1) job(0);
     return;
   }
   if (t_in_job || numjobs > get_num_threads()) {
     // Only when someone raised OpenBLAS's thread count behind our back (e.g. a threadpoolctl
-    // limit on libscipy_openblas) while a pool job calls BLAS: correct, not fast.
-    std::vector<std::thread> extra;
-    for (int i = 1; i < numjobs; ++i) extra.emplace_back(job, i);
-    job(0);
-    for (std::thread& t : extra) t.join();
+    // limit on libscipy_openblas) while a pool job calls BLAS.
+    run_on_extra_threads(numjobs, job);
     return;
   }
   concurrent_tasks(numjobs, job);
@@ -349,8 +362,7 @@ std::mutex g_foreign_sections;
 // smaller than the section, the jobs run on short-lived extra threads instead (correct, slower).
 void foreign_blas_callback(int /*sync*/, openblas_dojob_callback dojob, int numjobs,
                            size_t jobdata_elsize, void* jobdata, int dojob_data) {
-  char* base = static_cast<char*>(jobdata);
-  auto job = [=](int i) { dojob(i, base + static_cast<size_t>(i) * jobdata_elsize, dojob_data); };
+  const BlasJobs job{dojob, static_cast<char*>(jobdata), jobdata_elsize, dojob_data};
   if (numjobs <= 1) {
     if (numjobs == 1) job(0);
     return;
@@ -361,10 +373,7 @@ void foreign_blas_callback(int /*sync*/, openblas_dojob_callback dojob, int numj
     return;
   }
   g_foreign_on_extra.fetch_add(1, std::memory_order_relaxed);
-  std::vector<std::thread> extra;
-  for (int i = 1; i < numjobs; ++i) extra.emplace_back(job, i);
-  job(0);
-  for (std::thread& t : extra) t.join();
+  run_on_extra_threads(numjobs, job);
 }
 
 // "OpenBLAS 0.3.31.188.0 DYNAMIC_ARCH ..." -> {0, 3, 31}; {0, 0, 0} when unreadable.
