@@ -428,6 +428,40 @@ class Tracer:
         return Trace(self.steps, self.nslots, self.native, self.meta)
 
 
+def _inline_segment(i: int, parts: dict, env: dict) -> list[str]:
+    """Lines of generated replay code doing what a native segment's runner does (see
+    native_plan._runner), without its loops and calls per accumulation."""
+    env["_copyto"] = np.copyto
+    env["_acc"] = _core._accumulate_now
+    env[f"run{i}"] = parts["run"]
+    env[f"sc{i}"] = parts["scalars"]
+    lines = []
+    for j, (s, buf) in enumerate(parts["ins"]):
+        env[f"in{i}_{j}"] = buf
+        lines.append(f"    _copyto(in{i}_{j}, vals[{s}])")
+    accs = []
+    for j, a in enumerate(parts["accs"]):
+        if type(a) is tuple:
+            leaf, gs, slot = a
+            env[f"L{i}_{j}"] = leaf
+            accs.append(f"_acc(L{i}_{j}, vals[{gs}])")
+            accs.append(f"vals[{slot}] = L{i}_{j}.grad._data")
+        else:
+            env[f"A{i}_{j}"] = a
+            accs.append(f"A{i}_{j}(vals)")
+    if "prepare" not in parts:
+        return lines + [f"    run{i}(sc{i})"] + [f"    {a}" for a in accs]
+    env[f"P{i}"], env[f"C{i}"], env[f"S{i}"] = parts["prepare"], parts["commit"], parts["slow"]
+    env[f"h{i}"] = parts["sc"]
+    # the prepare call runs before the copies, as in the runner (it reads no slot)
+    pre = ["    try:", f"        _ok = P{i}(h{i})", "    except Exception:",
+           "        _ok = False"]
+    return (pre + lines + ["    if _ok:", f"        run{i}(sc{i})"]
+            + [f"        {a}" for a in accs] + [f"        C{i}()", "    else:",
+                                              f"        run{i}(sc{i}, {parts['stop']})"]
+            + [f"        {a}" for a in accs] + [f"        S{i}(vals)"])
+
+
 class Trace:
     """A recorded step: the tape and the size of its value table; :meth:`replay` runs it."""
 
@@ -439,6 +473,10 @@ class Trace:
         self.meta = meta or {}
         #: slots whose arrays are native buffers reused by every replay (outputs copy them)
         self.reused: set = set()
+        #: what a replay's value table starts as: None, or for the slots native segments fill,
+        #: their buffers (the same arrays at every replay, so no segment stores them per call)
+        self.template: list = [None] * nslots
+        self.prefill: list = []
         self.kernel_steps = sum(1 for s in steps if s[0] == "k" or s[0] == "f" and s[2])
         self.live_steps = len(steps) - self.kernel_steps
 
@@ -447,6 +485,8 @@ class Trace:
         # last partial batch, should not pay).
         self._replays = 0
         self.run = self._interpret
+        #: called when the replay is generated (Compiled generates its guard then too)
+        self.on_generate: Callable[[], None] | None = None
 
     def _generate(self) -> Callable[[list], None]:
         """The tape as one straight-line Python function: each simple kernel step is one line
@@ -479,6 +519,8 @@ class Trace:
                     for j, s in enumerate(spec[1]):
                         if s is not None:
                             lines.append(f"    vals[{s}] = _o[{j}]")
+            elif step[0] == "f" and getattr(step[1], "inline", None) is not None:
+                lines += _inline_segment(i, step[1].inline, env)
             elif step[0] == "f":
                 env[f"r{i}"] = step[1]
                 lines.append(f"    r{i}(vals)")
@@ -494,15 +536,19 @@ class Trace:
         if self._replays >= 3:
             if self.native is not None:
                 self._go_native()
+                for s, buf in self.prefill:
+                    vals[s] = buf
             self.run = self._generate()
+            if self.on_generate is not None:
+                self.on_generate()
         Trace._run_steps(self.steps, vals)
 
     def _go_native(self) -> None:
         """Turn runs of plannable kernel steps into native plan segments (native_plan.py)."""
         from .native_plan import segment
-        steps, reused = self.steps, set()
+        steps, reused, prefill = self.steps, set(), []
         try:
-            steps, reused = segment(self.steps, self.meta, self.native)
+            steps, reused, prefill = segment(self.steps, self.meta, self.native)
         except (ValueError, TypeError, KeyError, RuntimeError) as exc:
             # a plan that does not bind: the Python replay stays (same bits, slower)
             _log_native(exc)
@@ -510,6 +556,9 @@ class Trace:
         self.steps = [s[:8] + (False,) if s[0] == "k" and type(s[8]) is tuple else s
                       for s in steps]
         self.reused = reused
+        self.prefill = prefill
+        for slot, buf in prefill:
+            self.template[slot] = buf
         native = [s for s in steps if s[0] == "f" and len(s) > 3 and s[3] == "native"]
         self.native_segments = len(native)
         self.native_steps = sum(s[4] for s in native)
@@ -519,7 +568,10 @@ class Trace:
         Trace._run_steps((step,), vals)
 
     def replay(self, vals: list) -> None:
-        """Run every step in order; ``vals`` holds the inputs in their slots."""
+        """Run every step in order; ``vals`` (``nslots`` long) holds the inputs in their slots.
+        (:class:`~.compiler.Compiled` calls ``run`` on a copy of ``template`` instead.)"""
+        for s, buf in self.prefill:
+            vals[s] = buf
         self.run(vals)
 
     @staticmethod
