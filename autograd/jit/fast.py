@@ -143,13 +143,13 @@ def _step(tracer: Any, fn: Callable, orig: Callable, args: tuple,
     # The groups as traced: a group added, or parameters added to one, since then means the
     # recorded plan no longer covers the optimizer, and its own step runs instead.
     groups = opt.param_groups
-    layout = [(g["params"], len(g["params"])) for g in groups]
+    layout = [(g, g["params"], len(g["params"])) for g in groups]
 
     def same_groups() -> bool:
         if opt.param_groups is not groups or len(groups) != len(layout):
             return False
-        for g, (params, n) in zip(groups, layout):
-            if g["params"] is not params or len(params) != n:
+        for g, (group, params, n) in zip(groups, layout):
+            if g is not group or g["params"] is not params or len(params) != n:
                 return False
         for p in inactive:
             if p.grad is not None:
@@ -290,12 +290,17 @@ class FusedUpdate:
     update's Python side (version counters; Adam's step counts).
     """
 
-    __slots__ = ("calls", "nlive", "bind")
+    __slots__ = ("calls", "nlive", "bind", "source")
 
-    def __init__(self, calls: list, nlive: int, bind: Callable):
+    def __init__(self, calls: list, nlive: int, bind: Callable,
+                 source: Callable | None = None):
         self.calls = calls
         self.nlive = nlive
         self.bind = bind
+        #: None, or ``source(tag, env) -> (prepare lines, commit lines)``: the same prepare
+        #: (setting ``_ok``) and commit as statements for the generated replay, with their
+        #: objects put in ``env`` under names ending in ``tag``
+        self.source = source
 
 
 def _fused_update(opt: Any, sgd: bool, plan: list, same_groups: Callable,
@@ -363,7 +368,11 @@ def _fused_update(opt: Any, sgd: bool, plan: list, same_groups: Callable,
                 for p in everyone:
                     p._vc[0] += 1
             return prepare, commit
-        return FusedUpdate(calls, 5 * len(rows), bind)
+
+        source = None
+        if len(rows) == 1 and len(opt.param_groups) == 1:
+            source = _sgd_source(opt, rows[0], inactive_of(opt, rows))
+        return FusedUpdate(calls, 5 * len(rows), bind, source)
 
     def bind(base: int) -> tuple[Callable, Callable]:  # Adam, AdamW
         def prepare(sc: Any) -> bool:
@@ -401,3 +410,67 @@ def _fused_update(opt: Any, sgd: bool, plan: list, same_groups: Callable,
                 p._vc[0] += 1
         return prepare, commit
     return FusedUpdate(calls, 6 * len(rows), bind)
+
+
+def inactive_of(opt: Any, rows: list) -> list:
+    """The optimizer's parameters that the traced update did not cover."""
+    covered = {id(p) for row in rows for p in row[1]}
+    return [p for g in opt.param_groups for p in g["params"] if id(p) not in covered]
+
+
+_SGD_HYPER = None
+
+
+def _sgd_source(opt: Any, row: tuple, inactive: list) -> Callable:
+    """FusedUpdate.source of a one-group SGD step: prepare and commit written out as
+    statements (no call, no loop), the checks of ``prepare`` in one ``and`` chain. The live
+    hyper-parameters are stored as they are into the array.array of the plan's scalars, which
+    converts them as ``float()`` does (``bool`` for nesterov); anything it refuses raises and
+    leaves ``_ok`` False, so the Python replay runs the update and raises where eager does."""
+    import operator
+    global _SGD_HYPER
+    if _SGD_HYPER is None:
+        _SGD_HYPER = operator.itemgetter("lr", "momentum", "dampening", "nesterov",
+                                         "weight_decay")
+    group, params, datas, bufs = row
+    groups = opt.param_groups
+
+    def bufs_ok() -> bool:  # momentum on at this replay: the plan's buffers are the state's
+        if bufs is None:
+            return False
+        st = opt.state
+        for p, b in zip(params, bufs):
+            s = st.get(p)
+            if s is None or s.get("momentum_buffer") is not b:
+                return False
+        return True
+
+    def source(tag: str, env: dict) -> tuple[list, list]:
+        env.update({f"O{tag}": opt, f"G{tag}": groups, f"g{tag}": group,
+                    f"PL{tag}": group["params"], f"HYP{tag}": _SGD_HYPER,
+                    f"BOK{tag}": bufs_ok})
+        checks = [f"O{tag}.param_groups is G{tag}", f"len(G{tag}) == 1",
+                  f"G{tag}[0] is g{tag}", f"g{tag}['params'] is PL{tag}",
+                  f"len(PL{tag}) == {len(group['params'])}"]
+        for j, (p, d) in enumerate(zip(params, datas)):
+            env[f"p{tag}_{j}"], env[f"d{tag}_{j}"] = p, d
+            checks += [f"p{tag}_{j}.grad is None", f"p{tag}_{j}._data is d{tag}_{j}"]
+        for j, p in enumerate(inactive):
+            env[f"q{tag}_{j}"] = p
+            checks.append(f"q{tag}_{j}.grad is None")
+        prepare = ["_ok = False",
+                   "if (" + "\n        and ".join(checks) + "):",
+                   "    try:",
+                   f"        _lr, _mu, _dp, _ne, _wd = HYP{tag}(g{tag})",
+                   f"        if _mu == 0 or BOK{tag}():",
+                   f"            h{tag}[0] = _lr",
+                   f"            h{tag}[1] = _mu",
+                   f"            h{tag}[2] = _dp",
+                   f"            h{tag}[3] = True if _ne else False",
+                   f"            h{tag}[4] = _wd",
+                   "            _ok = True",
+                   "    except Exception:",
+                   "        pass"]
+        commit = [f"p{tag}_{j}._vc[0] += 1" for j in range(len(params))]
+        return prepare, commit
+    return source

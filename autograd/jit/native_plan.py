@@ -283,16 +283,29 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]
             continue
         _, plan, copy_in, fills, n, accs, optims = s
         prefill += [(slot, buffers[b]) for slot, b in fills]
-        new_steps.append(("f", _runner(plan, copy_in, buffers, accs, optims), True, "native",
-                          n))
+        grad_buffers = {}
+        for acc in accs:
+            gs = acc[6]
+            if gs is not None and gs in produced:
+                # A .grad the accumulation made from a buffer of this segment is that buffer
+                # (when the leaf had no gradient before): outputs must copy it too.
+                produced.add(acc[4])
+                grad_buffers[acc[4]] = buffers[index[("s", gs)]]
+        if optims:
+            # With the update fused, every accumulation starts from no gradient (checked before
+            # the segment runs), so each .grad slot holds its gradient buffer: part of the
+            # template, and the generated replay stores nothing for it.
+            prefill += list(grad_buffers.items())
+        new_steps.append(("f", _runner(plan, copy_in, buffers, accs, optims, grad_buffers),
+                          True, "native", n))
     return new_steps, produced, prefill
 
 
 _NO_SCALARS = np.empty(0)
 
 
-def _runner(plan: Any, copy_in: list, buffers: list, accs: list,
-            optims: list) -> Callable[[list], None]:
+def _runner(plan: Any, copy_in: list, buffers: list, accs: list, optims: list,
+            grad_buffers: dict) -> Callable[[list], None]:
     """One segment's replay: copy the slots Python filled into their buffers, run the plan,
     then the gradient accumulations deferred after it (and a fused optimizer update's Python
     side). The slots the plan fills hold its buffers for good (``prefill``), so nothing is
@@ -303,7 +316,7 @@ def _runner(plan: Any, copy_in: list, buffers: list, accs: list,
     acc_fns = tuple(a[1] for a in accs)
     # what Trace._generate needs to write this replay inline: each accumulation as
     # (leaf, gradient slot, .grad slot), or its replay function when not the common case
-    inline = {"run": run, "ins": ins,
+    inline = {"run": run, "ins": ins, "grad_buffers": grad_buffers,
               "accs": [(a[5], a[6], a[4]) if a[5] is not None else a[1] for a in accs]}
     if not optims:
         scalars = _NO_SCALARS
@@ -342,5 +355,6 @@ def _runner(plan: Any, copy_in: list, buffers: list, accs: list,
                 f(vals)
             slow(vals)
     replay_fused.inline = dict(inline, scalars=scalars, sc=sc,  # type: ignore[attr-defined]
-                               prepare=prepare, commit=commit, slow=slow, stop=stop)
+                               prepare=prepare, commit=commit, slow=slow, stop=stop,
+                               fused=fused)
     return replay_fused

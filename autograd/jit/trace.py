@@ -439,26 +439,39 @@ def _inline_segment(i: int, parts: dict, env: dict) -> list[str]:
     for j, (s, buf) in enumerate(parts["ins"]):
         env[f"in{i}_{j}"] = buf
         lines.append(f"    _copyto(in{i}_{j}, vals[{s}])")
-    accs = []
+    accs, fused_accs = [], []
+    grad_buffers = parts["grad_buffers"]
     for j, a in enumerate(parts["accs"]):
         if type(a) is tuple:
             leaf, gs, slot = a
             env[f"L{i}_{j}"] = leaf
             accs.append(f"_acc(L{i}_{j}, vals[{gs}])")
             accs.append(f"vals[{slot}] = L{i}_{j}.grad._data")
+            if slot in grad_buffers:  # the update is fused: the template holds the buffer
+                env[f"B{i}_{j}"] = grad_buffers[slot]
+                fused_accs.append(f"_acc(L{i}_{j}, B{i}_{j})")
+            else:
+                fused_accs += accs[-2:]
         else:
             env[f"A{i}_{j}"] = a
             accs.append(f"A{i}_{j}(vals)")
+            fused_accs.append(accs[-1])
     if "prepare" not in parts:
         return lines + [f"    run{i}(sc{i})"] + [f"    {a}" for a in accs]
     env[f"P{i}"], env[f"C{i}"], env[f"S{i}"] = parts["prepare"], parts["commit"], parts["slow"]
     env[f"h{i}"] = parts["sc"]
-    # the prepare call runs before the copies, as in the runner (it reads no slot)
-    pre = ["    try:", f"        _ok = P{i}(h{i})", "    except Exception:",
-           "        _ok = False"]
+    # the prepare runs before the copies, as in the runner (it reads no slot)
+    source = parts["fused"].source
+    if source is not None:  # written out here (fast.FusedUpdate.source)
+        pre, commit = source(str(i), env)
+        pre = ["    " + line for line in pre]
+    else:
+        pre = ["    try:", f"        _ok = P{i}(h{i})", "    except Exception:",
+               "        _ok = False"]
+        commit = [f"C{i}()"]
     return (pre + lines + ["    if _ok:", f"        run{i}(sc{i})"]
-            + [f"        {a}" for a in accs] + [f"        C{i}()", "    else:",
-                                              f"        run{i}(sc{i}, {parts['stop']})"]
+            + [f"        {a}" for a in fused_accs] + [f"        {c}" for c in commit]
+            + ["    else:", f"        run{i}(sc{i}, {parts['stop']})"]
             + [f"        {a}" for a in accs] + [f"        S{i}(vals)"])
 
 
@@ -528,7 +541,8 @@ class Trace:
                 env[f"s{i}"] = step
                 lines.append(f"    _step(s{i}, vals)")
         lines.append("    return None")
-        exec(compile("\n".join(lines), f"<autograd.compile replay>", "exec"), env)
+        self.source = "\n".join(lines)  # (for reading what a replay runs)
+        exec(compile(self.source, f"<autograd.compile replay>", "exec"), env)
         return env["replay"]
 
     def _interpret(self, vals: list) -> None:
