@@ -12,7 +12,6 @@ prints why each retrace happened.
 """
 from __future__ import annotations
 
-import builtins
 import collections
 import functools
 import logging
@@ -26,7 +25,7 @@ import numpy as np
 
 from ..grad_mode import state
 from ..hotpath import core as _core
-from .trace import _SLOT, CompileError, Trace, Tracer, _resolve, recording
+from .trace import _SLOT, CompileError, Trace, Tracer, _resolve, compiled_code, recording
 
 __all__ = ["compile", "Compiled", "CompileError"]
 
@@ -186,7 +185,7 @@ class _ModuleGuard:
             lines.append("        return False")
         lines.append("    return True")
         src = "\n".join(lines) + "\n"
-        exec(builtins.compile(src, "<autograd.compile guard>", "exec"), env)
+        exec(compiled_code(src, "<autograd.compile guard>"), env)
         self.holds = env["holds"]
 
 

@@ -337,6 +337,14 @@ def _runner(plan: Any, copy_in: list, buffers: list, accs: list, optims: list,
     scalars = np.frombuffer(sc, dtype=np.float64)
     prepare, commit = fused.bind(0)
 
+    def unfused(vals: list) -> None:
+        """The optimizer changed since the plan was built: the segment without the update,
+        then the update's Python replay."""
+        run(scalars, stop)
+        for f in acc_fns:
+            f(vals)
+        slow(vals)
+
     def replay_fused(vals: list) -> None:
         try:
             ok = prepare(sc)
@@ -349,12 +357,9 @@ def _runner(plan: Any, copy_in: list, buffers: list, accs: list, optims: list,
             for f in acc_fns:
                 f(vals)
             commit()
-        else:  # the optimizer changed since the plan was built: its Python replay
-            run(scalars, stop)
-            for f in acc_fns:
-                f(vals)
-            slow(vals)
+        else:
+            unfused(vals)
     replay_fused.inline = dict(inline, scalars=scalars, sc=sc,  # type: ignore[attr-defined]
-                               prepare=prepare, commit=commit, slow=slow, stop=stop,
+                               prepare=prepare, commit=commit, unfused=unfused,
                                fused=fused)
     return replay_fused

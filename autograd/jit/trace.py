@@ -428,6 +428,22 @@ class Tracer:
         return Trace(self.steps, self.nslots, self.native, self.meta)
 
 
+_CODE: dict = {}
+
+
+def compiled_code(source: str, filename: str) -> Any:
+    """``compile(source, filename, "exec")``, kept for the next identical source. Generated
+    replays and guards name their objects by position (their values go in the ``exec``
+    namespace), so steps of the same structure (a model rebuilt, a Keras train and test step)
+    share one code object and skip the compiler (~100-200 us a function)."""
+    code = _CODE.get((source, filename))
+    if code is None:
+        if len(_CODE) >= 256:  # bounded: drop the oldest
+            del _CODE[next(iter(_CODE))]
+        code = _CODE[(source, filename)] = compile(source, filename, "exec")
+    return code
+
+
 def _inline_segment(i: int, parts: dict, env: dict) -> list[str]:
     """Lines of generated replay code doing what a native segment's runner does (see
     native_plan._runner), without its loops and calls per accumulation."""
@@ -458,7 +474,7 @@ def _inline_segment(i: int, parts: dict, env: dict) -> list[str]:
             fused_accs.append(accs[-1])
     if "prepare" not in parts:
         return lines + [f"    run{i}(sc{i})"] + [f"    {a}" for a in accs]
-    env[f"P{i}"], env[f"C{i}"], env[f"S{i}"] = parts["prepare"], parts["commit"], parts["slow"]
+    env[f"P{i}"], env[f"C{i}"] = parts["prepare"], parts["commit"]
     env[f"h{i}"] = parts["sc"]
     # the prepare runs before the copies, as in the runner (it reads no slot)
     source = parts["fused"].source
@@ -469,10 +485,10 @@ def _inline_segment(i: int, parts: dict, env: dict) -> list[str]:
         pre = ["    try:", f"        _ok = P{i}(h{i})", "    except Exception:",
                "        _ok = False"]
         commit = [f"C{i}()"]
+    env[f"U{i}"] = parts["unfused"]
     return (pre + lines + ["    if _ok:", f"        run{i}(sc{i})"]
             + [f"        {a}" for a in fused_accs] + [f"        {c}" for c in commit]
-            + ["    else:", f"        run{i}(sc{i}, {parts['stop']})"]
-            + [f"        {a}" for a in accs] + [f"        S{i}(vals)"])
+            + ["    else:", f"        U{i}(vals)"])
 
 
 class Trace:
@@ -542,7 +558,7 @@ class Trace:
                 lines.append(f"    _step(s{i}, vals)")
         lines.append("    return None")
         self.source = "\n".join(lines)  # (for reading what a replay runs)
-        exec(compile(self.source, f"<autograd.compile replay>", "exec"), env)
+        exec(compiled_code(self.source, "<autograd.compile replay>"), env)
         return env["replay"]
 
     def _interpret(self, vals: list) -> None:
