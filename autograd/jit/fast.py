@@ -256,11 +256,14 @@ def _step(tracer: Any, fn: Callable, orig: Callable, args: tuple,
                               float(group["eps"]), float(group["weight_decay"]), decoupled)
                 for p in params:
                     p._vc[0] += 1
-    fused = None
-    if tracer.native is not None and closure is None:
-        fused = _fused_update(opt, kind is SGD, plan, same_groups, routes)
-    tracer.steps.append(("f", replay, True) if fused is None
-                        else ("f", replay, True, "optim", fused))
+    if tracer.native is None:
+        tracer.steps.append(("f", replay, True))
+    else:
+        # the FusedUpdate is made when the plan is built (third replay), from the optimizer
+        # as it is then (its prepare checks at each replay that it still is)
+        sgd = kind is SGD
+        tracer.steps.append(("f", replay, True, "optim",
+                             lambda: _fused_update(opt, sgd, plan, same_groups, routes)))
     return out
 
 

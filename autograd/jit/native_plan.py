@@ -255,7 +255,8 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]
             # segment, so forward, backward and update are one native call.
             fused = None
             try:
-                fused = fuse(step[4], 0)
+                update = step[4]()  # fast.FusedUpdate, or None
+                fused = None if update is None else fuse(update, 0)
                 if fused is not None:
                     probe = info.Plan()
                     for t in fused:
@@ -263,7 +264,7 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]
             except (KeyError, ValueError, TypeError, RuntimeError):
                 fused = None
             if fused is not None:
-                optim.append((len(run), step[4], step[1]))
+                optim.append((len(run), update, step[1]))
                 run.extend(fused)
                 flush()
                 continue

@@ -45,6 +45,9 @@ _ndarray = np.ndarray
 _wrap = _core.wrap
 
 
+_PLAIN = frozenset({str, float, int, bool, type(None)})
+
+
 class CompileError(RuntimeError):
     """A compiled step did something a trace cannot capture (named, with the user's line)."""
 
@@ -307,15 +310,37 @@ class Tracer:
     def kernel(self, name: str, fn: Callable, args: tuple, kwargs: dict, out: Any,
                scalar: bool = False) -> None:
         self.kernel_count += 1
-        value_item = self.value_item
-        a = [value_item(x) for x in args]
-        k = {key: value_item(v) for key, v in kwargs.items()} if kwargs else {}
-        spec = self.outputs(out)
-        simple = not k
-        for i in a:
-            if i[0] > _CONST:
+        # value_item and outputs, with the common cases (arrays, plain attrs, one fresh array
+        # as result) written out: this runs for every kernel call of a trace
+        known = self.known
+        a = []
+        simple = not kwargs
+        for x in args:
+            t = type(x)
+            if t is _ndarray:
+                item = known.get(id(x)) or self.array_item(x)
+            elif t in _PLAIN:
+                item = (_CONST, x)
+            else:
+                item = self.value_item(x)
+            if item[0] > _CONST:
                 simple = False
-                break
+            a.append(item)
+        k = {key: self.value_item(v) for key, v in kwargs.items()} if kwargs else {}
+        if type(out) is _ndarray and out.base is None:
+            item = known.get(id(out))
+            if item is not None and item[0] == _CONST:
+                spec = None  # a kernel handed back a constant: keep it so
+            else:
+                spec = self.nslots
+                self.nslots = spec + 1
+                self.keep.append(out)
+                known[id(out)] = (_SLOT, spec)
+                flags = out.flags
+                if flags.c_contiguous and flags.writeable:
+                    self.meta[spec] = (out.shape, out.dtype)  # a fresh array: a plan may fill it
+        else:
+            spec = self.outputs(out)
         # Whether the eager call ran native code is decided when the plan is built (third
         # replay), not here: the trace keeps this call's arguments until then.
         native = self.native
