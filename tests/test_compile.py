@@ -813,3 +813,25 @@ def test_plan_run_stop_runs_a_prefix():
     for bad in (-2, 3):
         with pytest.raises(ValueError, match="stop must be -1 or 0..2"):
             plan.run(np.empty(0), bad)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_returned_gradients_are_fresh_tensors(provider):
+    """A step that returns a parameter's .grad gives the caller a copy: the next replay
+    writes the gradient buffers again, and earlier results keep their values."""
+    results = []
+    for compiled in (True, False):
+        model, opt, step = _xor_like()
+
+        def step_with_grad():
+            loss = step()
+            return loss, model[0].weight.grad
+        with backend.use(provider):
+            fn = ag.compile(step_with_grad) if compiled else step_with_grad
+            out = [fn() for _ in range(6)]
+        results.append([(l._data.tobytes(), g._data.tobytes()) for l, g in out])
+        if compiled:
+            grads = [g._data for _, g in out]
+            assert not any(np.shares_memory(a, b) for i, a in enumerate(grads)
+                           for b in grads[i + 1:])
+    assert results[0] == results[1]

@@ -5,10 +5,16 @@ returns exactly what eager code returns) and keeps the recorded :class:`~.trace.
 calls whose guards match replay the trace: inputs go into their slots, the tape runs, outputs
 come back as fresh tensors. Guards: the structure of the arguments, each tensor's shape, dtype
 and ``requires_grad``, the value of each Python number, grad mode, the kernel provider, and for
-every module the step called: its train/eval mode, its parameters and buffers (identity,
-storage, ``requires_grad``). A mismatch traces again, into a small LRU cache (``cache_size``),
-so a last partial batch costs one extra trace, not one per epoch. ``AUTOGRAD_LOG=compile``
-prints why each retrace happened.
+every module the step called (and their submodules): its train/eval mode, its parameters,
+buffers and submodules (the same objects under the same names) and each parameter's and
+buffer's storage and ``requires_grad``. A mismatch traces again, into a small LRU cache
+(``cache_size``), so a last partial batch costs one extra trace, not one per epoch.
+``AUTOGRAD_LOG=compile`` prints why each retrace happened.
+
+A call's cost outside the replay is kept small: the key of a call with tensors only is built in
+C (one ``attrgetter`` per argument) and compared with the last call's key before any hashing,
+and the module guard becomes one generated expression when the replay is generated (third
+replay; :class:`_ModuleGuard`).
 """
 from __future__ import annotations
 
