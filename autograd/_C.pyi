@@ -27,9 +27,10 @@ KeyError for a kernel without a native entry, ValueError naming it otherwise."""
 C-contiguous, results writable and of the right shape) and keeps them; ValueError
 naming the step and kernel otherwise. Rebind after adding steps."""
         ...
-    def run(self: Plan, scalars: numpy.ndarray) -> None:
+    def run(self: Plan, scalars: numpy.ndarray, stop: typing.SupportsInt | typing.SupportsIndex = -1) -> None:
         """Runs every step in order (scalars: float64 1-d, read by live attrs), GIL released,
-allocating nothing; KeyboardInterrupt between steps on Ctrl-C."""
+allocating nothing; KeyboardInterrupt between steps on Ctrl-C. stop: run only the
+first `stop` steps (-1: all)."""
         ...
 
 QUIET: typing.Any

@@ -173,8 +173,15 @@ class Plan {
     buffers_ = std::move(keep), scratch_ = std::move(scratch), bound_ = true;
   }
 
-  void run(const py::array& scalars) {
+  // stop: run only the first `stop` steps (-1: all). A compiled step puts an optimizer update
+  // at the end of a plan and runs the plan without it when the optimizer's state no longer fits
+  // what was bound (the update then runs in Python).
+  void run(const py::array& scalars, long stop) {
     if (!bound_) throw py::value_error("Plan.run: bind the buffers first (after the last add)");
+    if (stop < -1 || stop > long(steps_.size()))
+      throw py::value_error("Plan.run: stop must be -1 or 0.." + std::to_string(steps_.size()) +
+                            ", got " + std::to_string(stop));
+    const size_t nsteps = stop < 0 ? steps_.size() : size_t(stop);
     if (!py::isinstance<py::array_t<double>>(scalars) || scalars.ndim() != 1 ||
         !(scalars.flags() & py::array::c_style))
       throw py::value_error("Plan.run: scalars must be a 1-d C-contiguous float64 array");
@@ -187,7 +194,7 @@ class Plan {
     {
       py::gil_scoped_release nogil;
       auto last = std::chrono::steady_clock::now();
-      for (size_t si = 0; si < steps_.size() && bad < 0; ++si) {
+      for (size_t si = 0; si < nsteps && bad < 0; ++si) {
         Call& c = steps_[si].call;
         for (const auto& [pos, slot] : steps_[si].live)
           c.attr[pos].f = sc[slot], c.attr[pos].i = static_cast<index_t>(sc[slot]);
@@ -246,9 +253,10 @@ inline void bind_plan(py::module_& m) {
            "ids,\n"
            "C-contiguous, results writable and of the right shape) and keeps them; ValueError\n"
            "naming the step and kernel otherwise. Rebind after adding steps.")
-      .def("run", &Plan::run, py::arg("scalars"),
+      .def("run", &Plan::run, py::arg("scalars"), py::arg("stop") = -1,
            "Runs every step in order (scalars: float64 1-d, read by live attrs), GIL released,\n"
-           "allocating nothing; KeyboardInterrupt between steps on Ctrl-C.")
+           "allocating nothing; KeyboardInterrupt between steps on Ctrl-C. stop: run only the\n"
+           "first `stop` steps (-1: all).")
       .def("__len__", &Plan::size);
 }
 

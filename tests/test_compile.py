@@ -631,3 +631,207 @@ def test_backend_active_names_the_recorded_provider_while_tracing(provider):
     with backend.use(provider):
         ag.compile(fn)(ag.ones(2))
     assert seen == [provider]
+
+
+# ------------------------------------------------------------------------------------------
+# The replay's fast paths: the generated guard, the last-call key, the fused optimizer update
+# ------------------------------------------------------------------------------------------
+
+def _xor_like(opt_kind="sgd", **opt_kw):
+    ag.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 6), nn.Tanh(), nn.Linear(6, 1), nn.Sigmoid())
+    params = list(model.parameters())
+    opt = (optim.SGD(params, lr=0.1, **opt_kw) if opt_kind == "sgd"
+           else optim.Adam(params, lr=0.01, **opt_kw) if opt_kind == "adam"
+           else optim.AdamW(params, lr=0.01, **opt_kw))
+    x = ag.tensor(np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32))
+    y = ag.tensor(np.array([[0], [1], [1], [0]], np.float32))
+
+    def step():
+        opt.zero_grad()
+        loss = NF.binary_cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return model, opt, step
+
+
+def _snapshot(model, opt):
+    state = opt.state_dict()["state"]
+    return ([p._data.tobytes() for p in model.parameters()],
+            {k: {n: (v.tobytes() if isinstance(v, np.ndarray) else v) for n, v in s.items()}
+             for k, s in state.items()})
+
+
+@pytest.mark.parametrize("when", [1, 4])  # before and after the guard is generated
+def test_guards_retrace_before_and_after_the_guard_is_generated(when, caplog):
+    """Every module fact is checked by the interpreted and by the generated guard alike:
+    train/eval, a parameter's array or requires_grad, a parameter, buffer or submodule
+    added, removed or replaced (a layer appended to a Sequential changes its forward)."""
+    caplog.set_level(logging.INFO, logger="autograd.compile")
+    changes = [
+        ("eval mode", lambda m: m.eval(), "switched to eval mode"),
+        ("new array", lambda m: setattr(m[0].weight, "_data", m[0].weight._data.copy()),
+         "an array replaced"),
+        ("requires_grad", lambda m: m[2].bias.requires_grad_(False), "requires_grad flipped"),
+        ("parameter", lambda m: setattr(m[2], "bias", nn.Parameter(np.zeros(1, np.float32))),
+         "parameters or buffers of module Linear changed"),
+        ("buffer", lambda m: m[1].register_buffer("extra", ag.zeros(1)),
+         "parameters or buffers of module Tanh changed"),
+        ("submodule", lambda m: m.append(nn.Tanh()), "submodules of module Sequential changed"),
+    ]
+    for name, change, why in changes:
+        results = []
+        for compiled in (True, False):
+            model, opt, step = _xor_like()
+            fn = ag.compile(step) if compiled else step
+            losses = []
+            for i in range(when + 3):
+                if i == when:
+                    change(model)
+                losses.append(np.array(fn()._data))
+            results.append((losses, _snapshot(model, opt)))
+            if compiled:
+                assert fn.stats["traces"] == 2, (name, fn.stats)
+                assert why in caplog.text, name
+        (l1, s1), (l2, s2) = results
+        assert [a.tobytes() for a in l1] == [a.tobytes() for a in l2], name
+        assert s1 == s2, name
+
+
+def test_the_last_call_key_still_guards_shape_dtype_class_and_requires_grad(caplog):
+    caplog.set_level(logging.INFO, logger="autograd.compile")
+    f = ag.compile(lambda a, b: (a * b).sum())
+    x, y = ag.ones(2, 3), ag.ones(2, 3)
+    for _ in range(5):
+        f(x, y)
+    assert f.stats["traces"] == 1
+    f(x.double(), y.double())
+    assert "dtype float32 -> float64" in caplog.text
+    f(nn.Parameter(x), y)  # another Tensor class (and requires_grad)
+    assert "type Tensor -> Parameter" in caplog.text
+    assert f(x, ag.ones(2, 3) * 2).item() == 12.0  # back to the first trace
+    assert f.stats["traces"] == 3 and f.stats["replays"] == 5
+    # non-tensor arguments take the flattened key (and are guarded by value)
+    g = ag.compile(lambda a, s: a * s)
+    assert g(x, 2.0).tolist() == g(x, 2.0).tolist() == [[2.0] * 3] * 2
+    assert g(x, 3.0).tolist() == [[3.0] * 3] * 2
+    assert g.stats["traces"] == 2
+
+
+@pytest.mark.skipif(not backend.native_available(), reason="native core not built")
+@pytest.mark.parametrize("opt_kind,opt_kw", [("sgd", {}), ("sgd", dict(momentum=0.9)),
+                                             ("sgd", dict(momentum=0.9, nesterov=True)),
+                                             ("adam", {}), ("adamw", {})])
+def test_fused_update_reads_every_hyper_parameter_live(opt_kind, opt_kw):
+    """The optimizer update runs inside the plan, its hyper-parameters read at each replay:
+    changing any of them between steps gives eager's bits, and so do the changes the plan
+    cannot hold (new state arrays after load_state_dict, a gradient left from before), which
+    run the Python replay instead."""
+    def changes(opt, i):
+        g = opt.param_groups[0]
+        if i == 5:
+            g["lr"] = g["lr"] * 0.5
+        if i == 7:
+            g["weight_decay"] = 0.01
+        if i == 9 and opt_kind == "sgd":
+            g["dampening"] = 0.0 if g.get("nesterov") else 0.25
+            g["momentum"] = 0.5 if g["momentum"] else 0.0
+        if i == 9 and opt_kind != "sgd":
+            g["betas"] = (0.8, 0.99)
+            g["eps"] = 1e-6
+        if i == 11:
+            opt.load_state_dict(opt.state_dict())  # fresh state arrays
+    results = []
+    for compiled in (True, False):
+        model, opt, step = _xor_like(opt_kind, **opt_kw)
+        with backend.use("native"):
+            fn = ag.compile(step) if compiled else step
+            losses = []
+            for i in range(16):
+                changes(opt, i)
+                losses.append(np.array(fn()._data).tobytes())
+        results.append((losses, _snapshot(model, opt)))
+        if compiled:
+            (entry,) = [e for v in fn._cache.values() for e in v]
+            fused = [s for s in entry.trace.steps if s[0] == "f" and len(s) > 3
+                     and s[3] == "native" and s[1].__name__ == "replay_fused"]
+            assert fused, "the optimizer update did not join the plan"
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_update_falls_back_when_a_gradient_is_left_or_a_parameter_joins(provider):
+    """Gradients that accumulate (no zero_grad: the plan's buffers are not .grad) run the
+    Python replay; a parameter the traced step did not update (no gradient then) that has a
+    gradient at a replay is updated, as eager does."""
+    results = []
+    for compiled in (True, False):
+        ag.manual_seed(0)
+        a, b = nn.Linear(2, 2), nn.Linear(2, 1)
+        opt = optim.SGD(list(a.parameters()) + list(b.parameters()), lr=0.1)
+        x = ag.ones(3, 2)
+
+        def accumulate():
+            b(a(x)).sum().backward()
+            opt.step()
+
+        def only_a():
+            a.zero_grad()
+            a(x).sum().backward()
+            opt.step()
+        with backend.use(provider):
+            f = ag.compile(accumulate) if compiled else accumulate
+            g = ag.compile(only_a) if compiled else only_a
+            for _ in range(5):
+                f()
+            opt.zero_grad()
+            for _ in range(5):
+                g()  # b has no gradient: not updated
+            b(a(x)).sum().backward()  # b gets a gradient outside the step...
+            for _ in range(3):
+                g()  # ...so eager updates b at every step, and so must the replay
+        results.append([p._data.tobytes() for p in list(a.parameters()) + list(b.parameters())])
+    assert results[0] == results[1]
+
+
+@pytest.mark.skipif(not backend.native_available(), reason="native core not built")
+def test_plan_run_stop_runs_a_prefix():
+    from autograd.backend import native
+    C = native._C
+    x = np.array([1.0, -2.0, 3.0])
+    bufs = [x, np.empty(3), np.empty(3)]
+    plan = C.Plan()
+    plan.add("relu", [0], [1])
+    plan.add("tanh", [1], [2])
+    plan.bind(bufs)
+    bufs[2][:] = 7.0
+    plan.run(np.empty(0), 1)
+    assert bufs[1].tolist() == [1.0, 0.0, 3.0] and bufs[2].tolist() == [7.0] * 3
+    plan.run(np.empty(0))
+    assert bufs[2].tolist() == np.tanh([1.0, 0.0, 3.0]).tolist()
+    for bad in (-2, 3):
+        with pytest.raises(ValueError, match="stop must be -1 or 0..2"):
+            plan.run(np.empty(0), bad)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_returned_gradients_are_fresh_tensors(provider):
+    """A step that returns a parameter's .grad gives the caller a copy: the next replay
+    writes the gradient buffers again, and earlier results keep their values."""
+    results = []
+    for compiled in (True, False):
+        model, opt, step = _xor_like()
+
+        def step_with_grad():
+            loss = step()
+            return loss, model[0].weight.grad
+        with backend.use(provider):
+            fn = ag.compile(step_with_grad) if compiled else step_with_grad
+            out = [fn() for _ in range(6)]
+        results.append([(l._data.tobytes(), g._data.tobytes()) for l, g in out])
+        if compiled:
+            grads = [g._data for _, g in out]
+            assert not any(np.shares_memory(a, b) for i, a in enumerate(grads)
+                           for b in grads[i + 1:])
+    assert results[0] == results[1]

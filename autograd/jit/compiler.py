@@ -5,16 +5,23 @@ returns exactly what eager code returns) and keeps the recorded :class:`~.trace.
 calls whose guards match replay the trace: inputs go into their slots, the tape runs, outputs
 come back as fresh tensors. Guards: the structure of the arguments, each tensor's shape, dtype
 and ``requires_grad``, the value of each Python number, grad mode, the kernel provider, and for
-every module the step called: its train/eval mode, its parameters and buffers (identity,
-storage, ``requires_grad``). A mismatch traces again, into a small LRU cache (``cache_size``),
-so a last partial batch costs one extra trace, not one per epoch. ``AUTOGRAD_LOG=compile``
-prints why each retrace happened.
+every module the step called (and their submodules): its train/eval mode, its parameters,
+buffers and submodules (the same objects under the same names) and each parameter's and
+buffer's storage and ``requires_grad``. A mismatch traces again, into a small LRU cache
+(``cache_size``), so a last partial batch costs one extra trace, not one per epoch.
+``AUTOGRAD_LOG=compile`` prints why each retrace happened.
+
+A call's cost outside the replay is kept small: the key of a call with tensors only is built in
+C (one ``attrgetter`` per argument) and compared with the last call's key before any hashing,
+and the module guard becomes one generated expression when the replay is generated (third
+replay; :class:`_ModuleGuard`).
 """
 from __future__ import annotations
 
 import collections
 import functools
 import logging
+import operator
 import os
 import threading
 import warnings
@@ -24,7 +31,7 @@ import numpy as np
 
 from ..grad_mode import state
 from ..hotpath import core as _core
-from .trace import _SLOT, CompileError, Trace, Tracer, _resolve, recording
+from .trace import _SLOT, CompileError, Trace, Tracer, _resolve, compiled_code, recording
 
 __all__ = ["compile", "Compiled", "CompileError"]
 
@@ -79,68 +86,116 @@ def _flatten(value: Any, leaves: list, path: str) -> Any:
 def _all_modules(modules: list) -> list:
     """Every module a step called and their submodules, each once."""
     seen: dict[int, Any] = {}
-    for m in modules:
+    stack = modules[::-1]
+    while stack:
+        m = stack.pop()
         if id(m) in seen:  # a child of a module already walked
             continue
-        for sub in m.modules():
-            seen.setdefault(id(sub), sub)
+        seen[id(m)] = m
+        stack.extend([c for c in reversed(m._modules.values()) if c is not None])
     return list(seen.values())
 
 
-def _plain(args: tuple, leaves: list) -> bool:
-    """True (and the args appended to leaves) when every argument is a Tensor."""
-    for a in args:
-        if not isinstance(a, _core.TensorBase):
-            del leaves[:]
-            return False
-        leaves.append(("", a))
-    return True
+#: the guard key of one Tensor argument (class, shape, dtype, requires_grad), read in C
+_argkey = operator.attrgetter("__class__", "_data.shape", "_data.dtype", "_requires_grad")
+_NO_KWARGS = ("dict", ())
 
 
-def _module_state(modules: list) -> tuple:
-    """What a trace assumed about each module it called: mode, parameters, buffers (the slow,
-    descriptive form, for explaining a retrace)."""
-    out = []
-    for sub in modules:
-        params = tuple((id(p), id(p._data), p._requires_grad)
-                       for p in sub._parameters.values() if p is not None)
-        bufs = tuple(id(b._data) for b in sub._buffers.values() if b is not None)
-        out.append((id(sub), sub.training, params, bufs))
-    return tuple(out)
+def _is_argkey(k: Any) -> bool:
+    return (isinstance(k, tuple) and len(k) == 4 and isinstance(k[0], type)
+            and issubclass(k[0], _core.TensorBase))
 
 
 class _ModuleGuard:
-    """The module part of a trace's guards, checked in one pass at each call: every module's
-    train flag and parameter/buffer count, every parameter's and buffer's object, storage and
-    ``requires_grad``."""
+    """The module part of a trace's guards: every module's train flag and its registries of
+    parameters, buffers and submodules (the same objects under the same names), every
+    parameter's and buffer's storage and every parameter's ``requires_grad``.
 
-    __slots__ = ("modules", "flags", "tensors")
+    ``holds`` checks them all at each call. It starts as a loop over tables; :meth:`compile`
+    (called when the trace's replay is generated, at its third replay) turns the same checks
+    into one generated expression, so a call pays one comparison per fact and no loop."""
+
+    __slots__ = ("modules", "checks", "holds")
 
     def __init__(self, modules: list):
         self.modules = modules
-        self.flags = [(m, m.training, m._parameters, len(m._parameters), m._buffers,
-                       len(m._buffers)) for m in modules]
-        tensors = []
+        # (kind, object, expected, module) facts, in the order they are checked
+        checks: list = []
         for m in modules:
-            for name, p in m._parameters.items():
-                tensors.append((m._parameters, name, p, None if p is None else p._data,
-                                None if p is None else p._requires_grad))
-            for name, b in m._buffers.items():
-                tensors.append((m._buffers, name, b, None if b is None else b._data, None))
-        self.tensors = tensors
+            checks.append(("training", m, m.training, m))
+            for reg in ("_parameters", "_buffers", "_modules"):
+                table = getattr(m, reg)
+                checks.append(("table", table, tuple(table.items()), m))
+        for m in modules:
+            for p in m._parameters.values():
+                if p is not None:
+                    checks.append(("data", p, p._data, m))
+                    checks.append(("requires_grad", p, p._requires_grad, m))
+            for b in m._buffers.values():
+                if b is not None:
+                    checks.append(("data", b, b._data, m))
+        self.checks = checks
+        self.holds = self._holds_loop
 
-    def holds(self) -> bool:
-        for m, training, params, n_params, bufs, n_bufs in self.flags:
-            if m.training is not training or len(params) != n_params or len(bufs) != n_bufs:
-                return False
-        for table, name, t, data, rg in self.tensors:
-            u = table.get(name)
-            if u is not t:
-                return False
-            if t is not None and (t._data is not data or (rg is not None
-                                                          and t._requires_grad is not rg)):
-                return False
-        return True
+    def _holds_loop(self) -> bool:
+        return self.explain() is None
+
+    def explain(self) -> str | None:
+        """The first fact that no longer holds, in words (None: all hold)."""
+        for kind, obj, want, m in self.checks:
+            name = type(m).__name__
+            if kind == "training":
+                if obj.training is not want:
+                    return f"module {name} switched to {'train' if obj.training else 'eval'} mode"
+            elif kind == "table":
+                if len(obj) != len(want) or any(obj.get(k, _MISSING) is not v for k, v in want):
+                    what = ("submodules" if obj is m._modules else
+                            "parameters or buffers")
+                    return (f"the {what} of module {name} changed (added, removed or "
+                            f"replaced)")
+            elif kind == "data":
+                if obj._data is not want:
+                    return (f"the parameters or buffers of module {name} changed (an array "
+                            f"replaced)")
+            elif obj._requires_grad is not want:
+                return (f"the parameters or buffers of module {name} changed (requires_grad "
+                        f"flipped)")
+        return None
+
+    def compile(self) -> None:
+        """Replace ``holds`` by one generated expression over the same facts."""
+        env: dict[str, Any] = {"_M": _MISSING, "len": len}
+        terms = []
+        for i, (kind, obj, want, _) in enumerate(self.checks):
+            env[f"o{i}"] = obj
+            env[f"v{i}"] = want
+            if kind == "training":
+                terms.append(f"o{i}.training is v{i}")
+            elif kind == "table":
+                if not want:
+                    terms.append(f"not o{i}")
+                    continue
+                terms.append(f"len(o{i}) == {len(want)}")
+                for j, (name, v) in enumerate(want):
+                    env[f"k{i}_{j}"] = name
+                    env[f"v{i}_{j}"] = v
+                    terms.append(f"o{i}.get(k{i}_{j}, _M) is v{i}_{j}")
+            elif kind == "data":
+                terms.append(f"o{i}._data is v{i}")
+            else:
+                terms.append(f"o{i}._requires_grad is v{i}")
+        # one `and` chain per 64 facts (a model of any size compiles to flat statements)
+        lines = ["def holds():"]
+        for c in range(0, len(terms), 64):
+            lines.append("    if not (" + "\n            and ".join(terms[c:c + 64]) + "):")
+            lines.append("        return False")
+        lines.append("    return True")
+        src = "\n".join(lines) + "\n"
+        exec(compiled_code(src, "<autograd.compile guard>"), env)
+        self.holds = env["holds"]
+
+
+_MISSING = object()
 
 
 def _describe(old: Any, new: Any, path: str = "") -> str | None:
@@ -153,6 +208,13 @@ def _describe(old: Any, new: Any, path: str = "") -> str | None:
         for i, (a, b) in enumerate(zip(old, new)):
             if a != b:
                 return f"{path or 'argument'}: {names[i]} {a} -> {b}"
+    if _is_argkey(old) and _is_argkey(new):  # a Tensor argument's _argkey
+        names = ("type", "shape", "dtype", "requires_grad")
+        for i, (a, b) in enumerate(zip(old, new)):
+            if a != b:
+                if i == 0:
+                    a, b = a.__name__, b.__name__
+                return f"{path or 'argument'}: {names[i]} {a} -> {b}"
     if isinstance(old, tuple) and isinstance(new, tuple) and len(old) == len(new):
         for a, b in zip(old, new):
             d = _describe(a, b, path)
@@ -162,14 +224,13 @@ def _describe(old: Any, new: Any, path: str = "") -> str | None:
 
 
 class _Entry:
-    __slots__ = ("trace", "modules", "mstate", "arg_slots", "out_spec", "out_tree",
+    __slots__ = ("trace", "modules", "arg_slots", "out_spec", "out_tree",
                  "nslots", "guard", "lock")
 
-    def __init__(self, trace: Trace, modules: list, mstate: tuple, arg_slots: list,
+    def __init__(self, trace: Trace, modules: list, arg_slots: list,
                  out_spec: Any, nslots: int):
         self.trace = trace
         self.modules = modules
-        self.mstate = mstate
         self.arg_slots = arg_slots
         self.out_spec = out_spec
         self.nslots = nslots
@@ -196,7 +257,7 @@ class Compiled:
         self.fallback = fallback
         self.cache_size = int(cache_size)
         self._cache: collections.OrderedDict = collections.OrderedDict()
-        self._last_key: Any = None
+        self._last: tuple | None = None  # (key, entries) of the last call that replayed
         self._eager_reason: str | None = None
         self._lock = threading.Lock()
         self.stats = {"traces": 0, "replays": 0, "eager": 0}
@@ -217,22 +278,55 @@ class Compiled:
 
     # ------------------------------------------------------------------ calling
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if (self._eager_reason is not None or state.capture is not None or state.anomaly):
+        st = state
+        if self._eager_reason is not None or st.capture is not None or st.anomaly:
             # eager-only, or called inside another trace (then its kernels are that trace's),
             # or under detect_anomaly (which needs the graph)
             self.stats["eager"] += 1
             return self.fn(*args, **kwargs)
-        leaves: list = []
-        key = (_flatten(args, leaves, "args") if kwargs or not _plain(args, leaves)
-               else tuple(("T", t._data.shape, t._data.dtype.str, t._requires_grad)
-                          for t in args),
-               _flatten(kwargs, leaves, "kwargs") if kwargs else ("dict", ()),
-               state.grad_enabled, id(state.k))
-        entry = self._lookup(key)
-        if entry is not None:
-            self.stats["replays"] += 1
-            return self._replay(entry, leaves)
-        return self._trace(key, leaves, args, kwargs)
+        # The usual call: tensors only. Its key is built in C (attrgetter) and compared with
+        # the last call's before any hashing; anything else is flattened.
+        key = None
+        if not kwargs:
+            try:
+                key = (tuple(map(_argkey, args)), _NO_KWARGS, st.grad_enabled, id(st.k))
+            except AttributeError:
+                pass
+        last = self._last
+        if key is not None and last is not None and key == last[0]:
+            values = args
+            entry = None
+            for e in last[1]:
+                if e.guard.holds():
+                    entry = e
+                    break
+        else:
+            if key is None or not all(isinstance(a, _core.TensorBase) for a in args):
+                leaves: list = []
+                key = (_flatten(args, leaves, "args"),
+                       _flatten(kwargs, leaves, "kwargs") if kwargs else _NO_KWARGS,
+                       st.grad_enabled, id(st.k))
+                values = [v for _, v in leaves]
+            else:
+                values = args
+            entry = self._lookup(key)
+        if entry is None:
+            return self._trace(key, values, args, kwargs)
+        self.stats["replays"] += 1
+        trace = entry.trace
+        with entry.lock:
+            vals = trace.template.copy()
+            for (obj_slot, data_slot), v in zip(entry.arg_slots, values):
+                if obj_slot >= 0:
+                    vals[obj_slot] = v
+                    vals[data_slot] = v._data
+                else:
+                    vals[data_slot] = v
+            trace.run(vals)
+            spec = entry.out_spec
+            if spec[0] == "C":
+                return spec[1]
+            return _build_outputs(spec, vals, trace.reused)
 
     def _lookup(self, key: Any) -> _Entry | None:
         entries = self._cache.get(key)
@@ -241,20 +335,9 @@ class Compiled:
         for entry in entries:
             if entry.guard.holds():
                 self._cache.move_to_end(key)
+                self._last = (key, entries)  # one object: threads read key and entries together
                 return entry
         return None
-
-    def _replay(self, entry: _Entry, leaves: list) -> Any:
-        vals: list = [None] * entry.nslots
-        for (obj_slot, data_slot), (_, v) in zip(entry.arg_slots, leaves):
-            if obj_slot >= 0:
-                vals[obj_slot] = v
-                vals[data_slot] = v._data
-            else:
-                vals[data_slot] = v
-        with entry.lock:
-            entry.trace.replay(vals)
-            return _build_outputs(entry.out_spec, vals, entry.trace.reused)
 
     def _why(self, key: Any) -> str:
         if not self._cache:
@@ -262,17 +345,9 @@ class Compiled:
         for old_key, entries in reversed(self._cache.items()):
             if old_key == key:
                 for e in entries:
-                    now = _module_state(e.modules)
-                    for old, new in zip(e.mstate, now):
-                        if old[1] != new[1]:
-                            return (f"module {type(_find(e.modules, old[0])).__name__} switched "
-                                    f"to {'train' if new[1] else 'eval'} mode")
-                        if old[2:] != new[2:]:
-                            return (f"the parameters or buffers of module "
-                                    f"{type(_find(e.modules, old[0])).__name__} changed "
-                                    f"(added, removed, replaced or requires_grad flipped)")
-                    if len(now) != len(e.mstate):
-                        return "a module gained or lost submodules"
+                    d = e.guard.explain()
+                    if d is not None:
+                        return d
         last = next(reversed(self._cache))
         names = ("arguments", "keyword arguments", "grad mode", "kernel provider")
         for i, (a, b) in enumerate(zip(last, key)):
@@ -284,11 +359,11 @@ class Compiled:
                 return _describe(a, b, names[i]) or names[i]
         return "guards differ"
 
-    def _trace(self, key: Any, leaves: list, args: tuple, kwargs: dict) -> Any:
+    def _trace(self, key: Any, values: Any, args: tuple, kwargs: dict) -> Any:
         why = self._why(key)
         tracer = Tracer(state.k, self._name, strict=self.fallback == "error")
         arg_slots = []
-        for _, v in leaves:
+        for v in values:
             if isinstance(v, _core.TensorBase):
                 arg_slots.append(tracer.input_tensor(v))
             else:
@@ -313,9 +388,10 @@ class Compiled:
         # every module whose forward ran, and their submodules (a container may run its
         # children without calling them, e.g. Sequential's fused Linear + activation)
         modules = _all_modules(list(tracer.modules.values()))
-        entry = _Entry(trace, modules, _module_state(modules), arg_slots, out_spec,
-                       tracer.nslots)
+        entry = _Entry(trace, modules, arg_slots, out_spec, tracer.nslots)
+        trace.on_generate = entry.guard.compile  # the guard is generated with the replay
         with self._lock:
+            self._last = None
             self._cache.setdefault(key, []).append(entry)
             self._cache.move_to_end(key)
             total = sum(len(v) for v in self._cache.values())
@@ -338,13 +414,7 @@ class Compiled:
         """Forget every trace (the next call traces again)."""
         with self._lock:
             self._cache.clear()
-
-
-def _find(modules: list, ident: int) -> Any:
-    for m in modules:
-        if id(m) == ident:
-            return m
-    return None
+            self._last = None
 
 
 def _output_spec(result: Any, tracer: Tracer) -> Any:

@@ -10,7 +10,9 @@ schedulers and ``load_state_dict`` keep working). Anything else (a subclass, a c
 the generic live replay.
 
 Each recorder here runs the call once for real (the trace is an eager run) and appends an
-``("f", replay, counts_as_kernel)`` step to the tape.
+``("f", replay, counts_as_kernel)`` step to the tape. On the native backend an optimizer step
+also carries a :class:`FusedUpdate`, with which ``native_plan`` may run the update inside the
+plan segment of the backward instead (the Python replay stays its fallback).
 """
 from __future__ import annotations
 
@@ -56,7 +58,6 @@ def _accumulate(tracer: Any, fn: Callable, orig: Callable, args: tuple,
     fn(t, g)
     slot = tracer.new_slot()
     tracer.register(t.grad._data, (0, slot))
-    from .trace import _resolve
     acc = _core._accumulate_now
 
     if t_item[0] == 1 and g_item[0] == 0:  # a parameter and a slot: the common case
@@ -66,13 +67,22 @@ def _accumulate(tracer: Any, fn: Callable, orig: Callable, args: tuple,
             acc(leaf, vals[gs])
             vals[slot] = leaf.grad._data
     else:
+        leaf = gs = None
+        _resolve = _trace_resolve()
+
         def replay(vals: list) -> None:
             leaf = _resolve(t_item, vals)
             acc(leaf, _resolve(g_item, vals))
             vals[slot] = leaf.grad._data
     # tagged: native_plan may run it after later kernel steps (it reads the gradient slot and
-    # sets .grad, which no kernel reads)
-    tracer.steps.append(("f", replay, False, "acc", slot))
+    # sets .grad, which no kernel reads); the leaf and its gradient's slot (None unless a
+    # parameter and a slot) let it run an optimizer update in the plan on that gradient
+    tracer.steps.append(("f", replay, False, "acc", slot, leaf, gs))
+
+
+def _trace_resolve() -> Callable:
+    from .trace import _resolve  # (trace imports this module)
+    return _resolve
 
 
 def _zero_grad_opt(tracer: Any, fn: Callable, orig: Callable, args: tuple,
@@ -118,6 +128,12 @@ def _step(tracer: Any, fn: Callable, orig: Callable, args: tuple,
     kind = type(opt)
     # which parameters the step updates (those with a gradient), fixed by the trace
     active = [[p for p in g["params"] if p.grad is not None] for g in opt.param_groups]
+    # the gradients the update reads, as traced (native_plan asks whether eager ran _C on them)
+    routes = [[p.grad._data for p in ps] for ps in active]
+    # parameters the traced step did not update (no gradient then): should one have a gradient
+    # at a replay, eager would update it, which the recorded plan does not cover
+    in_plan = {id(p) for ps in active for p in ps}
+    inactive = [p for g in opt.param_groups for p in g["params"] if id(p) not in in_plan]
     out = fn(*args, **kwargs)
     if closure is not None or kind not in (SGD, Adam, AdamW):
         tracer.generic_live_replay(orig, args, kwargs)
@@ -127,13 +143,16 @@ def _step(tracer: Any, fn: Callable, orig: Callable, args: tuple,
     # The groups as traced: a group added, or parameters added to one, since then means the
     # recorded plan no longer covers the optimizer, and its own step runs instead.
     groups = opt.param_groups
-    layout = [(g["params"], len(g["params"])) for g in groups]
+    layout = [(g, g["params"], len(g["params"])) for g in groups]
 
     def same_groups() -> bool:
         if opt.param_groups is not groups or len(groups) != len(layout):
             return False
-        for g, (params, n) in zip(groups, layout):
-            if g["params"] is not params or len(params) != n:
+        for g, (group, params, n) in zip(groups, layout):
+            if g is not group or g["params"] is not params or len(params) != n:
+                return False
+        for p in inactive:
+            if p.grad is not None:
                 return False
         return True
     slow = orig
@@ -237,7 +256,14 @@ def _step(tracer: Any, fn: Callable, orig: Callable, args: tuple,
                               float(group["eps"]), float(group["weight_decay"]), decoupled)
                 for p in params:
                     p._vc[0] += 1
-    tracer.steps.append(("f", replay, True))
+    if tracer.native is None:
+        tracer.steps.append(("f", replay, True))
+    else:
+        # the FusedUpdate is made when the plan is built (third replay), from the optimizer
+        # as it is then (its prepare checks at each replay that it still is)
+        sgd = kind is SGD
+        tracer.steps.append(("f", replay, True, "optim",
+                             lambda: _fused_update(opt, sgd, plan, same_groups, routes)))
     return out
 
 
@@ -245,3 +271,209 @@ def _fallback(step: Callable, opt: Any) -> None:
     """The replay met a state the fast path does not cover: the optimizer's own step."""
     step(opt)
 
+
+#: marks an attr of a fused update that is read from the optimizer at every replay
+LIVE = object()
+
+
+class FusedUpdate:
+    """An optimizer step that a native plan segment may run as its last steps, on the gradient
+    buffers the segment's backward fills (``native_plan.segment`` decides; contract below).
+
+    ``calls``: per parameter group, ``(kernel, params, arrays, attrs, route_args)``, where
+    ``arrays`` are the kernel's array parameters in order with ``None`` for the gradients (the
+    plan substitutes each parameter's gradient buffer) and ``attrs`` hold :data:`LIVE` where
+    the value is read at each replay (``nlive`` of them in all, in order).
+    ``bind(base)`` returns ``(prepare, commit)``: ``prepare(sc)`` checks, before the segment
+    runs, that the optimizer is still what the plan was built for (same groups, parameter
+    arrays and state arrays; every parameter's ``.grad`` None, so the segment's accumulations
+    make ``.grad`` the very buffers the plan reads) and writes the live hyper-parameters into
+    ``sc[base:base + nlive]``; it changes nothing. False means the segment stops before the
+    update and the Python replay runs instead. ``commit()``, after the segment, does the
+    update's Python side (version counters; Adam's step counts).
+    """
+
+    __slots__ = ("calls", "nlive", "bind", "source")
+
+    def __init__(self, calls: list, nlive: int, bind: Callable,
+                 source: Callable | None = None):
+        self.calls = calls
+        self.nlive = nlive
+        self.bind = bind
+        #: None, or ``source(tag, env) -> (prepare lines, commit lines)``: the same prepare
+        #: (setting ``_ok``) and commit as statements for the generated replay, with their
+        #: objects put in ``env`` under names ending in ``tag``
+        self.source = source
+
+
+def _fused_update(opt: Any, sgd: bool, plan: list, same_groups: Callable,
+                  routes: list) -> FusedUpdate | None:
+    """The FusedUpdate of an SGD/Adam/AdamW step as traced, or None (state the plan cannot
+    hold: no momentum buffers, step counts differing within a group)."""
+    import numpy as np
+    state = opt.state
+    rows, calls = [], []
+    grads_by_group = [g for g in routes if g]
+    for (group, params, datas), grads in zip(plan, grads_by_group):
+        if sgd:
+            bufs = None
+            if float(group["momentum"]) != 0:
+                bufs = [state.get(p, {}).get("momentum_buffer") for p in params]
+                if any(type(b) is not np.ndarray for b in bufs):
+                    return None
+            rows.append((group, params, datas, bufs))
+            calls.append(("sgd_step", params, [list(datas), None, bufs], [LIVE] * 5 + [False],
+                          (list(datas), grads, bufs, float(group["lr"]),
+                           float(group["momentum"]))))
+        else:
+            sts = [state.get(p) for p in params]
+            if any(st is None or type(st.get("exp_avg")) is not np.ndarray
+                   or type(st.get("exp_avg_sq")) is not np.ndarray for st in sts):
+                return None
+            if len({st["step"] for st in sts}) != 1:
+                return None
+            ms = [st["exp_avg"] for st in sts]
+            vs = [st["exp_avg_sq"] for st in sts]
+            rows.append((group, params, datas, ms, vs))
+            calls.append(("adam_step", params, [list(datas), None, ms, vs],
+                          [LIVE] * 6 + [bool(opt._decoupled)],
+                          (list(datas), grads, ms, vs)))
+    everyone = [p for _, ps, _ in plan for p in ps]
+
+    if sgd:
+        def bind(base: int) -> tuple[Callable, Callable]:
+            def prepare(sc: Any) -> bool:
+                if not same_groups():
+                    return False
+                i = base
+                for group, params, datas, bufs in rows:
+                    for p, d in zip(params, datas):
+                        if p.grad is not None or p._data is not d:
+                            return False
+                    mu = float(group["momentum"])
+                    if mu != 0:
+                        if bufs is None:  # momentum turned on since: eager makes buffers
+                            return False
+                        st = opt.state
+                        for p, b in zip(params, bufs):
+                            s = st.get(p)
+                            if s is None or s.get("momentum_buffer") is not b:
+                                return False
+                    sc[i] = float(group["lr"])
+                    sc[i + 1] = mu
+                    sc[i + 2] = float(group["dampening"])
+                    sc[i + 3] = bool(group["nesterov"])
+                    sc[i + 4] = float(group["weight_decay"])
+                    i += 5
+                return True
+
+            def commit() -> None:
+                for p in everyone:
+                    p._vc[0] += 1
+            return prepare, commit
+
+        source = None
+        if len(rows) == 1 and len(opt.param_groups) == 1:
+            source = _sgd_source(opt, rows[0], inactive_of(opt, rows))
+        return FusedUpdate(calls, 5 * len(rows), bind, source)
+
+    def bind(base: int) -> tuple[Callable, Callable]:  # Adam, AdamW
+        def prepare(sc: Any) -> bool:
+            if not same_groups():
+                return False
+            st = opt.state
+            i = base
+            for group, params, datas, ms, vs in rows:
+                step = None
+                for p, d, m, v in zip(params, datas, ms, vs):
+                    if p.grad is not None or p._data is not d:
+                        return False
+                    s = st.get(p)
+                    if s is None or s.get("exp_avg") is not m or s.get("exp_avg_sq") is not v:
+                        return False
+                    n = s["step"]
+                    if step is None:
+                        step = n
+                    elif n != step:  # eager makes one call per step count
+                        return False
+                b1, b2 = group["betas"]
+                sc[i] = step + 1
+                sc[i + 1] = float(group["lr"])
+                sc[i + 2] = float(b1)
+                sc[i + 3] = float(b2)
+                sc[i + 4] = float(group["eps"])
+                sc[i + 5] = float(group["weight_decay"])
+                i += 6
+            return True
+
+        def commit() -> None:
+            st = opt.state
+            for p in everyone:
+                st[p]["step"] += 1
+                p._vc[0] += 1
+        return prepare, commit
+    return FusedUpdate(calls, 6 * len(rows), bind)
+
+
+def inactive_of(opt: Any, rows: list) -> list:
+    """The optimizer's parameters that the traced update did not cover."""
+    covered = {id(p) for row in rows for p in row[1]}
+    return [p for g in opt.param_groups for p in g["params"] if id(p) not in covered]
+
+
+_SGD_HYPER = None
+
+
+def _sgd_source(opt: Any, row: tuple, inactive: list) -> Callable:
+    """FusedUpdate.source of a one-group SGD step: prepare and commit written out as
+    statements (no call, no loop), the checks of ``prepare`` in one ``and`` chain. The live
+    hyper-parameters are stored as they are into the array.array of the plan's scalars, which
+    converts them as ``float()`` does (``bool`` for nesterov); anything it refuses raises and
+    leaves ``_ok`` False, so the Python replay runs the update and raises where eager does."""
+    import operator
+    global _SGD_HYPER
+    if _SGD_HYPER is None:
+        _SGD_HYPER = operator.itemgetter("lr", "momentum", "dampening", "nesterov",
+                                         "weight_decay")
+    group, params, datas, bufs = row
+    groups = opt.param_groups
+
+    def bufs_ok() -> bool:  # momentum on at this replay: the plan's buffers are the state's
+        if bufs is None:
+            return False
+        st = opt.state
+        for p, b in zip(params, bufs):
+            s = st.get(p)
+            if s is None or s.get("momentum_buffer") is not b:
+                return False
+        return True
+
+    def source(tag: str, env: dict) -> tuple[list, list]:
+        env.update({f"O{tag}": opt, f"G{tag}": groups, f"g{tag}": group,
+                    f"PL{tag}": group["params"], f"HYP{tag}": _SGD_HYPER,
+                    f"BOK{tag}": bufs_ok})
+        checks = [f"O{tag}.param_groups is G{tag}", f"len(G{tag}) == 1",
+                  f"G{tag}[0] is g{tag}", f"g{tag}['params'] is PL{tag}",
+                  f"len(PL{tag}) == {len(group['params'])}"]
+        for j, (p, d) in enumerate(zip(params, datas)):
+            env[f"p{tag}_{j}"], env[f"d{tag}_{j}"] = p, d
+            checks += [f"p{tag}_{j}.grad is None", f"p{tag}_{j}._data is d{tag}_{j}"]
+        for j, p in enumerate(inactive):
+            env[f"q{tag}_{j}"] = p
+            checks.append(f"q{tag}_{j}.grad is None")
+        prepare = ["_ok = False",
+                   "if (" + "\n        and ".join(checks) + "):",
+                   "    try:",
+                   f"        _lr, _mu, _dp, _ne, _wd = HYP{tag}(g{tag})",
+                   f"        if _mu == 0 or BOK{tag}():",
+                   f"            h{tag}[0] = _lr",
+                   f"            h{tag}[1] = _mu",
+                   f"            h{tag}[2] = _dp",
+                   f"            h{tag}[3] = True if _ne else False",
+                   f"            h{tag}[4] = _wd",
+                   "            _ok = True",
+                   "    except Exception:",
+                   "        pass"]
+        commit = [f"p{tag}_{j}._vc[0] += 1" for j in range(len(params))]
+        return prepare, commit
+    return source

@@ -4,23 +4,29 @@ On the native backend, a recorded kernel call goes into a plan when the native c
 entry for it and the eager call ran that same C++ (``native.routes_native`` at trace time, or
 the kernel is bitwise exact in both providers), its arrays are table slots or C-contiguous
 constants, and its results were fresh arrays. Consecutive such calls form one segment: one
-``plan.run`` with the GIL released, writing into buffers allocated once. Everything else
-(the live steps: optimizer updates, gradient accumulation, dropout masks...; kernels the plan
-refuses; views) stays a Python step between segments. A slot a Python step (or the caller)
-fills and a segment reads is copied into its buffer before that segment; slots a segment fills
-are its buffers, which later Python steps read and the outputs copy.
+``plan.run`` with the GIL released, writing into buffers allocated once. The gradient
+accumulations into ``.grad`` that follow a segment's kernels run after it, and an SGD, Adam or
+AdamW update right after the backward joins the segment as its last steps (its
+hyper-parameters live: written into the plan's scalars from the optimizer at each replay; see
+``fast.FusedUpdate``), so a training step is one native call. Everything else (other live
+steps: dropout masks, clipping...; kernels the plan refuses; views) stays a Python step
+between segments. A slot a Python step (or the caller) fills and a segment reads is copied
+into its buffer before that segment; slots a segment fills are its buffers, which later Python
+steps read and the outputs copy.
 
 Buffers are reused by every replay, so a gradient a compiled step leaves in ``.grad`` is
 overwritten by the next replay of the same step (as ``zero_grad(set_to_none=False)`` would).
 """
 from __future__ import annotations
 
+import array
 import inspect
 from typing import Any, Callable
 
 import numpy as np
 
 from ..backend import numpy_kernels
+from . import fast as _fast
 
 __all__ = ["NativeInfo", "segment"]
 
@@ -74,10 +80,12 @@ def _signature(name: str) -> tuple:
     return sig
 
 
-def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set]:
-    """The tape with runs of plannable kernel steps replaced by native segments, and the slots
-    whose arrays are reused buffers (outputs must copy them). Steps that the plan refuses stay
-    as they are."""
+def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]:
+    """The tape with runs of plannable kernel steps replaced by native segments, the slots
+    whose arrays are reused buffers (outputs must copy them) and ``(slot, buffer)`` for each of
+    them (a replay's value table starts with these). Steps that the plan refuses stay as they
+    are. An optimizer update that follows a run directly (fast.FusedUpdate) joins it as the
+    segment's last steps."""
     buffers: list[np.ndarray] = []
     index: dict[Any, int] = {}  # ("s", slot) or ("c", id(array)) -> buffer index
     produced: set[int] = set()   # slots filled by plan steps
@@ -85,6 +93,7 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set]:
     out: list = []
     run: list = []              # the current run of (step, ins, outs, attrs)
     deferred: list = []         # gradient accumulations moved after the current run
+    optim: list = []            # (first plan step, FusedUpdate, Python replay, scalars)
 
     def buffer_of(item: tuple, reading: bool) -> int | None:
         kind, p = item
@@ -157,7 +166,48 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set]:
                 reads.append(item[1])
             ins.append(b)
         outs = [buffer_of((_SLOT, s), reading=False) for s in out_slots]
-        return (name, ins, outs, attrs, reads, out_slots)
+        return (name, ins, outs, attrs, reads, out_slots, [])
+
+    def fuse(fused: Any, base: int) -> list | None:
+        """Plan steps for an optimizer update that follows the current run (FusedUpdate in
+        fast.py), or None. Each parameter's gradient must be a buffer this run fills, made its
+        .grad by exactly one accumulation deferred after the run."""
+        grad_of: dict[int, int] = {}
+        for acc in deferred:
+            leaf, gs = acc[5], acc[6]
+            if leaf is None or id(leaf) in grad_of:
+                return None
+            grad_of[id(leaf)] = gs
+        filled = {s for t in run for s in t[5]}
+        steps = []
+        j = base
+        for name, params, arrays, attrs, route in fused.calls:
+            if not info.plannable(name, route, {}):
+                return None
+            ins: list = []
+            for arr in arrays:
+                if arr is None:  # the gradients
+                    slots = [grad_of.get(id(p)) for p in params]
+                    if any(g is None or g not in filled for g in slots):
+                        return None
+                    ins.append([index[("s", g)] for g in slots])
+                elif isinstance(arr, list):
+                    bs = [buffer_of((_CONST, a), reading=True) for a in arr]
+                    if any(b is None for b in bs):
+                        return None
+                    ins.append(bs)
+                else:
+                    ins.append(None)
+            fixed, live = [], []
+            for pos, a in enumerate(attrs):
+                if a is _fast.LIVE:
+                    live.append((pos, j))
+                    j += 1
+                    fixed.append(0)  # a placeholder every attr kind accepts
+                else:
+                    fixed.append(a)
+            steps.append((name, ins, [], fixed, [], [], live))
+        return steps
 
     def flush() -> None:
         if not run:
@@ -165,8 +215,8 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set]:
         plan = info.Plan()
         copy_in: list[tuple[int, int]] = []
         fills: list[tuple[int, int]] = []
-        for name, ins, outs, attrs, reads, out_slots in run:
-            plan.add(name, ins, outs, attrs)
+        for name, ins, outs, attrs, reads, out_slots, live in run:
+            plan.add(name, ins, outs, attrs, live)
             for s in reads:
                 if s not in produced and s not in copied:
                     copied.add(s)
@@ -174,10 +224,10 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set]:
             for s, b in zip(out_slots, outs):
                 produced.add(s)
                 fills.append((s, b))
-        out.append(("native", plan, copy_in, fills, len(run)))
+        out.append(("native", plan, copy_in, fills, len(run), list(deferred), optim[:]))
         run.clear()
-        out.extend(deferred)
         deferred.clear()
+        optim.clear()
 
     for step in steps:
         if step[0] == "k" and len(step) > 8:
@@ -199,35 +249,118 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set]:
             # covers the backward instead of one per layer.
             deferred.append(step)
             continue
+        elif step[0] == "f" and len(step) > 3 and step[3] == "optim" and run:
+            # The optimizer update right after the backward: its kernel joins the plan with
+            # its hyper-parameters live (read from the optimizer at each replay) and ends the
+            # segment, so forward, backward and update are one native call.
+            fused = None
+            try:
+                update = step[4]()  # fast.FusedUpdate, or None
+                fused = None if update is None else fuse(update, 0)
+                if fused is not None:
+                    probe = info.Plan()
+                    for t in fused:
+                        probe.add(t[0], t[1], t[2], t[3], t[6])
+            except (KeyError, ValueError, TypeError, RuntimeError):
+                fused = None
+            if fused is not None:
+                optim.append((len(run), update, step[1]))
+                run.extend(fused)
+                flush()
+                continue
         flush()
         out.append(step)
     flush()
     segments = [s for s in out if s[0] == "native"]
     if not segments:
-        return steps, set()
+        return steps, set(), []
     for seg in segments:
         seg[1].bind(buffers)
     new_steps = []
+    prefill = []
     for s in out:
         if s[0] != "native":
             new_steps.append(s)
             continue
-        _, plan, copy_in, fills, n = s
-        new_steps.append(("f", _runner(plan, copy_in, fills, buffers), True, "native", n))
-    return new_steps, produced
+        _, plan, copy_in, fills, n, accs, optims = s
+        prefill += [(slot, buffers[b]) for slot, b in fills]
+        grad_buffers = {}
+        for acc in accs:
+            gs = acc[6]
+            if gs is not None and gs in produced:
+                # A .grad the accumulation made from a buffer of this segment is that buffer
+                # (when the leaf had no gradient before): outputs must copy it too.
+                produced.add(acc[4])
+                grad_buffers[acc[4]] = buffers[index[("s", gs)]]
+        if optims:
+            # With the update fused, every accumulation starts from no gradient (checked before
+            # the segment runs), so each .grad slot holds its gradient buffer: part of the
+            # template, and the generated replay stores nothing for it.
+            prefill += list(grad_buffers.items())
+        new_steps.append(("f", _runner(plan, copy_in, buffers, accs, optims, grad_buffers),
+                          True, "native", n))
+    return new_steps, produced, prefill
 
 
-def _runner(plan: Any, copy_in: list, fills: list, buffers: list) -> Callable[[list], None]:
+_NO_SCALARS = np.empty(0)
+
+
+def _runner(plan: Any, copy_in: list, buffers: list, accs: list, optims: list,
+            grad_buffers: dict) -> Callable[[list], None]:
+    """One segment's replay: copy the slots Python filled into their buffers, run the plan,
+    then the gradient accumulations deferred after it (and a fused optimizer update's Python
+    side). The slots the plan fills hold its buffers for good (``prefill``), so nothing is
+    stored per replay."""
     run = plan.run
-    scalars = np.empty(0)
     copyto = np.copyto
-    ins = [(s, buffers[b]) for s, b in copy_in]
-    outs = [(s, buffers[b]) for s, b in fills]
+    ins = tuple((s, buffers[b]) for s, b in copy_in)
+    acc_fns = tuple(a[1] for a in accs)
+    # what Trace._generate needs to write this replay inline: each accumulation as
+    # (leaf, gradient slot, .grad slot), or its replay function when not the common case
+    inline = {"run": run, "ins": ins, "grad_buffers": grad_buffers,
+              "accs": [(a[5], a[6], a[4]) if a[5] is not None else a[1] for a in accs]}
+    if not optims:
+        scalars = _NO_SCALARS
 
-    def replay(vals: list) -> None:
+        def replay(vals: list) -> None:
+            for s, buf in ins:
+                copyto(buf, vals[s])
+            run(scalars)
+            for f in acc_fns:
+                f(vals)
+        replay.inline = dict(inline, scalars=scalars)  # type: ignore[attr-defined]
+        return replay
+
+    ((stop, fused, slow),) = optims  # an update ends its segment: one per segment
+    # the live hyper-parameters: written through the array.array (cheap item stores), read by
+    # the plan through a NumPy view of the same memory
+    sc = array.array("d", bytes(8 * fused.nlive))
+    scalars = np.frombuffer(sc, dtype=np.float64)
+    prepare, commit = fused.bind(0)
+
+    def unfused(vals: list) -> None:
+        """The optimizer changed since the plan was built: the segment without the update,
+        then the update's Python replay."""
+        run(scalars, stop)
+        for f in acc_fns:
+            f(vals)
+        slow(vals)
+
+    def replay_fused(vals: list) -> None:
+        try:
+            ok = prepare(sc)
+        except Exception:  # noqa: BLE001 - the Python replay below raises it where eager does
+            ok = False
         for s, buf in ins:
             copyto(buf, vals[s])
-        run(scalars)
-        for s, buf in outs:
-            vals[s] = buf
-    return replay
+        if ok:
+            run(scalars)
+            for f in acc_fns:
+                f(vals)
+            commit()
+        else:
+            unfused(vals)
+    replay_fused.inline = dict(inline, scalars=scalars, sc=sc,  # type: ignore[attr-defined]
+                               prepare=prepare, commit=commit, unfused=unfused,
+                               fused=fused)
+    return replay_fused

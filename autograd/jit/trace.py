@@ -45,6 +45,9 @@ _ndarray = np.ndarray
 _wrap = _core.wrap
 
 
+_PLAIN = frozenset({str, float, int, bool, type(None)})
+
+
 class CompileError(RuntimeError):
     """A compiled step did something a trace cannot capture (named, with the user's line)."""
 
@@ -307,15 +310,37 @@ class Tracer:
     def kernel(self, name: str, fn: Callable, args: tuple, kwargs: dict, out: Any,
                scalar: bool = False) -> None:
         self.kernel_count += 1
-        value_item = self.value_item
-        a = [value_item(x) for x in args]
-        k = {key: value_item(v) for key, v in kwargs.items()} if kwargs else {}
-        spec = self.outputs(out)
-        simple = not k
-        for i in a:
-            if i[0] > _CONST:
+        # value_item and outputs, with the common cases (arrays, plain attrs, one fresh array
+        # as result) written out: this runs for every kernel call of a trace
+        known = self.known
+        a = []
+        simple = not kwargs
+        for x in args:
+            t = type(x)
+            if t is _ndarray:
+                item = known.get(id(x)) or self.array_item(x)
+            elif t in _PLAIN:
+                item = (_CONST, x)
+            else:
+                item = self.value_item(x)
+            if item[0] > _CONST:
                 simple = False
-                break
+            a.append(item)
+        k = {key: self.value_item(v) for key, v in kwargs.items()} if kwargs else {}
+        if type(out) is _ndarray and out.base is None:
+            item = known.get(id(out))
+            if item is not None and item[0] == _CONST:
+                spec = None  # a kernel handed back a constant: keep it so
+            else:
+                spec = self.nslots
+                self.nslots = spec + 1
+                self.keep.append(out)
+                known[id(out)] = (_SLOT, spec)
+                flags = out.flags
+                if flags.c_contiguous and flags.writeable:
+                    self.meta[spec] = (out.shape, out.dtype)  # a fresh array: a plan may fill it
+        else:
+            spec = self.outputs(out)
         # Whether the eager call ran native code is decided when the plan is built (third
         # replay), not here: the trace keeps this call's arguments until then.
         native = self.native
@@ -428,6 +453,69 @@ class Tracer:
         return Trace(self.steps, self.nslots, self.native, self.meta)
 
 
+_CODE: dict = {}
+
+
+def compiled_code(source: str, filename: str) -> Any:
+    """``compile(source, filename, "exec")``, kept for the next identical source. Generated
+    replays and guards name their objects by position (their values go in the ``exec``
+    namespace), so steps of the same structure (a model rebuilt, a Keras train and test step)
+    share one code object and skip the compiler (~100-200 us a function)."""
+    code = _CODE.get((source, filename))
+    if code is None:
+        if len(_CODE) >= 256:  # bounded: drop the oldest
+            del _CODE[next(iter(_CODE))]
+        code = _CODE[(source, filename)] = compile(source, filename, "exec")
+    return code
+
+
+def _inline_segment(i: int, parts: dict, env: dict) -> list[str]:
+    """Lines of generated replay code doing what a native segment's runner does (see
+    native_plan._runner), without its loops and calls per accumulation."""
+    env["_copyto"] = np.copyto
+    env["_acc"] = _core._accumulate_now
+    env[f"run{i}"] = parts["run"]
+    env[f"sc{i}"] = parts["scalars"]
+    lines = []
+    for j, (s, buf) in enumerate(parts["ins"]):
+        env[f"in{i}_{j}"] = buf
+        lines.append(f"    _copyto(in{i}_{j}, vals[{s}])")
+    accs, fused_accs = [], []
+    grad_buffers = parts["grad_buffers"]
+    for j, a in enumerate(parts["accs"]):
+        if type(a) is tuple:
+            leaf, gs, slot = a
+            env[f"L{i}_{j}"] = leaf
+            accs.append(f"_acc(L{i}_{j}, vals[{gs}])")
+            accs.append(f"vals[{slot}] = L{i}_{j}.grad._data")
+            if slot in grad_buffers:  # the update is fused: the template holds the buffer
+                env[f"B{i}_{j}"] = grad_buffers[slot]
+                fused_accs.append(f"_acc(L{i}_{j}, B{i}_{j})")
+            else:
+                fused_accs += accs[-2:]
+        else:
+            env[f"A{i}_{j}"] = a
+            accs.append(f"A{i}_{j}(vals)")
+            fused_accs.append(accs[-1])
+    if "prepare" not in parts:
+        return lines + [f"    run{i}(sc{i})"] + [f"    {a}" for a in accs]
+    env[f"P{i}"], env[f"C{i}"] = parts["prepare"], parts["commit"]
+    env[f"h{i}"] = parts["sc"]
+    # the prepare runs before the copies, as in the runner (it reads no slot)
+    source = parts["fused"].source
+    if source is not None:  # written out here (fast.FusedUpdate.source)
+        pre, commit = source(str(i), env)
+        pre = ["    " + line for line in pre]
+    else:
+        pre = ["    try:", f"        _ok = P{i}(h{i})", "    except Exception:",
+               "        _ok = False"]
+        commit = [f"C{i}()"]
+    env[f"U{i}"] = parts["unfused"]
+    return (pre + lines + ["    if _ok:", f"        run{i}(sc{i})"]
+            + [f"        {a}" for a in fused_accs] + [f"        {c}" for c in commit]
+            + ["    else:", f"        U{i}(vals)"])
+
+
 class Trace:
     """A recorded step: the tape and the size of its value table; :meth:`replay` runs it."""
 
@@ -439,6 +527,10 @@ class Trace:
         self.meta = meta or {}
         #: slots whose arrays are native buffers reused by every replay (outputs copy them)
         self.reused: set = set()
+        #: what a replay's value table starts as: None, or for the slots native segments fill,
+        #: their buffers (the same arrays at every replay, so no segment stores them per call)
+        self.template: list = [None] * nslots
+        self.prefill: list = []
         self.kernel_steps = sum(1 for s in steps if s[0] == "k" or s[0] == "f" and s[2])
         self.live_steps = len(steps) - self.kernel_steps
 
@@ -447,6 +539,8 @@ class Trace:
         # last partial batch, should not pay).
         self._replays = 0
         self.run = self._interpret
+        #: called when the replay is generated (Compiled generates its guard then too)
+        self.on_generate: Callable[[], None] | None = None
 
     def _generate(self) -> Callable[[list], None]:
         """The tape as one straight-line Python function: each simple kernel step is one line
@@ -479,6 +573,8 @@ class Trace:
                     for j, s in enumerate(spec[1]):
                         if s is not None:
                             lines.append(f"    vals[{s}] = _o[{j}]")
+            elif step[0] == "f" and getattr(step[1], "inline", None) is not None:
+                lines += _inline_segment(i, step[1].inline, env)
             elif step[0] == "f":
                 env[f"r{i}"] = step[1]
                 lines.append(f"    r{i}(vals)")
@@ -486,7 +582,8 @@ class Trace:
                 env[f"s{i}"] = step
                 lines.append(f"    _step(s{i}, vals)")
         lines.append("    return None")
-        exec(compile("\n".join(lines), f"<autograd.compile replay>", "exec"), env)
+        self.source = "\n".join(lines)  # (for reading what a replay runs)
+        exec(compiled_code(self.source, "<autograd.compile replay>"), env)
         return env["replay"]
 
     def _interpret(self, vals: list) -> None:
@@ -494,15 +591,19 @@ class Trace:
         if self._replays >= 3:
             if self.native is not None:
                 self._go_native()
+                for s, buf in self.prefill:
+                    vals[s] = buf
             self.run = self._generate()
+            if self.on_generate is not None:
+                self.on_generate()
         Trace._run_steps(self.steps, vals)
 
     def _go_native(self) -> None:
         """Turn runs of plannable kernel steps into native plan segments (native_plan.py)."""
         from .native_plan import segment
-        steps, reused = self.steps, set()
+        steps, reused, prefill = self.steps, set(), []
         try:
-            steps, reused = segment(self.steps, self.meta, self.native)
+            steps, reused, prefill = segment(self.steps, self.meta, self.native)
         except (ValueError, TypeError, KeyError, RuntimeError) as exc:
             # a plan that does not bind: the Python replay stays (same bits, slower)
             _log_native(exc)
@@ -510,6 +611,9 @@ class Trace:
         self.steps = [s[:8] + (False,) if s[0] == "k" and type(s[8]) is tuple else s
                       for s in steps]
         self.reused = reused
+        self.prefill = prefill
+        for slot, buf in prefill:
+            self.template[slot] = buf
         native = [s for s in steps if s[0] == "f" and len(s) > 3 and s[3] == "native"]
         self.native_segments = len(native)
         self.native_steps = sum(s[4] for s in native)
@@ -519,7 +623,10 @@ class Trace:
         Trace._run_steps((step,), vals)
 
     def replay(self, vals: list) -> None:
-        """Run every step in order; ``vals`` holds the inputs in their slots."""
+        """Run every step in order; ``vals`` (``nslots`` long) holds the inputs in their slots.
+        (:class:`~.compiler.Compiled` calls ``run`` on a copy of ``template`` instead.)"""
+        for s, buf in self.prefill:
+            vals[s] = buf
         self.run(vals)
 
     @staticmethod
