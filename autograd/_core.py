@@ -282,6 +282,8 @@ def _record(node: Node, op: Any, inputs: tuple) -> None:
 
 
 def _check_versions(node: Node) -> None:
+    if node.saved is None:  # nothing saved (add, sub, ...): no change in place can matter
+        return
     versions = node.versions
     for i, t in enumerate(node.inputs):
         v = versions[i]
