@@ -2,6 +2,8 @@
 # storage of a Tensor and of a Node as C structs and the hot functions' locals typed.
 cimport cython
 
+cdef object _ADD, _SUB, _MUL, _DIV
+
 
 cdef class TensorBase:
     cdef public object _data
@@ -13,6 +15,10 @@ cdef class TensorBase:
     cpdef _accumulate_grad(self, g)
 
 
+# final: Node's cpdef methods are called directly, without a look for a Python override; the
+# free list saves an allocation per recorded op.
+@cython.final
+@cython.freelist(64)
 cdef class Node:
     cdef public object op
     cdef public tuple inputs
@@ -26,6 +32,8 @@ cdef class Node:
     cpdef release(self)
 
 
+@cython.final
+@cython.freelist(8)
 cdef class _Scratch:
     cdef public object saved
 

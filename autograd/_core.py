@@ -40,7 +40,12 @@ _Tensor: Any = None
 _as_tensor: Any = None
 #: autograd.functional and the arithmetic op table (autograd.ops.arith), for the operators.
 _functional: Any = None
-_ops: Any = None
+# The four ops the operators apply directly (C globals in the compiled twin: no module lookup
+# per operator call).
+_ADD: Any = None
+_SUB: Any = None
+_MUL: Any = None
+_DIV: Any = None
 _NO_PARAMS: dict = {}
 
 
@@ -54,9 +59,9 @@ def set_tensor_class(cls: type, as_tensor: Any) -> None:
 
 def set_operators(functional: Any, arith: Any) -> None:
     """Register what Tensor's arithmetic operators apply (done once by autograd.tensor)."""
-    global _functional, _ops
+    global _functional, _ADD, _SUB, _MUL, _DIV
     _functional = functional
-    _ops = arith
+    _ADD, _SUB, _MUL, _DIV = arith.Add, arith.Sub, arith.Mul, arith.Div
 
 
 def kernels(module: Any = None) -> Any:
@@ -119,7 +124,7 @@ class TensorBase:
     # dtypes) goes through functional, which owns the promotion rules.
     def __add__(self, other: Any) -> "Tensor":
         if _same_float(self, other):
-            return _apply2(_ops.Add, self, other)
+            return _apply2(_ADD, self, other)
         return _functional.add(self, other)
 
     def __radd__(self, other: Any) -> "Tensor":
@@ -127,7 +132,7 @@ class TensorBase:
 
     def __sub__(self, other: Any) -> "Tensor":
         if _same_float(self, other):
-            return _apply2(_ops.Sub, self, other)
+            return _apply2(_SUB, self, other)
         return _functional.sub(self, other)
 
     def __rsub__(self, other: Any) -> "Tensor":
@@ -135,7 +140,7 @@ class TensorBase:
 
     def __mul__(self, other: Any) -> "Tensor":
         if _same_float(self, other):
-            return _apply2(_ops.Mul, self, other)
+            return _apply2(_MUL, self, other)
         return _functional.mul(self, other)
 
     def __rmul__(self, other: Any) -> "Tensor":
@@ -143,7 +148,7 @@ class TensorBase:
 
     def __truediv__(self, other: Any) -> "Tensor":
         if _same_float(self, other):
-            return _apply2(_ops.Div, self, other)
+            return _apply2(_DIV, self, other)
         return _functional.div(self, other)
 
     def __rtruediv__(self, other: Any) -> "Tensor":
@@ -241,6 +246,12 @@ class Node:
         return f"<Node {self.op.name}>"
 
 
+# ``needs`` of one- and two-input nodes, built once: indexed by the inputs' requires_grad
+# (False/True are 0/1), so recording an op allocates no tuple for them.
+_NEEDS1 = ((False,), (True,))
+_NEEDS2 = (((False, False), (False, True)), ((True, False), (True, True)))
+
+
 def _record(node: Node, op: Any, inputs: tuple) -> None:
     node.op = op
     node.inputs = inputs
@@ -251,12 +262,12 @@ def _record(node: Node, op: Any, inputs: tuple) -> None:
     if n == 2:  # most ops: no lists built
         t = inputs[0]
         u = inputs[1]
-        node.needs = (t._requires_grad, u._requires_grad)
+        node.needs = _NEEDS2[t._requires_grad][u._requires_grad]
         node.versions = (t._vc[0], u._vc[0])
         return
     if n == 1:  # the unary ops
         t = inputs[0]
-        node.needs = (t._requires_grad,)
+        node.needs = _NEEDS1[t._requires_grad]
         node.versions = (t._vc[0],)
         return
     # A plain loop: comprehensions are function calls in CPython 3.11, and this is the
@@ -271,6 +282,8 @@ def _record(node: Node, op: Any, inputs: tuple) -> None:
 
 
 def _check_versions(node: Node) -> None:
+    if node.saved is None:  # nothing saved (add, sub, ...): no change in place can matter
+        return
     versions = node.versions
     for i, t in enumerate(node.inputs):
         v = versions[i]

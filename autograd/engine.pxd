@@ -11,7 +11,10 @@ cpdef dict _consumers(root)
                left=Py_ssize_t)
 cpdef list topological_order(root)
 
-@cython.locals(top=Node, node=Node, child=Node, t=TensorBase, counts=dict, pending=dict,
+@cython.locals(node=Node, child=Node, t=TensorBase, slots=dict, stack=list, slot=list)
+cpdef dict _slots(root)
+
+@cython.locals(top=Node, node=Node, child=Node, t=TensorBase, slots=dict, slot=list,
                handed=set, ready=list, i=Py_ssize_t, left=Py_ssize_t, anomaly=bint,
                hooked=bint, inputs=tuple, needs=tuple)
 cpdef _propagate(root, grad, retain_graph)

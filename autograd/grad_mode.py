@@ -26,6 +26,9 @@ class _State(threading.local):
     k: Any = None
     #: The tracer of ``autograd.compile`` while this thread traces a step (else None).
     capture: Any = None
+    #: The callbacks queued (``hooks.queue_callback``) in the backward pass this thread runs;
+    #: None outside backward.
+    callbacks: Any = None
 
 
 state = _State()

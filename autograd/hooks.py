@@ -17,11 +17,12 @@ non-leaf's by the node that made it (where the engine meets its gradient).
 from __future__ import annotations
 
 import itertools
-import threading
 import weakref
 from typing import Any, Callable
 
 import numpy as np
+
+from .grad_mode import state
 
 __all__ = ["RemovableHandle", "queue_callback"]
 
@@ -169,39 +170,45 @@ def leaf_edges(top: Any) -> dict[int, int]:
 
 
 # ------------------------------------------------------------------ final callbacks
-_local = threading.local()
+# The callback list of the backward pass running in this thread lives in grad_mode.state
+# (``state.callbacks``; None outside backward), the thread-local object the engine already
+# reads: opening and closing a pass is then two attribute writes, not a lookup of a stack of
+# frames in a thread-local of its own. The engine inlines the same three steps.
 
 
 def queue_callback(fn: Callable[[], Any]) -> None:
     """Run ``fn()`` when the backward pass now running has finished, before ``backward()``
     returns (callbacks run in the order queued). Only valid during backward, e.g. from a hook.
     """
-    frames = getattr(_local, "frames", None)
-    if not frames:
+    callbacks = state.callbacks
+    if callbacks is None:
         raise RuntimeError("queue_callback: final callbacks can only be queued while a "
                            "backward pass runs (e.g. from a gradient hook)")
-    frames[-1].append(fn)
+    callbacks.append(fn)
 
 
-def enter_backward() -> list:
-    """Open the callback list of a backward pass (the engine calls this)."""
-    frames = getattr(_local, "frames", None)
-    if frames is None:
-        frames = _local.frames = []
+def enter_backward() -> tuple:
+    """Open the callback list of a backward pass; returns the token ``exit_backward`` takes
+    (this pass's list and the enclosing pass's, restored on exit)."""
     callbacks: list = []
-    frames.append(callbacks)
-    return callbacks
+    token = (callbacks, state.callbacks)
+    state.callbacks = callbacks
+    return token
 
 
-def exit_backward(callbacks: list, ok: bool) -> None:
+def exit_backward(token: tuple, ok: bool) -> None:
     """Close a backward pass: run its queued callbacks if it succeeded (one may queue more),
     drop them if it raised."""
+    callbacks, outer = token
     try:
-        i = 0
-        while ok and i < len(callbacks):
-            callbacks[i]()
-            i += 1
+        run_callbacks(callbacks, ok)
     finally:
-        frames = _local.frames
-        if frames and frames[-1] is callbacks:
-            frames.pop()
+        state.callbacks = outer
+
+
+def run_callbacks(callbacks: list, ok: bool) -> None:
+    """Run the queued ``callbacks`` in order (one may queue more) if the pass succeeded."""
+    i = 0
+    while ok and i < len(callbacks):
+        callbacks[i]()
+        i += 1

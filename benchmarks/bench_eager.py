@@ -32,6 +32,7 @@ from timing import XOR_X, XOR_Y, ag_xor_step, sample_seconds, table, torch_or_no
 CHAIN = 32  # ops in the forward+backward chain (16 multiply-add pairs)
 SAMPLE_X, SAMPLE_Y = 0.5, 0.25  # the one sample of the 1-2-5-1 regression step
 TARGETS_US = {"op": 1.5, "op_fb": 2.0, "xor": 15.0, "adam1251": 30.0}
+XOR_VS_HAND = 1.8  # the XOR step must also be this many times faster than hand NumPy
 TITLES = {"op": "one recorded op (16x16 add)", "op_fb": "per op, forward+backward",
           "xor": "XOR 2-10-1 SGD step", "adam1251": "1-2-5-1 Adam step, 1 sample"}
 
@@ -305,6 +306,12 @@ def report(data: dict) -> str:
             med = statistics.median(by_who[who]) * 1e6
             lines.append(f"  {TITLES[case]:<30} {who:<22} {med:6.2f} us  (target <= {target} us:"
                          f" {'holds' if med <= target else 'MISSED'})")
+    by_who = data["results"]["xor"]
+    hand = statistics.median(by_who["numpy by hand"])
+    for who in sorted(w for w in by_who if w.endswith("/compiled")):
+        speed = hand / statistics.median(by_who[who])
+        lines.append(f"  {TITLES['xor']:<30} {who:<22} {speed:5.2f}x hand NumPy's speed "
+                     f"(target >= {XOR_VS_HAND}x: {'holds' if speed >= XOR_VS_HAND else 'MISSED'})")
     for case in ("op", "op_fb"):
         by_who = data["results"][case]
         for provider in ("numpy", "native"):

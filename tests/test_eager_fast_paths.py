@@ -263,3 +263,31 @@ def test_provider_switch_reaches_the_optimizer_kernels():
     finally:
         state.k = prev
     assert seen == ["sgd_step", "adam_step"]
+
+
+@pytest.mark.parametrize("engine", ["python", "compiled"])
+def test_a_backward_inside_a_hook_keeps_its_own_counts_and_callbacks(engine):
+    # A hook runs a second backward through part of the same graph: each pass keeps its own
+    # pending counts and gradients, and its own final callbacks, run when that pass ends.
+    from autograd import hooks
+    if engine == "compiled":
+        need_compiled_engine()
+    events = []
+    with backend.use_engine(engine):
+        x = ag.tensor(np.array([1.0, 2.0]), requires_grad=True)
+        y = x * 2.0
+        z = y * 3.0
+
+        def inner(g):
+            hooks.queue_callback(lambda: events.append("outer done"))
+            w = y.sum()
+            w.register_hook(lambda gw: hooks.queue_callback(lambda: events.append("inner done")))
+            w.backward(retain_graph=True)  # through y's node, which the outer pass has pending
+            events.append("inner returned")
+
+        z.register_hook(inner)
+        z.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0 + 6.0, 2.0 + 6.0])  # inner + outer
+    assert events == ["inner done", "inner returned", "outer done"]
+    from autograd.grad_mode import state
+    assert state.callbacks is None
