@@ -699,6 +699,48 @@ def test_guards_retrace_before_and_after_the_guard_is_generated(when, caplog):
         assert s1 == s2, name
 
 
+@pytest.mark.parametrize("when", [1, 4])  # before and after the guard is generated
+def test_module_settings_read_by_forward_are_guards(when, caplog):
+    """Plain settings a forward reads at trace time (a dropout rate, BatchNorm's momentum, a
+    LeakyReLU slope) are guards: changing one retraces, so compiled and eager steps keep giving
+    the same bits (before, the replay kept the value seen at trace time)."""
+    caplog.set_level(logging.INFO, logger="autograd.compile")
+    changes = {when: lambda m: setattr(m[1], "negative_slope", 0.01),
+               when + 2: lambda m: setattr(m[2], "p", 0.5),
+               when + 4: lambda m: setattr(m[3], "momentum", 0.5)}
+    results = []
+    for compiled in (True, False):
+        ag.manual_seed(0)
+        model = nn.Sequential(nn.Linear(3, 8), nn.LeakyReLU(0.2), nn.Dropout(0.3),
+                              nn.BatchNorm1d(8), nn.Linear(8, 1))
+        opt = optim.SGD(model.parameters(), lr=0.1)
+        rng = np.random.default_rng(0)
+        x = ag.tensor(rng.standard_normal((16, 3)).astype(np.float32))
+        y = ag.tensor(np.ones((16, 1), np.float32))
+
+        def step():
+            opt.zero_grad()
+            loss = NF.mse_loss(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        fn = ag.compile(step) if compiled else step
+        losses = []
+        for i in range(when + 7):
+            if i in changes:
+                changes[i](model)
+            losses.append(np.array(fn()._data).tobytes())
+        results.append((losses, [p._data.tobytes() for p in model.parameters()],
+                        model[3].running_mean._data.tobytes()))
+        if compiled:
+            assert fn.stats["traces"] == 4, fn.stats
+            for why in ("LeakyReLU's negative_slope changed (0.2 -> 0.01)",
+                        "Dropout's p changed (0.3 -> 0.5)",
+                        "BatchNorm1d's momentum changed (0.1 -> 0.5)"):
+                assert why in caplog.text
+    assert results[0] == results[1]
+
+
 def test_the_last_call_key_still_guards_shape_dtype_class_and_requires_grad(caplog):
     caplog.set_level(logging.INFO, logger="autograd.compile")
     f = ag.compile(lambda a, b: (a * b).sum())

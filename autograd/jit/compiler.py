@@ -106,10 +106,19 @@ def _is_argkey(k: Any) -> bool:
             and issubclass(k[0], _core.TensorBase))
 
 
+def _plain(v: Any) -> bool:
+    """A value compared by equality in a guard (numbers, strings, None, tuples of them)."""
+    if type(v) is tuple:
+        return all(_plain(x) for x in v)
+    return type(v) in (bool, int, float, str, type(None)) and v == v  # NaN: by identity
+
+
 class _ModuleGuard:
     """The module part of a trace's guards: every module's train flag and its registries of
     parameters, buffers and submodules (the same objects under the same names), every
-    parameter's and buffer's storage and every parameter's ``requires_grad``.
+    parameter's and buffer's storage and every parameter's ``requires_grad``, and every public
+    setting a forward may read at trace time (``Dropout.p``, ``BatchNorm1d.momentum``,
+    ``LeakyReLU.negative_slope``...: numbers and strings by value, other objects by identity).
 
     ``holds`` checks them all at each call. It starts as a loop over tables; :meth:`compile`
     (called when the trace's replay is generated, at its third replay) turns the same checks
@@ -126,6 +135,10 @@ class _ModuleGuard:
             for reg in ("_parameters", "_buffers", "_modules"):
                 table = getattr(m, reg)
                 checks.append(("table", table, tuple(table.items()), m))
+            settings = vars(m)
+            for key, v in settings.items():
+                if not key.startswith("_") and key != "training":
+                    checks.append(("setting", settings, (key, v), m))
         for m in modules:
             for p in m._parameters.values():
                 if p is not None:
@@ -153,6 +166,13 @@ class _ModuleGuard:
                             "parameters or buffers")
                     return (f"the {what} of module {name} changed (added, removed or "
                             f"replaced)")
+            elif kind == "setting":
+                key, v = want
+                now = obj.get(key, _MISSING)
+                # "is True": a value that compares elementwise (an array) counts as changed
+                if not (now is v or (_plain(v) and (now == v) is True)):
+                    now_text = "removed" if now is _MISSING else repr(now)
+                    return f"module {name}'s {key} changed ({v!r} -> {now_text})"
             elif kind == "data":
                 if obj._data is not want:
                     return (f"the parameters or buffers of module {name} changed (an array "
@@ -180,6 +200,10 @@ class _ModuleGuard:
                     env[f"k{i}_{j}"] = name
                     env[f"v{i}_{j}"] = v
                     terms.append(f"o{i}.get(k{i}_{j}, _M) is v{i}_{j}")
+            elif kind == "setting":
+                env[f"k{i}"], env[f"v{i}"] = want
+                terms.append(f"(o{i}.get(k{i}, _M) == v{i}) is True" if _plain(want[1])
+                             else f"o{i}.get(k{i}, _M) is v{i}")
             elif kind == "data":
                 terms.append(f"o{i}._data is v{i}")
             else:
@@ -334,6 +358,11 @@ class Compiled:
             return None
         for entry in entries:
             if entry.guard.holds():
+                if entries[0] is not entry:  # most recently used first (checked first)
+                    with self._lock:
+                        if entry in entries:
+                            entries.remove(entry)
+                            entries.insert(0, entry)
                 self._cache.move_to_end(key)
                 self._last = (key, entries)  # one object: threads read key and entries together
                 return entry
@@ -344,7 +373,7 @@ class Compiled:
             return "first call"
         for old_key, entries in reversed(self._cache.items()):
             if old_key == key:
-                for e in entries:
+                for e in entries:  # most recently used first: what changed since it ran
                     d = e.guard.explain()
                     if d is not None:
                         return d
@@ -392,13 +421,13 @@ class Compiled:
         trace.on_generate = entry.guard.compile  # the guard is generated with the replay
         with self._lock:
             self._last = None
-            self._cache.setdefault(key, []).append(entry)
+            self._cache.setdefault(key, []).insert(0, entry)  # most recently used first
             self._cache.move_to_end(key)
             total = sum(len(v) for v in self._cache.values())
             evicted = ""
             while total > self.cache_size:
                 old_key, old = next(iter(self._cache.items()))
-                old.pop(0)
+                old.pop()
                 if not old:
                     del self._cache[old_key]
                 total -= 1
