@@ -4,11 +4,8 @@ cimport cython
 from autograd._ccore cimport Node, TensorBase
 
 
-@cython.locals(node=Node, child=Node, t=TensorBase, counts=dict, stack=list)
-cpdef dict _consumers(root)
-
-@cython.locals(node=Node, child=Node, t=TensorBase, counts=dict, order=list, ready=list,
-               left=Py_ssize_t)
+@cython.locals(node=Node, child=Node, t=TensorBase, slots=dict, slot=list, order=list,
+               ready=list, left=Py_ssize_t)
 cpdef list topological_order(root)
 
 @cython.locals(node=Node, child=Node, t=TensorBase, slots=dict, stack=list, slot=list)

@@ -22,26 +22,7 @@ def count_consumers(root) -> dict:
     An iterative traversal, so a chain of any length works (no recursion limit). Keyed by
     ``id(node)``: the graph keeps every node alive while the counts are in use.
     """
-    return {id(node): n for node, n in _consumers(root).items()}
-
-
-def _consumers(root) -> dict:
-    """count_consumers keyed by the nodes themselves (hashed by identity): the backward walk
-    needs no ``id()`` integer per lookup."""
-    counts = {root: 0}
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        for t in node.inputs:
-            child = t._node
-            if child is not None:
-                n = counts.get(child)
-                if n is None:
-                    counts[child] = 1
-                    stack.append(child)
-                else:
-                    counts[child] = n + 1
-    return counts
+    return {id(node): slot[0] for node, slot in _slots(root).items()}
 
 
 def _slots(root) -> dict:
@@ -68,7 +49,7 @@ def _slots(root) -> dict:
 
 def topological_order(root) -> list:
     """Nodes reachable from ``root``, each after every node that consumes it."""
-    counts = _consumers(root)
+    slots = _slots(root)
     order = []
     ready = [root]
     while ready:
@@ -77,8 +58,9 @@ def topological_order(root) -> list:
         for t in node.inputs:
             child = t._node
             if child is not None:
-                left = counts[child] - 1
-                counts[child] = left
+                slot = slots[child]
+                left = slot[0] - 1
+                slot[0] = left
                 if left == 0:
                     ready.append(child)
     return order

@@ -45,6 +45,26 @@ def need_compiled_engine() -> None:
     pytest.skip(message)
 
 
+def outputs_of_both_twins(script: str, provider: str, cwd) -> dict[str, list[str]]:
+    """Run ``script`` (argv[1] = provider) once on each engine twin, in fresh processes from
+    ``cwd`` (not the source tree, which has no extensions); {engine: its stdout's words}. The
+    script prints the hot path and engine it ran first, checked here."""
+    import subprocess
+    import sys
+    need_compiled_engine()
+    if provider == "native":
+        need_native()
+    outs = {}
+    for engine in ("compiled", "python"):
+        env = dict(os.environ, AUTOGRAD_ENGINE=engine)
+        res = subprocess.run([sys.executable, "-c", script, provider], env=env, cwd=cwd,
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        outs[engine] = res.stdout.split()
+        assert outs[engine][:2] == [engine, engine]
+    return outs
+
+
 @pytest.fixture(params=["numpy", "native"])
 def backend_name(request):
     """Run the test once per kernel provider."""

@@ -197,13 +197,7 @@ def test_partial_last_batch_costs_one_trace_per_shape():
                 weight_decay=0.0, scheduler=None, clip=None, n_in=3, n_out=1, batch=4, seed=1)
     model, opt, _ = _build(prog, np.float32)
 
-    @ag.compile
-    def step(x, y):
-        opt.zero_grad()
-        loss = NF.mse_loss(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
+    step = ag.compile(_train_step(model, opt))
 
     rng = np.random.default_rng(0)
     for epoch in range(3):
@@ -284,18 +278,22 @@ def test_every_op_replays_forward_and_gradients(info, data):
 # Guards, retracing and the cache
 # ------------------------------------------------------------------------------------------
 
+def _train_step(model, opt, loss_fn=NF.mse_loss):
+    """The usual training step: zero the gradients, loss, backward, optimizer step."""
+    def step(x, y):
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
 def _mlp_step():
     ag.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Dropout(0.2), nn.Linear(4, 1))
     opt = optim.SGD(model.parameters(), lr=0.1)
-
-    def step(x, y):
-        opt.zero_grad()
-        loss = NF.mse_loss(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-    return model, opt, step
+    return model, opt, _train_step(model, opt)
 
 
 def test_each_guard_retraces_and_logs_why(caplog):
@@ -587,13 +585,7 @@ def test_threads_trace_and_replay_independently():
         ag.manual_seed(seed)
         model = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 1))
         opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-
-        def step(x, y):
-            opt.zero_grad()
-            loss = NF.mse_loss(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
+        step = _train_step(model, opt)
         rng = np.random.default_rng(seed)
         data = [(ag.tensor(rng.standard_normal((4, 3)).astype(np.float32)),
                  ag.tensor(rng.standard_normal((4, 1)).astype(np.float32))) for _ in range(50)]
@@ -717,19 +709,13 @@ def test_module_settings_read_by_forward_are_guards(when, caplog):
         rng = np.random.default_rng(0)
         x = ag.tensor(rng.standard_normal((16, 3)).astype(np.float32))
         y = ag.tensor(np.ones((16, 1), np.float32))
-
-        def step():
-            opt.zero_grad()
-            loss = NF.mse_loss(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
+        step = _train_step(model, opt)
         fn = ag.compile(step) if compiled else step
         losses = []
         for i in range(when + 7):
             if i in changes:
                 changes[i](model)
-            losses.append(np.array(fn()._data).tobytes())
+            losses.append(np.array(fn(x, y)._data).tobytes())
         results.append((losses, [p._data.tobytes() for p in model.parameters()],
                         model[3].running_mean._data.tobytes()))
         if compiled:

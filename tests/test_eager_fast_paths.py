@@ -3,19 +3,14 @@ replaces, and whole training loops give the same bits on the compiled hot path a
 Python twin."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
-from conftest import need_compiled_engine, need_native
+from conftest import need_compiled_engine, outputs_of_both_twins
 
 import autograd as ag
 from autograd import backend, nn, optim
 from autograd import functional as F
 from autograd.engine import count_consumers, topological_order
-
 
 # Two tutorial loops: the Keras XOR net (SGD with momentum, BCE on a fused Linear + Sigmoid)
 # and the seed-style 1-2-5-1 regression trained one sample at a time with Adam. The digest
@@ -56,19 +51,7 @@ print(backend.info()["hot_path"], backend.info()["engine"], digest.hexdigest())
 
 @pytest.mark.parametrize("provider", ["numpy", "native"])
 def test_training_loops_give_the_same_bits_on_both_twins(provider, tmp_path):
-    need_compiled_engine()
-    if provider == "native":
-        need_native()
-    outs = {}
-    for engine in ("compiled", "python"):
-        env = dict(os.environ, AUTOGRAD_ENGINE=engine)
-        res = subprocess.run([sys.executable, "-c", _TRAIN_SCRIPT, provider], env=env,
-                             cwd=tmp_path,  # not the source tree, which has no extensions
-                             capture_output=True, text=True, timeout=120)
-        assert res.returncode == 0, res.stderr
-        outs[engine] = res.stdout.split()
-    assert outs["compiled"][:2] == ["compiled", "compiled"]
-    assert outs["python"][:2] == ["python", "python"]
+    outs = outputs_of_both_twins(_TRAIN_SCRIPT, provider, tmp_path)
     assert outs["compiled"][2] == outs["python"][2]
 
 

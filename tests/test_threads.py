@@ -239,25 +239,6 @@ def test_pool_kernels_match_numpy(all_parallel):
 # Ctrl-C, idle workers, fork
 # ---------------------------------------------------------------------------------------------
 
-# CPU ticks (utime + stime) of each of our pool's threads, by thread id.
-CPU_TICKS = """
-import os
-
-def pool_ticks():
-    out = {}
-    for tid in os.listdir('/proc/self/task'):
-        try:
-            with open(f'/proc/self/task/{tid}/comm') as f:
-                if f.read().strip() != 'autograd-pool':
-                    continue
-            with open(f'/proc/self/task/{tid}/stat') as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-        except OSError:
-            continue
-        out[tid] = int(fields[11]) + int(fields[12])
-    return out
-"""
-
 # Thread id -> name (what pthread_setname_np gave it, else the process name).
 THREAD_NAMES = """
 import os
@@ -271,6 +252,22 @@ def thread_names():
         except OSError:
             pass
     return names
+"""
+
+# CPU ticks (utime + stime) of each of our pool's threads, by thread id.
+CPU_TICKS = THREAD_NAMES + """
+def pool_ticks():
+    out = {}
+    for tid, name in thread_names().items():
+        if name != 'autograd-pool':
+            continue
+        try:
+            with open(f'/proc/self/task/{tid}/stat') as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        out[tid] = int(fields[11]) + int(fields[12])
+    return out
 """
 
 

@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import need_compiled_engine, need_native
+from conftest import need_compiled_engine, need_native, outputs_of_both_twins
 
 import autograd as ag
 from autograd import backend, hotpath, nn, optim
@@ -166,19 +166,7 @@ with backend.use(sys.argv[1]):
 
 @pytest.mark.parametrize("provider", ["numpy", "native"])
 def test_compiled_and_pure_twins_give_the_same_gradients_bit_for_bit(provider, tmp_path):
-    need_compiled_engine()
-    if provider == "native":
-        need_native()
-    outs = {}
-    for engine in ("compiled", "python"):
-        env = dict(os.environ, AUTOGRAD_ENGINE=engine)
-        res = subprocess.run([sys.executable, "-c", _GRADS_SCRIPT, provider], env=env,
-                             cwd=tmp_path,  # not the source tree, which has no extensions
-                             capture_output=True, text=True, timeout=120)
-        assert res.returncode == 0, res.stderr
-        outs[engine] = res.stdout.split()
-    assert outs["compiled"][:2] == ["compiled", "compiled"]
-    assert outs["python"][:2] == ["python", "python"]
+    outs = outputs_of_both_twins(_GRADS_SCRIPT, provider, tmp_path)
     assert outs["compiled"][2] == outs["python"][2]
 
 

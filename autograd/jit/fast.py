@@ -351,14 +351,8 @@ def _fused_update(opt: Any, sgd: bool, plan: list, same_groups: Callable,
                         if p.grad is not None or p._data is not d:
                             return False
                     mu = float(group["momentum"])
-                    if mu != 0:
-                        if bufs is None:  # momentum turned on since: eager makes buffers
-                            return False
-                        st = opt.state
-                        for p, b in zip(params, bufs):
-                            s = st.get(p)
-                            if s is None or s.get("momentum_buffer") is not b:
-                                return False
+                    if mu != 0 and not _buffers_are_state(opt, params, bufs):
+                        return False
                     sc[i] = float(group["lr"])
                     sc[i + 1] = mu
                     sc[i + 2] = float(group["dampening"])
@@ -424,6 +418,19 @@ def inactive_of(opt: Any, rows: list) -> list:
 _SGD_HYPER = None
 
 
+def _buffers_are_state(opt: Any, params: list, bufs: list | None) -> bool:
+    """With momentum on: the plan's momentum buffers are still the optimizer state's (None:
+    momentum was off when traced and turned on since, so eager would make new buffers)."""
+    if bufs is None:
+        return False
+    st = opt.state
+    for p, b in zip(params, bufs):
+        s = st.get(p)
+        if s is None or s.get("momentum_buffer") is not b:
+            return False
+    return True
+
+
 def _sgd_source(opt: Any, row: tuple, inactive: list) -> Callable:
     """FusedUpdate.source of a one-group SGD step: prepare and commit written out as
     statements (no call, no loop), the checks of ``prepare`` in one ``and`` chain. The live
@@ -439,14 +446,7 @@ def _sgd_source(opt: Any, row: tuple, inactive: list) -> Callable:
     groups = opt.param_groups
 
     def bufs_ok() -> bool:  # momentum on at this replay: the plan's buffers are the state's
-        if bufs is None:
-            return False
-        st = opt.state
-        for p, b in zip(params, bufs):
-            s = st.get(p)
-            if s is None or s.get("momentum_buffer") is not b:
-                return False
-        return True
+        return _buffers_are_state(opt, params, bufs)
 
     def source(tag: str, env: dict) -> tuple[list, list]:
         env.update({f"O{tag}": opt, f"G{tag}": groups, f"g{tag}": group,
