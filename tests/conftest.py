@@ -45,10 +45,9 @@ def need_compiled_engine() -> None:
     pytest.skip(message)
 
 
-def outputs_of_both_twins(script: str, provider: str, cwd) -> dict[str, list[str]]:
+def stdout_of_both_twins(script: str, provider: str, cwd, timeout: float = 120) -> dict[str, str]:
     """Run ``script`` (argv[1] = provider) once on each engine twin, in fresh processes from
-    ``cwd`` (not the source tree, which has no extensions); {engine: its stdout's words}. The
-    script prints the hot path and engine it ran first, checked here."""
+    ``cwd`` (not the source tree, which has no extensions): {engine: its standard output}."""
     import subprocess
     import sys
     need_compiled_engine()
@@ -58,10 +57,20 @@ def outputs_of_both_twins(script: str, provider: str, cwd) -> dict[str, list[str
     for engine in ("compiled", "python"):
         env = dict(os.environ, AUTOGRAD_ENGINE=engine)
         res = subprocess.run([sys.executable, "-c", script, provider], env=env, cwd=cwd,
-                             capture_output=True, text=True, timeout=120)
-        assert res.returncode == 0, res.stderr
-        outs[engine] = res.stdout.split()
-        assert outs[engine][:2] == [engine, engine]
+                             capture_output=True, text=True, timeout=timeout)
+        assert res.returncode == 0, res.stderr[-2000:]
+        outs[engine] = res.stdout
+    return outs
+
+
+def digests_of_both_twins(script: str, provider: str, cwd) -> dict[str, str]:
+    """As :func:`stdout_of_both_twins` for a script printing ``hot_path engine digest``: the
+    digest of each twin, once each run is checked to be the twin it should be."""
+    outs = {}
+    for engine, out in stdout_of_both_twins(script, provider, cwd).items():
+        hot_path, ran, digest = out.split()
+        assert (hot_path, ran) == (engine, engine)
+        outs[engine] = digest
     return outs
 
 

@@ -239,35 +239,35 @@ def test_pool_kernels_match_numpy(all_parallel):
 # Ctrl-C, idle workers, fork
 # ---------------------------------------------------------------------------------------------
 
-# Thread id -> name (what pthread_setname_np gave it, else the process name).
+# Per thread of this process, by thread id: its name (what pthread_setname_np gave it, else
+# the process name) and its CPU ticks (utime + stime).
 THREAD_NAMES = """
 import os
 
-def thread_names():
-    names = {}
+def _per_thread(read):
+    out = {}
     for tid in os.listdir('/proc/self/task'):
         try:
-            with open(f'/proc/self/task/{tid}/comm') as f:
-                names[tid] = f.read().strip()
-        except OSError:
+            out[tid] = read(tid)
+        except OSError:  # the thread ended
             pass
-    return names
+    return out
+
+def thread_names():
+    return _per_thread(lambda tid: open(f'/proc/self/task/{tid}/comm').read().strip())
+
+def thread_ticks():
+    def ticks(tid):
+        fields = open(f'/proc/self/task/{tid}/stat').read().rsplit(')', 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    return _per_thread(ticks)
 """
 
-# CPU ticks (utime + stime) of each of our pool's threads, by thread id.
+# CPU ticks of each of our pool's threads, by thread id.
 CPU_TICKS = THREAD_NAMES + """
 def pool_ticks():
-    out = {}
-    for tid, name in thread_names().items():
-        if name != 'autograd-pool':
-            continue
-        try:
-            with open(f'/proc/self/task/{tid}/stat') as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-        except OSError:
-            continue
-        out[tid] = int(fields[11]) + int(fields[12])
-    return out
+    names = thread_names()
+    return {tid: n for tid, n in thread_ticks().items() if names.get(tid) == 'autograd-pool'}
 """
 
 
@@ -409,23 +409,13 @@ def test_bench_threads_runs_and_renders_a_table(native):
 # NumPy's own OpenBLAS routed onto the pool
 # ---------------------------------------------------------------------------------------------
 
-OTHER_THREAD_TICKS = """
-import os, threading
+OTHER_THREAD_TICKS = THREAD_NAMES + """
+import threading
 
 def other_ticks():
     # CPU ticks of every thread but the calling one (NumPy's BLAS threads, our workers, ...)
     me = str(threading.get_native_id())
-    out = {}
-    for tid in os.listdir('/proc/self/task'):
-        if tid == me:
-            continue
-        try:
-            with open(f'/proc/self/task/{tid}/stat') as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-        except OSError:
-            continue
-        out[tid] = int(fields[11]) + int(fields[12])
-    return out
+    return {tid: n for tid, n in thread_ticks().items() if tid != me}
 """
 
 
@@ -454,7 +444,7 @@ def test_numpy_products_run_on_the_pool_and_leave_no_thread_spinning(native):
     numpy_blas_or_skip(native)
     if native._C.max_threads() < 2:
         pytest.skip("one CPU: NumPy's BLAS has no parallel sections")
-    r = run_python(prelude=OTHER_THREAD_TICKS + THREAD_NAMES, code="""
+    r = run_python(prelude=OTHER_THREAD_TICKS, code="""
         import time
         import numpy as np
         import autograd
