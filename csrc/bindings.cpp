@@ -48,9 +48,10 @@ bool plain(const Kernel& k, PyObject* const* args, Py_ssize_t nargs) {
 
 // One call of kernel k. quiet: return NotImplemented instead of raising when the arguments do
 // not fit the contract (checked before anything runs), so a fallback costs no exception.
+// checked: the caller has already found the arguments plain().
 PyObject* run_eager(const Kernel& k, bool quiet, PyObject* const* args, Py_ssize_t nargs,
-                    PyObject* kwnames) {
-  if (quiet && !plain(k, args, nargs)) Py_RETURN_NOTIMPLEMENTED;
+                    PyObject* kwnames, bool checked = false) {
+  if (quiet && !checked && !plain(k, args, nargs)) Py_RETURN_NOTIMPLEMENTED;
   const size_t np_ = k.params.size();
   PyObject* given[16] = {};
   py::object results[agt::kMaxOut + 1];
@@ -169,7 +170,7 @@ PyObject* dispatch_call(PyObject* self, PyObject* const* args, size_t nargsf, Py
   auto* d = reinterpret_cast<Dispatch*>(self);
   const Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
   if (plain(*d->k, args, nargs)) {
-    PyObject* r = run_eager(*d->k, true, args, nargs, kwnames);
+    PyObject* r = run_eager(*d->k, true, args, nargs, kwnames, true);
     if (r != Py_NotImplemented) return r;  // a result, or an error from a call that ran
     Py_DECREF(r);
   }
