@@ -4,7 +4,8 @@
 //   It converts its arguments into a Call, lets the family's `prep` assert the contract,
 //   allocates the results and runs the family's `run` (releasing the GIL for sizable work).
 //   It never casts or copies an input: autograd/backend/native.py decides which calls come
-//   here and makes inputs C-contiguous.
+//   here and makes inputs C-contiguous. native.py binds each kernel as a _C.Dispatch: the same
+//   call without a Python frame, falling back to native.py's route where the contract refuses.
 // * Plan: _C.Plan records steps (kernel name, buffer slots, attrs), binds buffers once (every
 //   step's contract checked by the same `prep`) and runs all steps in one call, GIL released,
 //   calling the same `run`. A replay therefore gives the eager call's bits.

@@ -5,6 +5,9 @@ for it in its kernel table (csrc/kernel_table.h, ``_C.KERNELS``); any other name
 kernel. Each family has a route, a pure predicate of dtypes, shapes and attrs (``routes_native``):
 float32/float64 arrays in the patterns the C++ covers go to ``_C``, the rest to NumPy. Importing
 this module imports ``autograd._C``; it raises ImportError when that is not built.
+
+Each native name is a ``_C.Dispatch``: one C call running the kernel where its contract takes the
+arguments as they are, else the Python route (``_C`` on adapted inputs, or the NumPy kernel).
 """
 from __future__ import annotations
 
@@ -205,37 +208,26 @@ def _kernel(name: str, core, n: int):
     """native.<name>: _C.<name> where the route says so, else the NumPy kernel."""
     c, ref = getattr(core, name), getattr(_np, name)
     route = _ROUTES.get(name) or _ROUTES[TABLE[name][0]]
-    binary = TABLE[name][0] == "binary"
-    if binary:  # a scalar operand (g / n in mean's backward): NumPy's
-        def fallback(a, b):
-            if type(a) is np.ndarray and type(b) is np.ndarray and route(n, a, b):
-                return c(_contig(a), _contig(b))
-            return ref(a, b)
-    else:
-        def fallback(*args, **kwargs):
-            if route(n, *args, **kwargs):
-                return c(*_adapt(name, args), **kwargs)
-            return ref(*args, **kwargs)
-    if n > 1:  # a crossover: the route (size first) decides before anything runs
-        def kernel(*args, **kwargs):
-            if route(n, *args, **kwargs):
-                return c(*_adapt(name, args), **kwargs)
-            return ref(*args, **kwargs)
-    elif type(core) is types.ModuleType and hasattr(core, "dispatch"):
-        # One C call: _C runs the kernel where its contract takes the arguments as they are
-        # (exactly where the route takes contiguous inputs), else calls the fallback. No Python
-        # frame on that path: a closure around _C.QUIET cost ~0.15 us a call.
-        kernel = core.dispatch(name, fallback)
-    else:  # the same logic in Python, over a stand-in core (tests' spy on _C)
-        q = core.QUIET[name]
 
-        def kernel(*args, **kwargs):
-            if not binary or (len(args) == 2 and type(args[0]) is np.ndarray
-                              and type(args[1]) is np.ndarray):
-                r = q(*args, **kwargs)
-                if r is not NotImplemented:
-                    return r
-            return fallback(*args, **kwargs)
+    def routed(*args, **kwargs):  # the route decides: _C on adapted inputs, else NumPy
+        if route(n, *args, **kwargs):
+            return c(*_adapt(name, args), **kwargs)
+        return ref(*args, **kwargs)
+    if n > 1:  # a crossover: the route (size first) decides before anything runs
+        return _dressed(routed, name, ref)
+    if type(core) is types.ModuleType:
+        # _C.<name> where its contract takes the arguments, else routed(); no Python frame
+        return _dressed(core.dispatch(name, routed), name, ref)
+    q = core.QUIET[name]  # a stand-in core (tests' spy on _C): the same logic in Python
+
+    def kernel(*args, **kwargs):
+        r = q(*args, **kwargs)  # NotImplemented where the contract refuses
+        return routed(*args, **kwargs) if r is NotImplemented else r
+    return _dressed(kernel, name, ref)
+
+
+def _dressed(kernel, name: str, ref):
+    """kernel, named and documented as the NumPy kernel ``ref`` (inspect.signature reads it)."""
     kernel.__name__ = kernel.__qualname__ = name
     kernel.__module__ = __name__
     kernel.__doc__ = ref.__doc__
