@@ -203,6 +203,16 @@ PyObject* dispatch_repr(PyObject* self) {
                               reinterpret_cast<Dispatch*>(self)->k->name.c_str());
 }
 
+// Pickled and copied by reference, like the functions it stands for: the global
+// native.<name> (pickle looks it up in __module__; copy returns the object itself).
+PyObject* dispatch_reduce(PyObject* self, PyObject*) {
+  return PyUnicode_FromString(reinterpret_cast<Dispatch*>(self)->k->name.c_str());
+}
+
+PyMethodDef dispatch_methods[] = {
+    {"__reduce__", dispatch_reduce, METH_NOARGS, "The global name: pickled by reference."},
+    {nullptr, nullptr, 0, nullptr}};
+
 PyTypeObject* dispatch_type() {
   static PyTypeObject t = [] {
     PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
@@ -217,6 +227,7 @@ PyTypeObject* dispatch_type() {
     t.tp_clear = dispatch_clear;
     t.tp_dealloc = dispatch_dealloc;
     t.tp_repr = dispatch_repr;
+    t.tp_methods = dispatch_methods;
     return t;
   }();
   return &t;

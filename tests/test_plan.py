@@ -421,3 +421,11 @@ def test_dispatch_rejects_unknown_kernels_and_bad_fallbacks():
     with pytest.raises(TypeError, match="must be callable"):
         _C.dispatch("add", 3)
     assert repr(native.add) == "<native kernel add>"
+
+
+def test_dispatchers_copy_and_pickle_by_reference_like_functions():
+    import copy
+    import pickle
+    assert copy.copy(native.tanh) is native.tanh and copy.deepcopy(native.tanh) is native.tanh
+    assert pickle.loads(pickle.dumps(native.tanh)) is native.tanh
+    assert copy.deepcopy({"f": native.add})["f"] is native.add  # e.g. inside a deep-copied model
