@@ -7,6 +7,9 @@ import typing
 
 import numpy
 
+class Dispatch:
+    """A native kernel with its fallback: _C.dispatch(name, fallback)."""
+
 KERNELS: typing.Any
 
 class Plan:
@@ -73,6 +76,10 @@ def cross_entropy(logits: numpy.ndarray, target: numpy.ndarray, reduction: str =
 
 def cross_entropy_back(log_probs: numpy.ndarray, target: numpy.ndarray, grad: numpy.ndarray, reduction: str = 'mean') -> numpy.ndarray:
     """cross_entropy kernel (csrc/kernel_table.h); the contract is asserted, not adapted."""
+    ...
+
+def dispatch(name: str, fallback: object) -> object:
+    """native.<name>: one C call running the kernel where its contract takes the arguments as they are, else fallback(*args, **kwargs)."""
     ...
 
 def div(a: numpy.ndarray, b: numpy.ndarray) -> numpy.ndarray:

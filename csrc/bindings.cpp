@@ -4,7 +4,8 @@
 //   It converts its arguments into a Call, lets the family's `prep` assert the contract,
 //   allocates the results and runs the family's `run` (releasing the GIL for sizable work).
 //   It never casts or copies an input: autograd/backend/native.py decides which calls come
-//   here and makes inputs C-contiguous.
+//   here and makes inputs C-contiguous. native.py binds each kernel as a _C.Dispatch: the same
+//   call without a Python frame, falling back to native.py's route where the contract refuses.
 // * Plan: _C.Plan records steps (kernel name, buffer slots, attrs), binds buffers once (every
 //   step's contract checked by the same `prep`) and runs all steps in one call, GIL released,
 //   calling the same `run`. A replay therefore gives the eager call's bits.
@@ -46,13 +47,12 @@ bool plain(const Kernel& k, PyObject* const* args, Py_ssize_t nargs) {
   return true;
 }
 
-// One function for every kernel: `self` is a capsule holding its Kernel; a capsule with a
-// context is the quiet twin (_C.QUIET[name]), which returns NotImplemented instead of raising
-// when the arguments do not fit the contract, so the adapter's fallback costs no exception.
-PyObject* eager(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
-  const Kernel& k = *static_cast<const Kernel*>(PyCapsule_GetPointer(self, nullptr));
-  const bool quiet = PyCapsule_GetContext(self) != nullptr;
-  if (quiet && !plain(k, args, nargs)) Py_RETURN_NOTIMPLEMENTED;
+// One call of kernel k. quiet: return NotImplemented instead of raising when the arguments do
+// not fit the contract (checked before anything runs), so a fallback costs no exception.
+// checked: the caller has already found the arguments plain().
+PyObject* run_eager(const Kernel& k, bool quiet, PyObject* const* args, Py_ssize_t nargs,
+                    PyObject* kwnames, bool checked = false) {
+  if (quiet && !checked && !plain(k, args, nargs)) Py_RETURN_NOTIMPLEMENTED;
   const size_t np_ = k.params.size();
   PyObject* given[16] = {};
   py::object results[agt::kMaxOut + 1];
@@ -145,6 +145,110 @@ PyObject* eager(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObjec
   return nullptr;
 }
 
+// One function for every kernel: `self` is a capsule holding its Kernel; a capsule with a
+// context is the quiet twin (_C.QUIET[name]).
+PyObject* eager(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  const Kernel& k = *static_cast<const Kernel*>(PyCapsule_GetPointer(self, nullptr));
+  return run_eager(k, PyCapsule_GetContext(self) != nullptr, args, nargs, kwnames);
+}
+
+// ---------------------------------------------------------------------------------------------
+// _C.Dispatch: what autograd.backend.native binds as native.<name>. One C-level call (vectorcall,
+// no Python frame) runs the kernel when its contract takes the arguments as they are, else calls
+// `fallback` with the same arguments (native.py: the route, then _C on adapted inputs or NumPy).
+// The instance has a __dict__ so native.py can give it the NumPy kernel's __doc__,
+// __signature__ and __name__.
+// ---------------------------------------------------------------------------------------------
+
+struct Dispatch {
+  PyObject_HEAD vectorcallfunc vectorcall;
+  const Kernel* k;
+  PyObject* fallback;
+  PyObject* dict;
+};
+
+PyObject* dispatch_call(PyObject* self, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
+  auto* d = reinterpret_cast<Dispatch*>(self);
+  const Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  if (plain(*d->k, args, nargs)) {
+    PyObject* r = run_eager(*d->k, true, args, nargs, kwnames, true);
+    if (r != Py_NotImplemented) return r;  // a result, or an error from a call that ran
+    Py_DECREF(r);
+  }
+  return PyObject_Vectorcall(d->fallback, args, nargsf, kwnames);
+}
+
+int dispatch_traverse(PyObject* self, visitproc visit, void* arg) {
+  auto* d = reinterpret_cast<Dispatch*>(self);
+  Py_VISIT(d->fallback);
+  Py_VISIT(d->dict);
+  return 0;
+}
+
+int dispatch_clear(PyObject* self) {
+  auto* d = reinterpret_cast<Dispatch*>(self);
+  Py_CLEAR(d->fallback);
+  Py_CLEAR(d->dict);
+  return 0;
+}
+
+void dispatch_dealloc(PyObject* self) {
+  PyObject_GC_UnTrack(self);
+  dispatch_clear(self);
+  Py_TYPE(self)->tp_free(self);
+}
+
+PyObject* dispatch_repr(PyObject* self) {
+  return PyUnicode_FromFormat("<native kernel %s>",
+                              reinterpret_cast<Dispatch*>(self)->k->name.c_str());
+}
+
+// Pickled and copied by reference, like the functions it stands for: the global
+// native.<name> (pickle looks it up in __module__; copy returns the object itself).
+PyObject* dispatch_reduce(PyObject* self, PyObject*) {
+  return PyUnicode_FromString(reinterpret_cast<Dispatch*>(self)->k->name.c_str());
+}
+
+PyMethodDef dispatch_methods[] = {
+    {"__reduce__", dispatch_reduce, METH_NOARGS, "The global name: pickled by reference."},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyTypeObject* dispatch_type() {
+  static PyTypeObject t = [] {
+    PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
+    t.tp_name = "autograd._C.Dispatch";
+    t.tp_basicsize = sizeof(Dispatch);
+    t.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL;
+    t.tp_doc = "A native kernel with its fallback: _C.dispatch(name, fallback).";
+    t.tp_vectorcall_offset = offsetof(Dispatch, vectorcall);
+    t.tp_dictoffset = offsetof(Dispatch, dict);
+    t.tp_call = PyVectorcall_Call;
+    t.tp_traverse = dispatch_traverse;
+    t.tp_clear = dispatch_clear;
+    t.tp_dealloc = dispatch_dealloc;
+    t.tp_repr = dispatch_repr;
+    t.tp_methods = dispatch_methods;
+    return t;
+  }();
+  return &t;
+}
+
+// _C.dispatch(name, fallback): native.<name> (see Dispatch).
+py::object make_dispatch(const std::string& name, py::object fallback) {
+  const auto it = by_name().find(name);
+  if (it == by_name().end()) throw py::key_error("dispatch: no native kernel named '" + name + "'");
+  if (!PyCallable_Check(fallback.ptr()))
+    throw py::type_error("dispatch: the fallback for '" + name + "' must be callable");
+  auto* d = PyObject_GC_New(Dispatch, dispatch_type());
+  if (!d) throw py::error_already_set();
+  d->vectorcall = dispatch_call;
+  d->k = it->second;
+  d->fallback = fallback.release().ptr();
+  d->dict = nullptr;
+  PyObject_GC_Track(d);
+  return py::reinterpret_steal<py::object>(reinterpret_cast<PyObject*>(d));
+}
+
 // "name(x: numpy.ndarray, axis: int = -1) -> numpy.ndarray": the first docstring line, which
 // csrc/stubgen.py turns into the stub.
 std::string signature(const Kernel& k) {
@@ -212,6 +316,11 @@ PYBIND11_MODULE(_C, m) {
   }
   m.attr("KERNELS") = py::tuple(table);  // (name, family, exact, parameter names) per kernel
   m.attr("QUIET") = quiet;  // name -> the kernel, returning NotImplemented where it refuses
+  if (PyType_Ready(dispatch_type()) < 0) throw py::error_already_set();
+  m.add_object("Dispatch", reinterpret_cast<PyObject*>(dispatch_type()));
+  m.def("dispatch", &make_dispatch, py::arg("name"), py::arg("fallback"),
+        "native.<name>: one C call running the kernel where its contract takes the arguments as "
+        "they are, else fallback(*args, **kwargs).");
   agt_front::bind_plan(m);
 
   m.def(

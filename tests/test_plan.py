@@ -314,3 +314,118 @@ def test_replay_equals_eager_on_threaded_paths(threads):
         ag.set_num_threads(saved_n)
         for family, v in saved_t.items():
             native.set_parallel_threshold(family, v)
+
+
+# ---------------------------------------------------------------------------------------------
+# _C.Dispatch: native.<name> as one C call, the Python route only where the contract refuses
+# ---------------------------------------------------------------------------------------------
+
+class _NotAModule:
+    """_C seen through a plain object: native._kernel then builds the Python closure (the twin
+    the C dispatcher must agree with)."""
+
+    def __getattr__(self, name):
+        return getattr(_C, name)
+
+
+def _closure(name):
+    return native._kernel(name, _NotAModule(), 0)
+
+
+def test_bound_kernels_are_dispatchers_that_look_like_the_numpy_kernels():
+    import inspect
+
+    from autograd.backend import numpy_kernels
+    bound = [n for n in native.TABLE if hasattr(numpy_kernels, n)]
+    assert bound
+    for name in bound:
+        k, ref = getattr(native, name), getattr(numpy_kernels, name)
+        assert type(k) is _C.Dispatch, name
+        assert inspect.signature(k) == inspect.signature(ref), name
+        assert k.__doc__ == ref.__doc__ and k.__name__ == name, name
+    assert type(_closure("add")) is not _C.Dispatch  # the twin below really is the closure
+
+
+def _cases():
+    rng = np.random.default_rng(3)
+    for dt in (np.float32, np.float64):
+        x = rng.standard_normal((5, 4)).astype(dt)
+        y = rng.standard_normal((5, 4)).astype(dt)
+        t = np.array([0, 3, 1, 2, 0])
+        yield "add", (x, y), {}
+        yield "mul", (x, y[0]), {}                      # row broadcast, native
+        yield "sub", (x, 2.0), {}                       # scalar operand: NumPy
+        yield "add", (x.T, y.T), {}                     # strided: copied, then native
+        yield "div", (x, y[:, :1]), {}                  # column broadcast: NumPy
+        yield "mul", (x, y.astype(np.float64 if dt == np.float32 else np.float32)), {}
+        yield "tanh", (x,), {}
+        yield "tanh", (x[:, ::2],), {}
+        yield "tanh_back", (x, y), {}
+        yield "sum", (x,), {"axis": 0, "keepdims": True}
+        yield "sum", (x, (0, 1)), {}
+        yield "sum_to", (x, (1, 4)), {}
+        yield "softmax", (x,), {"axis": -1}
+        yield "matmul", (x, y), {"trans_b": True}
+        yield "mse", (x, y), {"reduction": "sum"}
+        yield "cross_entropy", (x, t), {}
+        yield "cross_entropy", (x, t.astype(np.int32), "none"), {}  # widened, then native
+
+
+def test_dispatch_gives_the_closures_bits():
+    """Fast path and fallback alike: the same result, to the bit, as the Python closure."""
+    for name, args, kwargs in _cases():
+        got, want = getattr(native, name)(*args, **kwargs), _closure(name)(*args, **kwargs)
+        got, want = (got, want) if type(want) is tuple else ((got,), (want,))
+        assert type(got) is tuple and len(got) == len(want), name
+        for g, w in zip(got, want):
+            assert type(g) is type(w) and g.dtype == w.dtype and g.shape == w.shape, name
+            assert g.tobytes() == w.tobytes(), (name, [getattr(a, "shape", a) for a in args])
+
+
+def test_dispatch_errors_are_the_closures_errors():
+    x = np.ones((2, 3))
+    calls = [("add", (x, np.ones(2))), ("cross_entropy", (x, np.array([0, 9]))),
+             ("tanh", (x, x)), ("sum_to", (x, (5,)))]
+    for name, args in calls:
+        errs = []
+        for fn in (getattr(native, name), _closure(name)):
+            with pytest.raises(Exception) as e:
+                fn(*args)
+            errs.append((type(e.value), str(e.value)))
+        assert errs[0] == errs[1], (name, errs)
+    with pytest.raises(ValueError, match=r"target\[1\] = 9"):  # found while running: no fallback
+        native.cross_entropy(x, np.array([0, 9]))
+
+
+def test_dispatch_keeps_reference_counts():
+    import sys
+    x, y = np.ones((4, 3)), np.ones((4, 3))
+    calls = [lambda: native.add(x, y), lambda: native.add(x, 2.0), lambda: native.tanh(x.T),
+             lambda: native.sum(x, axis=0, keepdims=True), lambda: native.sum(x, (0, 1)),
+             lambda: native.mse(x, y, reduction="none"), lambda: native.add(a=x, b=y)]
+    for fn in calls:
+        fn()
+        before = [sys.getrefcount(a) for a in (x, y)]
+        for _ in range(200):
+            fn()
+        try:
+            native.tanh(x, x)  # refused, then raised by the fallback
+        except TypeError:
+            pass
+        assert [sys.getrefcount(a) for a in (x, y)] == before
+
+
+def test_dispatch_rejects_unknown_kernels_and_bad_fallbacks():
+    with pytest.raises(KeyError, match="no native kernel named 'nope'"):
+        _C.dispatch("nope", print)
+    with pytest.raises(TypeError, match="must be callable"):
+        _C.dispatch("add", 3)
+    assert repr(native.add) == "<native kernel add>"
+
+
+def test_dispatchers_copy_and_pickle_by_reference_like_functions():
+    import copy
+    import pickle
+    assert copy.copy(native.tanh) is native.tanh and copy.deepcopy(native.tanh) is native.tanh
+    assert pickle.loads(pickle.dumps(native.tanh)) is native.tanh
+    assert copy.deepcopy({"f": native.add})["f"] is native.add  # e.g. inside a deep-copied model

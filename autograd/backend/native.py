@@ -5,10 +5,14 @@ for it in its kernel table (csrc/kernel_table.h, ``_C.KERNELS``); any other name
 kernel. Each family has a route, a pure predicate of dtypes, shapes and attrs (``routes_native``):
 float32/float64 arrays in the patterns the C++ covers go to ``_C``, the rest to NumPy. Importing
 this module imports ``autograd._C``; it raises ImportError when that is not built.
+
+Each native name is a ``_C.Dispatch``: one C call running the kernel where its contract takes the
+arguments as they are, else the Python route (``_C`` on adapted inputs, or the NumPy kernel).
 """
 from __future__ import annotations
 
 import inspect
+import types
 
 import numpy as np
 
@@ -204,32 +208,28 @@ def _kernel(name: str, core, n: int):
     """native.<name>: _C.<name> where the route says so, else the NumPy kernel."""
     c, ref = getattr(core, name), getattr(_np, name)
     route = _ROUTES.get(name) or _ROUTES[TABLE[name][0]]
-    # q: _C.<name> returning NotImplemented (no exception) where its contract refuses, which is
-    # exactly where the route refuses contiguous inputs; only a refused call asks the route.
-    q = core.QUIET[name]
+
+    def routed(*args, **kwargs):  # the route decides: _C on adapted inputs, else NumPy
+        if route(n, *args, **kwargs):
+            return c(*_adapt(name, args), **kwargs)
+        return ref(*args, **kwargs)
     if n > 1:  # a crossover: the route (size first) decides before anything runs
-        def kernel(*args, **kwargs):
-            if route(n, *args, **kwargs):
-                return c(*_adapt(name, args), **kwargs)
-            return ref(*args, **kwargs)
-    elif TABLE[name][0] == "binary":  # a scalar operand (g / n in mean's backward): NumPy's
-        def kernel(a, b):
-            if type(a) is np.ndarray and type(b) is np.ndarray:
-                r = q(a, b)
-                if r is not NotImplemented:
-                    return r
-                if route(n, a, b):
-                    return c(_contig(a), _contig(b))
-            return ref(a, b)
-    else:
-        def kernel(*args, **kwargs):
-            r = q(*args, **kwargs)
-            if r is not NotImplemented:
-                return r
-            if route(n, *args, **kwargs):
-                return c(*_adapt(name, args), **kwargs)
-            return ref(*args, **kwargs)
+        return _dressed(routed, name, ref)
+    if type(core) is types.ModuleType:
+        # _C.<name> where its contract takes the arguments, else routed(); no Python frame
+        return _dressed(core.dispatch(name, routed), name, ref)
+    q = core.QUIET[name]  # a stand-in core (tests' spy on _C): the same logic in Python
+
+    def kernel(*args, **kwargs):
+        r = q(*args, **kwargs)  # NotImplemented where the contract refuses
+        return routed(*args, **kwargs) if r is NotImplemented else r
+    return _dressed(kernel, name, ref)
+
+
+def _dressed(kernel, name: str, ref):
+    """kernel, named and documented as the NumPy kernel ``ref`` (inspect.signature reads it)."""
     kernel.__name__ = kernel.__qualname__ = name
+    kernel.__module__ = __name__
     kernel.__doc__ = ref.__doc__
     kernel.__signature__ = inspect.signature(ref)
     return kernel
