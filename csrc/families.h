@@ -101,6 +101,9 @@ struct Kernel {
   void (*f32)() = nullptr;                // the kernel's math, for families with many members
   void (*f64)() = nullptr;
   int op = 0;  // the operator, for families that share one kernel (binary: ag::BinOp)
+  // The family tests the per-call code makes, decided once in make(): comparing family names
+  // on every call (strlen + memcmp each) cost ~20 ns of a ~200 ns eager call.
+  bool optim = false, matmul = false, linear = false;
 };
 
 struct KernelError {
@@ -197,6 +200,7 @@ inline Kernel make(const char* name, const char* family, bool exact, std::vector
   Kernel k;
   k.name = name, k.family = family, k.exact = exact, k.params = std::move(params);
   k.ret = ret, k.prep = prep, k.run = run;
+  k.optim = k.family == "optim", k.matmul = k.family == "matmul", k.linear = k.family == "linear";
   return k;
 }
 template <class F32, class F64>

@@ -161,24 +161,9 @@ inline Attr to_attr(const Kernel& k, const Param& p, PyObject* o) {
   return a;
 }
 
-// What the per-call code asks of a kernel's family, decided once per kernel: comparing family
-// names on every call (strlen + memcmp each) cost ~20 ns of a ~200 ns eager call.
-struct FamilyFlags {
-  bool optim, matmul, linear;
-};
-inline const FamilyFlags& flags_of(const Kernel& k) {
-  static const std::vector<FamilyFlags> flags = [] {
-    std::vector<FamilyFlags> out;
-    for (const Kernel& t : agt::kernel_table())
-      out.push_back({t.family == "optim", t.family == "matmul", t.family == "linear"});
-    return out;
-  }();
-  return flags[static_cast<size_t>(&k - agt::kernel_table().data())];
-}
-
 // Every non-sequence float array shares the first one's dtype; that is the call's dtype.
 inline void check_dtypes(Call& c) {
-  const bool optim = flags_of(*c.k).optim;
+  const bool optim = c.k->optim;
   int first = -1;
   for (int j = 0; j < c.nin; ++j) {
     const agt::Span& s = c.in[j];
@@ -209,9 +194,8 @@ inline std::string data_error(const Call& c, index_t bad) {
 inline constexpr index_t kKeepGil = 4096;
 
 inline index_t work_of(const Call& c) {
-  const FamilyFlags& f = flags_of(*c.k);
-  if (f.matmul) return c.dim[0] * c.dim[3] * c.dim[4] * c.dim[5];
-  if (f.linear) return c.dim[0] * c.dim[1] * c.dim[2];
+  if (c.k->matmul) return c.dim[0] * c.dim[3] * c.dim[4] * c.dim[5];
+  if (c.k->linear) return c.dim[0] * c.dim[1] * c.dim[2];
   index_t w = 0;
   for (int j = 0; j < c.nin; ++j)
     for (int i = 0; i < c.in[j].n; ++i) w += c.in[j].a[i].size;

@@ -83,7 +83,7 @@ class Plan {
           kfail(false, k,
                 "live (" + std::to_string(pos) + ", " + std::to_string(slot) + ") is out of range");
         const PK kind = attr_param(k, pos).kind;
-        if (!(kind == PK::Float || (k.family == "optim" && (kind == PK::Int || kind == PK::Bool))))
+        if (!(kind == PK::Float || (k.optim && (kind == PK::Int || kind == PK::Bool))))
           kfail(false, k,
                 "attr '" + attr_param(k, pos).name + "' fixes shapes or modes and cannot be live");
         max_slot_ = std::max(max_slot_, slot);
