@@ -77,7 +77,7 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
     try:
         _propagate(root, grad, retain_graph)
         if callbacks:
-            _hooks.run_callbacks(callbacks, True)
+            _hooks.run_callbacks(callbacks)
     finally:
         state.callbacks = outer
 

@@ -201,14 +201,15 @@ def exit_backward(token: tuple, ok: bool) -> None:
     drop them if it raised."""
     callbacks, outer = token
     try:
-        run_callbacks(callbacks, ok)
+        if ok:
+            run_callbacks(callbacks)
     finally:
         state.callbacks = outer
 
 
-def run_callbacks(callbacks: list, ok: bool) -> None:
-    """Run the queued ``callbacks`` in order (one may queue more) if the pass succeeded."""
+def run_callbacks(callbacks: list) -> None:
+    """Run the queued ``callbacks`` in order (one may queue more)."""
     i = 0
-    while ok and i < len(callbacks):
+    while i < len(callbacks):
         callbacks[i]()
         i += 1
