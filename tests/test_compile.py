@@ -638,13 +638,10 @@ def _xor_like(opt_kind="sgd", **opt_kw):
            else optim.AdamW(params, lr=0.01, **opt_kw))
     x = ag.tensor(np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32))
     y = ag.tensor(np.array([[0], [1], [1], [0]], np.float32))
+    train = _train_step(model, opt, NF.binary_cross_entropy)
 
-    def step():
-        opt.zero_grad()
-        loss = NF.binary_cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
+    def step():  # x and y read from the closure, as a script's globals would be
+        return train(x, y)
     return model, opt, step
 
 

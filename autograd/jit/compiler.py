@@ -124,10 +124,9 @@ class _ModuleGuard:
     (called when the trace's replay is generated, at its third replay) turns the same checks
     into one generated expression, so a call pays one comparison per fact and no loop."""
 
-    __slots__ = ("modules", "checks", "holds")
+    __slots__ = ("checks", "holds")
 
     def __init__(self, modules: list):
-        self.modules = modules
         # (kind, object, expected, module) facts, in the order they are checked
         checks: list = []
         for m in modules:
@@ -248,16 +247,12 @@ def _describe(old: Any, new: Any, path: str = "") -> str | None:
 
 
 class _Entry:
-    __slots__ = ("trace", "modules", "arg_slots", "out_spec", "out_tree",
-                 "nslots", "guard", "lock")
+    __slots__ = ("trace", "arg_slots", "out_spec", "guard", "lock")
 
-    def __init__(self, trace: Trace, modules: list, arg_slots: list,
-                 out_spec: Any, nslots: int):
+    def __init__(self, trace: Trace, modules: list, arg_slots: list, out_spec: Any):
         self.trace = trace
-        self.modules = modules
         self.arg_slots = arg_slots
         self.out_spec = out_spec
-        self.nslots = nslots
         self.guard = _ModuleGuard(modules)
         # native segments write buffers shared by every replay of this trace: one at a time
         self.lock = threading.Lock()
@@ -417,7 +412,7 @@ class Compiled:
         # every module whose forward ran, and their submodules (a container may run its
         # children without calling them, e.g. Sequential's fused Linear + activation)
         modules = _all_modules(list(tracer.modules.values()))
-        entry = _Entry(trace, modules, arg_slots, out_spec, tracer.nslots)
+        entry = _Entry(trace, modules, arg_slots, out_spec)
         trace.on_generate = entry.guard.compile  # the guard is generated with the replay
         with self._lock:
             self._last = None

@@ -16,7 +16,10 @@ plan segment of the backward instead (the Python replay stays its fallback).
 """
 from __future__ import annotations
 
+import operator
 from typing import Any, Callable
+
+import numpy as np
 
 from ..hotpath import core as _core
 
@@ -263,7 +266,8 @@ def _step(tracer: Any, fn: Callable, orig: Callable, args: tuple,
         # as it is then (its prepare checks at each replay that it still is)
         sgd = kind is SGD
         tracer.steps.append(("f", replay, True, "optim",
-                             lambda: _fused_update(opt, sgd, plan, same_groups, routes)))
+                             lambda: _fused_update(opt, sgd, plan, same_groups, routes,
+                                                   inactive)))
     return out
 
 
@@ -306,11 +310,11 @@ class FusedUpdate:
         self.source = source
 
 
-def _fused_update(opt: Any, sgd: bool, plan: list, same_groups: Callable,
-                  routes: list) -> FusedUpdate | None:
+def _fused_update(opt: Any, sgd: bool, plan: list, same_groups: Callable, routes: list,
+                  inactive: list) -> FusedUpdate | None:
     """The FusedUpdate of an SGD/Adam/AdamW step as traced, or None (state the plan cannot
-    hold: no momentum buffers, step counts differing within a group)."""
-    import numpy as np
+    hold: no momentum buffers, step counts differing within a group). ``inactive``: the
+    optimizer's parameters the traced step did not update."""
     state = opt.state
     rows, calls = [], []
     grads_by_group = [g for g in routes if g]
@@ -368,7 +372,7 @@ def _fused_update(opt: Any, sgd: bool, plan: list, same_groups: Callable,
 
         source = None
         if len(rows) == 1 and len(opt.param_groups) == 1:
-            source = _sgd_source(opt, rows[0], inactive_of(opt, rows))
+            source = _sgd_source(opt, rows[0], inactive)
         return FusedUpdate(calls, 5 * len(rows), bind, source)
 
     def bind(base: int) -> tuple[Callable, Callable]:  # Adam, AdamW
@@ -409,13 +413,8 @@ def _fused_update(opt: Any, sgd: bool, plan: list, same_groups: Callable,
     return FusedUpdate(calls, 6 * len(rows), bind)
 
 
-def inactive_of(opt: Any, rows: list) -> list:
-    """The optimizer's parameters that the traced update did not cover."""
-    covered = {id(p) for row in rows for p in row[1]}
-    return [p for g in opt.param_groups for p in g["params"] if id(p) not in covered]
-
-
-_SGD_HYPER = None
+#: a one-group SGD update's live hyper-parameters, read from its group in one C call
+_SGD_HYPER = operator.itemgetter("lr", "momentum", "dampening", "nesterov", "weight_decay")
 
 
 def _buffers_are_state(opt: Any, params: list, bufs: list | None) -> bool:
@@ -437,11 +436,6 @@ def _sgd_source(opt: Any, row: tuple, inactive: list) -> Callable:
     hyper-parameters are stored as they are into the array.array of the plan's scalars, which
     converts them as ``float()`` does (``bool`` for nesterov); anything it refuses raises and
     leaves ``_ok`` False, so the Python replay runs the update and raises where eager does."""
-    import operator
-    global _SGD_HYPER
-    if _SGD_HYPER is None:
-        _SGD_HYPER = operator.itemgetter("lr", "momentum", "dampening", "nesterov",
-                                         "weight_decay")
     group, params, datas, bufs = row
     groups = opt.param_groups
 

@@ -277,16 +277,18 @@ class Tracer:
     def outputs(self, out: Any) -> Any:
         """Slots for a call's results; the spec _store uses at replay."""
         if isinstance(out, _ndarray):
-            if id(out) in self.known and self.known[id(out)][0] == _CONST:
+            item = self.known.get(id(out))
+            if item is not None and item[0] == _CONST:
                 # a kernel handed back a constant (sum_to of a same-shape array): keep it so
                 return None
             s = self.new_slot()
             self.register(out, (_SLOT, s))
-            if (type(out) is np.ndarray and out.base is None and out.flags.c_contiguous
-                    and out.flags.writeable):
-                self.meta[s] = (out.shape, out.dtype)  # a fresh array: a plan may fill it
             base = out.base
-            if isinstance(base, _ndarray) and id(base) not in self.known:
+            if base is None:
+                flags = out.flags
+                if type(out) is np.ndarray and flags.c_contiguous and flags.writeable:
+                    self.meta[s] = (out.shape, out.dtype)  # a fresh array: a plan may fill it
+            elif isinstance(base, _ndarray) and id(base) not in self.known:
                 self.register(base, (_BASE, s))
             return s
         if isinstance(out, np.generic):
@@ -310,8 +312,8 @@ class Tracer:
     def kernel(self, name: str, fn: Callable, args: tuple, kwargs: dict, out: Any,
                scalar: bool = False) -> None:
         self.kernel_count += 1
-        # value_item and outputs, with the common cases (arrays, plain attrs, one fresh array
-        # as result) written out: this runs for every kernel call of a trace
+        # value_item with the common cases (arrays, plain attrs) written out: this runs for
+        # every argument of every kernel call of a trace
         known = self.known
         a = []
         simple = not kwargs
@@ -327,20 +329,7 @@ class Tracer:
                 simple = False
             a.append(item)
         k = {key: self.value_item(v) for key, v in kwargs.items()} if kwargs else {}
-        if type(out) is _ndarray and out.base is None:
-            item = known.get(id(out))
-            if item is not None and item[0] == _CONST:
-                spec = None  # a kernel handed back a constant: keep it so
-            else:
-                spec = self.nslots
-                self.nslots = spec + 1
-                self.keep.append(out)
-                known[id(out)] = (_SLOT, spec)
-                flags = out.flags
-                if flags.c_contiguous and flags.writeable:
-                    self.meta[spec] = (out.shape, out.dtype)  # a fresh array: a plan may fill it
-        else:
-            spec = self.outputs(out)
+        spec = self.outputs(out)
         # Whether the eager call ran native code is decided when the plan is built (third
         # replay), not here: the trace keeps this call's arguments until then.
         native = self.native
