@@ -249,10 +249,10 @@ def _describe(old: Any, new: Any, path: str = "") -> str | None:
 class _Entry:
     __slots__ = ("trace", "arg_slots", "out_spec", "guard", "lock")
 
-    def __init__(self, trace: Trace, modules: list, arg_slots: list, out_spec: Any):
+    def __init__(self, trace: Trace, modules: list, arg_slots: list, out_spec: Any = None):
         self.trace = trace
         self.arg_slots = arg_slots
-        self.out_spec = out_spec
+        self.out_spec = out_spec  # (set when the trace is mapped, before its first replay)
         self.guard = _ModuleGuard(modules)
         # native segments write buffers shared by every replay of this trace: one at a time
         self.lock = threading.Lock()
@@ -407,12 +407,18 @@ class Compiled:
             warnings.warn(f"autograd.compile: {self._name} runs eagerly (fallback='eager'): "
                           f"{self._eager_reason}", RuntimeWarning, stacklevel=3)
             return result
-        out_spec = _output_spec(result, tracer)
-        trace = tracer.finish()
+        # The events are mapped to the tape at the first replay (a step called once pays for
+        # recording only); the result is kept as the arrays it holds now.
+        raw_out = _raw_output(result)
+        trace = tracer.finish(lazy=True)
         # every module whose forward ran, and their submodules (a container may run its
         # children without calling them, e.g. Sequential's fused Linear + activation)
         modules = _all_modules(list(tracer.modules.values()))
-        entry = _Entry(trace, modules, arg_slots, out_spec)
+        entry = _Entry(trace, modules, arg_slots)
+
+        def materialized(tr: Tracer) -> None:
+            entry.out_spec = _output_spec(raw_out, tr)
+        trace.on_materialize = materialized
         trace.on_generate = entry.guard.compile  # the guard is generated with the replay
         with self._lock:
             self._last = None
@@ -429,8 +435,9 @@ class Compiled:
                 evicted = f"; cache full ({self.cache_size}), dropped the least recent trace"
         if log.isEnabledFor(logging.INFO):
             verb = "tracing" if why == "first call" else "retracing"
+            # (reading kernel_steps maps the events now: only when logging)
             log.info(f"{verb} {self._name} ({why}): {trace.kernel_steps} kernel steps, "
-                     f"{trace.live_steps} live steps, {tracer.nslots} buffers"
+                     f"{trace.live_steps} live steps, {trace.nslots} buffers"
                      f"{evicted}")
         return result
 
@@ -441,18 +448,31 @@ class Compiled:
             self._last = None
 
 
-def _output_spec(result: Any, tracer: Tracer) -> Any:
-    """How to rebuild the function's result at replay (tensors as fresh tensors)."""
+def _raw_output(result: Any) -> Any:
+    """The function's result with each tensor replaced by the array it holds now (mapped to
+    the trace by :func:`_output_spec` later)."""
     if isinstance(result, _core.TensorBase):
-        item = tracer.array_item(result._data)
-        return ("T", item)
+        return ("T", result._data)
     if isinstance(result, np.ndarray):
-        return ("A", tracer.array_item(result))
+        return ("A", result)
     if isinstance(result, (tuple, list)):
-        return ("S", type(result), [_output_spec(r, tracer) for r in result])
+        return ("S", type(result), [_raw_output(r) for r in result])
     if isinstance(result, dict):
-        return ("D", [(k, _output_spec(v, tracer)) for k, v in result.items()])
+        return ("D", [(k, _raw_output(v)) for k, v in result.items()])
     return ("C", result)
+
+
+def _output_spec(raw: Any, tracer: Tracer) -> Any:
+    """How to rebuild the function's result at replay (tensors as fresh tensors), from
+    :func:`_raw_output`."""
+    kind = raw[0]
+    if kind == "T" or kind == "A":
+        return (kind, tracer.array_item(raw[1]))
+    if kind == "S":
+        return ("S", raw[1], [_output_spec(r, tracer) for r in raw[2]])
+    if kind == "D":
+        return ("D", [(k, _output_spec(v, tracer)) for k, v in raw[1]])
+    return raw
 
 
 def _build_outputs(spec: Any, vals: list, reused: set) -> Any:

@@ -56,11 +56,16 @@ def lookup(fn: Callable, args: tuple, kwargs: dict) -> Callable | None:
 def _accumulate(tracer: Any, fn: Callable, orig: Callable, args: tuple,
                 kwargs: dict) -> Any:
     t, g = args
-    t_item = tracer.value_item(t, tensors=True)
-    g_item = tracer.value_item(g)
+    data = t._data
     fn(t, g)
-    slot = tracer.new_slot()
-    tracer.register(t.grad._data, (0, slot))
+    # mapped later (Tracer._do_acc -> accumulate_step); the leaf's array and the .grad it now
+    # has are taken as they are at this point of the step
+    tracer.events.append((1, t, data, g, t.grad._data))  # trace._EV_ACC
+
+
+def accumulate_step(t_item: tuple, g_item: tuple, slot: int) -> tuple:
+    """The tape step replaying a gradient accumulation into a leaf (``t_item``) of the
+    gradient ``g_item``, storing the leaf's new ``.grad`` array in ``slot``."""
     acc = _core._accumulate_now
 
     if t_item[0] == 1 and g_item[0] == 0:  # a parameter and a slot: the common case
@@ -80,7 +85,7 @@ def _accumulate(tracer: Any, fn: Callable, orig: Callable, args: tuple,
     # tagged: native_plan may run it after later kernel steps (it reads the gradient slot and
     # sets .grad, which no kernel reads); the leaf and its gradient's slot (None unless a
     # parameter and a slot) let it run an optimizer update in the plan on that gradient
-    tracer.steps.append(("f", replay, False, "acc", slot, leaf, gs))
+    return ("f", replay, False, "acc", slot, leaf, gs)
 
 
 def _trace_resolve() -> Callable:
@@ -101,7 +106,7 @@ def _zero_grad_opt(tracer: Any, fn: Callable, orig: Callable, args: tuple,
         for g in groups:
             for p in g["params"]:
                 p.grad = None
-    tracer.steps.append(("f", replay, False))
+    tracer.push(("f", replay, False))
 
 
 def _zero_grad_module(tracer: Any, fn: Callable, orig: Callable, args: tuple,
@@ -115,7 +120,7 @@ def _zero_grad_module(tracer: Any, fn: Callable, orig: Callable, args: tuple,
     def replay(vals: list) -> None:
         for p in module.parameters():
             p.grad = None
-    tracer.steps.append(("f", replay, False))
+    tracer.push(("f", replay, False))
 
 
 def _Optimizer_zero_grad() -> Any:
@@ -260,12 +265,12 @@ def _step(tracer: Any, fn: Callable, orig: Callable, args: tuple,
                 for p in params:
                     p._vc[0] += 1
     if tracer.native is None:
-        tracer.steps.append(("f", replay, True))
+        tracer.push(("f", replay, True))
     else:
         # the FusedUpdate is made when the plan is built (third replay), from the optimizer
         # as it is then (its prepare checks at each replay that it still is)
         sgd = kind is SGD
-        tracer.steps.append(("f", replay, True, "optim",
+        tracer.push(("f", replay, True, "optim",
                              lambda: _fused_update(opt, sgd, plan, same_groups, routes,
                                                    inactive)))
     return out
