@@ -113,6 +113,11 @@ def _plain(v: Any) -> bool:
     return type(v) in (bool, int, float, str, type(None)) and v == v  # NaN: by identity
 
 
+#: a parameter's guarded facts (its array, requires_grad) and a buffer's (its array), read in C
+_pfacts = operator.attrgetter("_data", "_requires_grad")
+_bfacts = operator.attrgetter("_data")
+
+
 class _ModuleGuard:
     """The module part of a trace's guards: every module's train flag and its registries of
     parameters, buffers and submodules (the same objects under the same names), every
@@ -124,30 +129,56 @@ class _ModuleGuard:
     (called when the trace's replay is generated, at its third replay) turns the same checks
     into one generated expression, so a call pays one comparison per fact and no loop."""
 
-    __slots__ = ("checks", "holds")
+    __slots__ = ("_snap", "_checks", "holds")
 
     def __init__(self, modules: list):
-        # (kind, object, expected, module) facts, in the order they are checked
-        checks: list = []
+        # The facts are taken now (the trace is of the modules as they are now) but only
+        # as the objects they are made of: the list of checks is built when first needed
+        # (the second call), so a step called once does not pay for it.
+        snap = []
         for m in modules:
-            checks.append(("training", m, m.training, m))
-            for reg in ("_parameters", "_buffers", "_modules"):
-                table = getattr(m, reg)
-                checks.append(("table", table, tuple(table.items()), m))
-            settings = vars(m)
-            for key, v in settings.items():
-                if not key.startswith("_") and key != "training":
-                    checks.append(("setting", settings, (key, v), m))
-        for m in modules:
-            for p in m._parameters.values():
-                if p is not None:
-                    checks.append(("data", p, p._data, m))
-                    checks.append(("requires_grad", p, p._requires_grad, m))
-            for b in m._buffers.values():
-                if b is not None:
-                    checks.append(("data", b, b._data, m))
-        self.checks = checks
+            P, B, M, V = m._parameters, m._buffers, m._modules, vars(m)
+            try:
+                pdata = tuple(map(_pfacts, P.values()))
+                bdata = tuple(map(_bfacts, B.values()))
+            except AttributeError:  # a registered None
+                pdata = tuple(None if p is None else _pfacts(p) for p in P.values())
+                bdata = tuple(None if b is None else _bfacts(b) for b in B.values())
+            snap.append((m, m.training, P, tuple(P.items()), B, tuple(B.items()), M,
+                         tuple(M.items()), V, tuple(V.items()), pdata, bdata))
+        self._snap = snap
+        self._checks = None
         self.holds = self._holds_loop
+
+    @property
+    def checks(self) -> list:
+        """(kind, object, expected, module) facts, in the order they are checked."""
+        checks = self._checks
+        if checks is None:
+            checks = self._checks = self._build(self._snap)
+            self._snap = None
+        return checks
+
+    @staticmethod
+    def _build(snap: list) -> list:
+        checks: list = []
+        for m, training, P, Pi, B, Bi, M, Mi, V, Vi, _, _ in snap:
+            checks.append(("training", m, training, m))
+            checks.append(("table", P, Pi, m))
+            checks.append(("table", B, Bi, m))
+            checks.append(("table", M, Mi, m))
+            for key, v in Vi:
+                if not key.startswith("_") and key != "training":
+                    checks.append(("setting", V, (key, v), m))
+        for m, _, _, Pi, _, Bi, _, _, _, _, pdata, bdata in snap:
+            for (_, p), facts in zip(Pi, pdata):
+                if p is not None:
+                    checks.append(("data", p, facts[0], m))
+                    checks.append(("requires_grad", p, facts[1], m))
+            for (_, b), data in zip(Bi, bdata):
+                if b is not None:
+                    checks.append(("data", b, data, m))
+        return checks
 
     def _holds_loop(self) -> bool:
         return self.explain() is None
