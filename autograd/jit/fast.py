@@ -39,6 +39,7 @@ def _build() -> dict:
         Module.zero_grad.__wrapped_live__: _zero_grad_module,
         Optimizer.step.__wrapped_live__: _step,
         "_classes": (SGD, Adam, AdamW, Optimizer, Module),
+        "_opt_zero_grad": Optimizer.zero_grad,
     }
 
 
@@ -98,7 +99,7 @@ def _zero_grad_opt(tracer: Any, fn: Callable, orig: Callable, args: tuple,
     opt = args[0]
     set_to_none = kwargs.get("set_to_none", args[1] if len(args) > 1 else True)
     fn(*args, **kwargs)
-    if set_to_none is not True or type(opt).zero_grad is not _Optimizer_zero_grad():
+    if set_to_none is not True or type(opt).zero_grad is not _table["_opt_zero_grad"]:
         return tracer.generic_live_replay(orig, args, kwargs)
     groups = opt.param_groups
 
@@ -123,35 +124,49 @@ def _zero_grad_module(tracer: Any, fn: Callable, orig: Callable, args: tuple,
     tracer.push(("f", replay, False))
 
 
-def _Optimizer_zero_grad() -> Any:
-    from ..optim.optimizer import Optimizer
-    return Optimizer.zero_grad
-
-
 def _step(tracer: Any, fn: Callable, orig: Callable, args: tuple,
           kwargs: dict) -> Any:
     opt = args[0]
     closure = kwargs.get("closure", args[1] if len(args) > 1 else None)
-    SGD, Adam, AdamW = _table["_classes"][:3]
     kind = type(opt)
-    # which parameters the step updates (those with a gradient), fixed by the trace
-    active = [[p for p in g["params"] if p.grad is not None] for g in opt.param_groups]
-    # the gradients the update reads, as traced (native_plan asks whether eager ran _C on them)
-    routes = [[p.grad._data for p in ps] for ps in active]
-    # parameters the traced step did not update (no gradient then): should one have a gradient
-    # at a replay, eager would update it, which the recorded plan does not cover
-    in_plan = {id(p) for ps in active for p in ps}
-    inactive = [p for g in opt.param_groups for p in g["params"] if id(p) not in in_plan]
-    out = fn(*args, **kwargs)
-    if closure is not None or kind not in (SGD, Adam, AdamW):
+    if closure is not None or kind not in _table["_classes"][:3]:
+        out = fn(*args, **kwargs)
         tracer.generic_live_replay(orig, args, kwargs)
         return out
+    # The optimizer as traced, taken before the step runs: each group, its list of parameters
+    # and each parameter with its array and the gradient array the update reads (None: no
+    # gradient, so not updated). The replay is built from this when the trace is mapped.
+    groups = opt.param_groups
+    snap = []
+    for g in groups:
+        params = g["params"]
+        row = []
+        for p in params:
+            grad = p.grad
+            row.append((p, p._data, None if grad is None else grad._data))
+        snap.append((g, params, row))
+    out = fn(*args, **kwargs)
+    tracer.events.append((3, _step_replay, (orig, opt, kind, groups, snap)))  # trace._EV_BUILD
+    return out
+
+
+def _step_replay(tracer: Any, orig: Callable, opt: Any, kind: type, groups: list,
+                 snap: list) -> tuple:
+    """The tape step of an SGD, Adam or AdamW step recorded by :func:`_step`."""
+    SGD = _table["_classes"][0]
+    # which parameters the step updates (those with a gradient), fixed by the trace
+    active = [[p for p, _, ga in row if ga is not None] for _, _, row in snap]
+    # the gradients the update reads, as traced (native_plan asks whether eager ran _C on them)
+    routes = [[ga for _, _, ga in row if ga is not None] for _, _, row in snap]
+    # parameters the traced step did not update (no gradient then): should one have a gradient
+    # at a replay, eager would update it, which the recorded plan does not cover
+    inactive = [p for _, _, row in snap for p, _, ga in row if ga is None]
     k = tracer.base
-    plan = [(g, ps, [p._data for p in ps]) for g, ps in zip(opt.param_groups, active) if ps]
+    plan = [(g, ps, [d for _, d, ga in row if ga is not None])
+            for (g, _, row), ps in zip(snap, active) if ps]
     # The groups as traced: a group added, or parameters added to one, since then means the
     # recorded plan no longer covers the optimizer, and its own step runs instead.
-    groups = opt.param_groups
-    layout = [(g, g["params"], len(g["params"])) for g in groups]
+    layout = [(g, params, len(row)) for g, params, row in snap]
 
     def same_groups() -> bool:
         if opt.param_groups is not groups or len(groups) != len(layout):
@@ -265,15 +280,12 @@ def _step(tracer: Any, fn: Callable, orig: Callable, args: tuple,
                 for p in params:
                     p._vc[0] += 1
     if tracer.native is None:
-        tracer.push(("f", replay, True))
-    else:
-        # the FusedUpdate is made when the plan is built (third replay), from the optimizer
-        # as it is then (its prepare checks at each replay that it still is)
-        sgd = kind is SGD
-        tracer.push(("f", replay, True, "optim",
-                             lambda: _fused_update(opt, sgd, plan, same_groups, routes,
-                                                   inactive)))
-    return out
+        return ("f", replay, True)
+    # the FusedUpdate is made when the plan is built (third replay), from the optimizer as it
+    # is then (its prepare checks at each replay that it still is)
+    sgd = kind is SGD
+    return ("f", replay, True, "optim",
+            lambda: _fused_update(opt, sgd, plan, same_groups, routes, inactive))
 
 
 def _fallback(step: Callable, opt: Any) -> None:

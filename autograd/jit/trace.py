@@ -186,6 +186,7 @@ def recording(base: Any) -> RecordingProvider:
 _EV_KERNEL = 0   # (tag, name, fn, args, kwargs, out, scalar): a recorded kernel call
 _EV_ACC = 1      # (tag, leaf, leaf's array, gradient array, leaf's .grad array after)
 _EV_ASARRAY = 2  # (tag, scalar, array): wrap() made an array of a kernel's NumPy scalar
+_EV_BUILD = 3    # (tag, build, args): the tape step is build(tracer, *args) (reads no mapping)
 _EV_HANDLERS: dict = {}  # tag -> Tracer method (filled below the class)
 
 
@@ -472,6 +473,9 @@ class Tracer:
             self.register(out, (_SLOT, s))
             self.steps.append(("k", "asarray", np.asarray, (item,), {}, s, True, False, False))
 
+    def _do_build(self, ev: tuple) -> None:
+        self.steps.append(ev[1](self, *ev[2]))
+
     def _do_acc(self, ev: tuple) -> None:
         from .fast import accumulate_step
         _, t, data, g, grad_data = ev
@@ -511,7 +515,7 @@ class Tracer:
 
 
 _EV_HANDLERS.update({_EV_KERNEL: Tracer._do_kernel, _EV_ACC: Tracer._do_acc,
-                     _EV_ASARRAY: Tracer._do_asarray})
+                     _EV_ASARRAY: Tracer._do_asarray, _EV_BUILD: Tracer._do_build})
 
 
 _CODE: dict = {}
