@@ -83,19 +83,6 @@ def _flatten(value: Any, leaves: list, path: str) -> Any:
     return ("obj", id(value))  # a module, an optimizer, a callable: the same object
 
 
-def _all_modules(modules: list) -> list:
-    """Every module a step called and their submodules, each once."""
-    seen: dict[int, Any] = {}
-    stack = modules[::-1]
-    while stack:
-        m = stack.pop()
-        if id(m) in seen:  # a child of a module already walked
-            continue
-        seen[id(m)] = m
-        stack.extend([c for c in reversed(m._modules.values()) if c is not None])
-    return list(seen.values())
-
-
 #: the guard key of one Tensor argument (class, shape, dtype, requires_grad), read in C
 _argkey = operator.attrgetter("__class__", "_data.shape", "_data.dtype", "_requires_grad")
 _NO_KWARGS = ("dict", ())
@@ -132,20 +119,39 @@ class _ModuleGuard:
     __slots__ = ("_snap", "_checks", "holds")
 
     def __init__(self, modules: list):
+        # ``modules``: the modules a step called; their submodules are walked here (a
+        # container may run its children without calling them, e.g. Sequential's fused
+        # Linear + activation).
         # The facts are taken now (the trace is of the modules as they are now) but only
         # as the objects they are made of: the list of checks is built when first needed
         # (the second call), so a step called once does not pay for it.
         snap = []
-        for m in modules:
+        seen: set = set()
+        stack = modules[::-1]
+        while stack:  # each module once, submodules after their parent (depth first)
+            m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
             P, B, M, V = m._parameters, m._buffers, m._modules, vars(m)
-            try:
-                pdata = tuple(map(_pfacts, P.values()))
-                bdata = tuple(map(_bfacts, B.values()))
-            except AttributeError:  # a registered None
-                pdata = tuple(None if p is None else _pfacts(p) for p in P.values())
-                bdata = tuple(None if b is None else _bfacts(b) for b in B.values())
-            snap.append((m, m.training, P, tuple(P.items()), B, tuple(B.items()), M,
-                         tuple(M.items()), V, tuple(V.items()), pdata, bdata))
+            pdata = bdata = Pi = Bi = Mi = ()
+            if P:
+                Pi = tuple(P.items())
+                try:
+                    pdata = tuple(map(_pfacts, P.values()))
+                except AttributeError:  # a registered None
+                    pdata = tuple(None if p is None else _pfacts(p) for p in P.values())
+            if B:
+                Bi = tuple(B.items())
+                try:
+                    bdata = tuple(map(_bfacts, B.values()))
+                except AttributeError:
+                    bdata = tuple(None if b is None else _bfacts(b) for b in B.values())
+            if M:
+                Mi = tuple(M.items())
+                stack.extend([c for c in reversed(M.values()) if c is not None])
+            snap.append((m, m.training, P, Pi, B, Bi, M, Mi, V, tuple(V.items()), pdata,
+                         bdata))
         self._snap = snap
         self._checks = None
         self.holds = self._holds_loop
@@ -442,10 +448,8 @@ class Compiled:
         # recording only); the result is kept as the arrays it holds now.
         raw_out = _raw_output(result)
         trace = tracer.finish(lazy=True)
-        # every module whose forward ran, and their submodules (a container may run its
-        # children without calling them, e.g. Sequential's fused Linear + activation)
-        modules = _all_modules(list(tracer.modules.values()))
-        entry = _Entry(trace, modules, arg_slots)
+        # every module whose forward ran (the guard walks their submodules)
+        entry = _Entry(trace, list(tracer.modules.values()), arg_slots)
 
         def materialized(tr: Tracer) -> None:
             entry.out_spec = _output_spec(raw_out, tr)

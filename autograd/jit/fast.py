@@ -54,11 +54,11 @@ def lookup(fn: Callable, args: tuple, kwargs: dict) -> Callable | None:
         return None
 
 
-def _accumulate(tracer: Any, fn: Callable, orig: Callable, args: tuple,
+def _accumulate(tracer: Any, orig: Callable, args: tuple,
                 kwargs: dict) -> Any:
     t, g = args
     data = t._data
-    fn(t, g)
+    tracer.call_paused(orig, args, kwargs)
     # mapped later (Tracer._do_acc -> accumulate_step); the leaf's array and the .grad it now
     # has are taken as they are at this point of the step
     tracer.events.append((1, t, data, g, t.grad._data))  # trace._EV_ACC
@@ -94,11 +94,11 @@ def _trace_resolve() -> Callable:
     return _resolve
 
 
-def _zero_grad_opt(tracer: Any, fn: Callable, orig: Callable, args: tuple,
+def _zero_grad_opt(tracer: Any, orig: Callable, args: tuple,
                    kwargs: dict) -> Any:
     opt = args[0]
     set_to_none = kwargs.get("set_to_none", args[1] if len(args) > 1 else True)
-    fn(*args, **kwargs)
+    tracer.call_paused(orig, args, kwargs)
     if set_to_none is not True or type(opt).zero_grad is not _table["_opt_zero_grad"]:
         return tracer.generic_live_replay(orig, args, kwargs)
     groups = opt.param_groups
@@ -110,11 +110,11 @@ def _zero_grad_opt(tracer: Any, fn: Callable, orig: Callable, args: tuple,
     tracer.push(("f", replay, False))
 
 
-def _zero_grad_module(tracer: Any, fn: Callable, orig: Callable, args: tuple,
+def _zero_grad_module(tracer: Any, orig: Callable, args: tuple,
                       kwargs: dict) -> Any:
     module = args[0]
     set_to_none = kwargs.get("set_to_none", args[1] if len(args) > 1 else True)
-    fn(*args, **kwargs)
+    tracer.call_paused(orig, args, kwargs)
     if set_to_none is not True:
         return tracer.generic_live_replay(orig, args, kwargs)
 
@@ -124,13 +124,13 @@ def _zero_grad_module(tracer: Any, fn: Callable, orig: Callable, args: tuple,
     tracer.push(("f", replay, False))
 
 
-def _step(tracer: Any, fn: Callable, orig: Callable, args: tuple,
+def _step(tracer: Any, orig: Callable, args: tuple,
           kwargs: dict) -> Any:
     opt = args[0]
     closure = kwargs.get("closure", args[1] if len(args) > 1 else None)
     kind = type(opt)
     if closure is not None or kind not in _table["_classes"][:3]:
-        out = fn(*args, **kwargs)
+        out = tracer.call_paused(orig, args, kwargs)
         tracer.generic_live_replay(orig, args, kwargs)
         return out
     # The optimizer as traced, taken before the step runs: each group, its list of parameters
@@ -145,7 +145,7 @@ def _step(tracer: Any, fn: Callable, orig: Callable, args: tuple,
             grad = p.grad
             row.append((p, p._data, None if grad is None else grad._data))
         snap.append((g, params, row))
-    out = fn(*args, **kwargs)
+    out = tracer.call_paused(orig, args, kwargs)
     tracer.events.append((3, _step_replay, (orig, opt, kind, groups, snap)))  # trace._EV_BUILD
     return out
 

@@ -390,7 +390,7 @@ class Tracer:
             return fn(*args, **kwargs)
         fast = _fast.lookup(fn, args, kwargs)
         if fast is not None:
-            return fast(self, self._paused(fn), fn, args, kwargs)
+            return fast(self, fn, args, kwargs)
         self.flush()  # the generic path maps its arguments now
         # Iterators (model.parameters()) would be spent at replay: take them as lists.
         args = tuple(list(a) if isinstance(a, types.GeneratorType) else a for a in args)
@@ -430,15 +430,13 @@ class Tracer:
         self.steps.append(("l", fn, tuple(a), k, spec, tuple(post), tuple(witems)))
         return out
 
-    def _paused(self, fn: Callable) -> Callable:
-        """fn, run without recording the kernels it calls."""
-        def run(*args: Any, **kwargs: Any) -> Any:
-            self.paused += 1
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.paused -= 1
-        return run
+    def call_paused(self, fn: Callable, args: tuple, kwargs: dict) -> Any:
+        """``fn(*args, **kwargs)``, without recording the kernels it calls."""
+        self.paused += 1
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.paused -= 1
 
     def generic_live_replay(self, fn: Callable, args: tuple, kwargs: dict) -> None:
         """Record a live call that already ran and changes no array later steps read (an
