@@ -10,9 +10,11 @@ schedulers and ``load_state_dict`` keep working). Anything else (a subclass, a c
 the generic live replay.
 
 Each recorder here runs the call once for real (the trace is an eager run) and appends an
-``("f", replay, counts_as_kernel)`` step to the tape. On the native backend an optimizer step
-also carries a :class:`FusedUpdate`, with which ``native_plan`` may run the update inside the
-plan segment of the backward instead (the Python replay stays its fallback).
+``("f", replay, counts_as_kernel)`` step to the tape, or an event from which the tracer builds
+that step when the trace is mapped (the optimizer step; a gradient accumulation is recorded by
+``Tracer.live_call`` itself, its step made by :func:`accumulate_step`). On the native backend
+an optimizer step also carries a :class:`FusedUpdate`, with which ``native_plan`` may run the
+update inside the plan segment of the backward instead (the Python replay stays its fallback).
 """
 from __future__ import annotations
 
@@ -34,7 +36,6 @@ def _build() -> dict:
     from ..optim.optimizer import Optimizer
     from ..optim.sgd import SGD
     return {
-        _core._accumulate_now: _accumulate,
         Optimizer.zero_grad.__wrapped_live__: _zero_grad_opt,
         Module.zero_grad.__wrapped_live__: _zero_grad_module,
         Optimizer.step.__wrapped_live__: _step,
@@ -52,16 +53,6 @@ def lookup(fn: Callable, args: tuple, kwargs: dict) -> Callable | None:
         return _table.get(fn)
     except TypeError:
         return None
-
-
-def _accumulate(tracer: Any, orig: Callable, args: tuple,
-                kwargs: dict) -> Any:
-    t, g = args
-    data = t._data
-    tracer.call_paused(orig, args, kwargs)
-    # mapped later (Tracer._do_acc -> accumulate_step); the leaf's array and the .grad it now
-    # has are taken as they are at this point of the step
-    tracer.events.append((1, t, data, g, t.grad._data))  # trace._EV_ACC
 
 
 def accumulate_step(t_item: tuple, g_item: tuple, slot: int) -> tuple:

@@ -43,6 +43,7 @@ KERNELS = frozenset(
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _ndarray = np.ndarray
 _wrap = _core.wrap
+_accumulate_now = _core._accumulate_now
 
 
 _PLAIN = frozenset({str, float, int, bool, type(None)})
@@ -388,6 +389,18 @@ class Tracer:
     def live_call(self, fn: Callable, args: tuple, kwargs: dict) -> Any:
         if self.paused:
             return fn(*args, **kwargs)
+        if fn is _accumulate_now:
+            # a leaf's gradient accumulation (every parameter, every backward): recorded
+            # here, mapped by _do_acc, with the leaf's array and the .grad array it leaves
+            t, g = args
+            data = t._data
+            self.paused += 1
+            try:
+                fn(t, g)
+            finally:
+                self.paused -= 1
+            self.events.append((_EV_ACC, t, data, g, t.grad._data))
+            return None
         fast = _fast.lookup(fn, args, kwargs)
         if fast is not None:
             return fast(self, fn, args, kwargs)
