@@ -112,9 +112,10 @@ class _ModuleGuard:
     setting a forward may read at trace time (``Dropout.p``, ``BatchNorm1d.momentum``,
     ``LeakyReLU.negative_slope``...: numbers and strings by value, other objects by identity).
 
-    ``holds`` checks them all at each call. It starts as a loop over tables; :meth:`compile`
-    (called when the trace's replay is generated, at its third replay) turns the same checks
-    into one generated expression, so a call pays one comparison per fact and no loop."""
+    ``holds`` checks them all at each call. It starts as a loop over the snapshot taken at
+    trace time; :meth:`compile` (called when the trace's replay is generated, at its third
+    replay) turns the same checks into one generated expression, so a call pays one
+    comparison per fact and no loop."""
 
     __slots__ = ("_snap", "_checks", "holds")
 
@@ -154,7 +155,7 @@ class _ModuleGuard:
                          bdata))
         self._snap = snap
         self._checks = None
-        self.holds = self._holds_loop
+        self.holds = self._holds_snap
 
     @property
     def checks(self) -> list:
@@ -162,7 +163,6 @@ class _ModuleGuard:
         checks = self._checks
         if checks is None:
             checks = self._checks = self._build(self._snap)
-            self._snap = None
         return checks
 
     @staticmethod
@@ -186,8 +186,31 @@ class _ModuleGuard:
                     checks.append(("data", b, data, m))
         return checks
 
-    def _holds_loop(self) -> bool:
-        return self.explain() is None
+    def _holds_snap(self) -> bool:
+        """``holds`` until the guard is generated: the facts checked straight from the
+        snapshot (the same facts as ``checks``, without building that list)."""
+        missing = _MISSING
+        for m, training, P, Pi, B, Bi, M, Mi, V, Vi, pdata, bdata in self._snap:
+            if (m.training is not training or len(P) != len(Pi) or len(B) != len(Bi)
+                    or len(M) != len(Mi)):
+                return False
+            for table, items in ((P, Pi), (B, Bi), (M, Mi)):
+                for k, v in items:
+                    if table.get(k, missing) is not v:
+                        return False
+            for key, v in Vi:
+                if not key.startswith("_") and key != "training":
+                    now = V.get(key, missing)
+                    if not (now is v or (_plain(v) and (now == v) is True)):
+                        return False
+            for (_, p), facts in zip(Pi, pdata):
+                if p is not None and (p._data is not facts[0]
+                                      or p._requires_grad is not facts[1]):
+                    return False
+            for (_, b), data in zip(Bi, bdata):
+                if b is not None and b._data is not data:
+                    return False
+        return True
 
     def explain(self) -> str | None:
         """The first fact that no longer holds, in words (None: all hold)."""
