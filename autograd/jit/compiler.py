@@ -493,10 +493,9 @@ class Compiled:
                 evicted = f"; cache full ({self.cache_size}), dropped the least recent trace"
         if log.isEnabledFor(logging.INFO):
             verb = "tracing" if why == "first call" else "retracing"
-            # (reading kernel_steps maps the events now: only when logging)
-            log.info(f"{verb} {self._name} ({why}): {trace.kernel_steps} kernel steps, "
-                     f"{trace.live_steps} live steps, {trace.nslots} buffers"
-                     f"{evicted}")
+            kernels, others = tracer.recorded()  # (counted without mapping the events)
+            log.info(f"{verb} {self._name} ({why}): {kernels} kernel calls and {others} "
+                     f"other steps recorded{evicted}")
         return result
 
     def clear_cache(self) -> None:

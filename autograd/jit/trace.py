@@ -339,6 +339,12 @@ class Tracer:
         """Record a kernel call that ran (``out`` its result)."""
         self.events.append((_EV_KERNEL, name, fn, args, kwargs, out, scalar))
 
+    def recorded(self) -> tuple[int, int]:
+        """(kernel calls, other steps) recorded so far, mapped or not."""
+        kernels = (sum(1 for s in self.steps if s[0] == "k")
+                   + sum(1 for e in self.events if e[0] == _EV_KERNEL))
+        return kernels, len(self.steps) + len(self.events) - kernels
+
     def push(self, step: tuple) -> None:
         """Append a ready tape step (it reads no mapping), in order with the events."""
         self.events.append(step)
