@@ -129,12 +129,16 @@ class _ModuleGuard:
         snap = []
         seen: set = set()
         stack = modules[::-1]
+        pop = stack.pop
         while stack:  # each module once, submodules after their parent (depth first)
-            m = stack.pop()
+            m = pop()
             if id(m) in seen:
                 continue
             seen.add(id(m))
-            P, B, M, V = m._parameters, m._buffers, m._modules, vars(m)
+            P, B, M, V = m._parameters, m._buffers, m._modules, m.__dict__
+            if not (P or B or M):  # an activation, a loss: its flag and settings only
+                snap.append((m, m.training, P, (), B, (), M, (), V, tuple(V.items()), (), ()))
+                continue
             pdata = bdata = Pi = Bi = Mi = ()
             if P:
                 Pi = tuple(P.items())
