@@ -2,7 +2,9 @@
 
 While a step is traced, this thread's kernel provider (``grad_mode.state.k``) is a
 :class:`RecordingProvider`: it forwards every kernel call to the real provider and hands
-``(kernel, arguments, results)`` to the :class:`Tracer`. The tracer maps every array it sees to
+``(kernel, arguments, results)`` to the :class:`Tracer`, which appends it to its events as it
+is (recording costs a tuple per call). When the trace is first replayed (``Trace.materialize``;
+earlier where tracing itself needs it) the events are mapped, in order: every array seen gets
 a *source*:
 
 * a slot of the trace's value table (``vals``): the step's inputs, every kernel result, every
