@@ -496,13 +496,12 @@ class Tracer:
         self.steps.append(ev[1](self, *ev[2]))
 
     def _do_acc(self, ev: tuple) -> None:
-        from .fast import accumulate_step
         _, t, data, g, grad_data = ev
         t_item = self.tensor_item(t, data)
         g_item = self.value_item(g)
         slot = self.new_slot()
         self.register(grad_data, (_SLOT, slot))
-        self.steps.append(accumulate_step(t_item, g_item, slot))
+        self.steps.append(_fast.accumulate_step(t_item, g_item, slot))
 
     def host_read(self, op: str) -> None:
         if self.paused:
