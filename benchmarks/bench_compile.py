@@ -195,7 +195,7 @@ def _setup_samples(make, n: int, clock) -> tuple[float, list[float], list[list[f
     fn()
     cold = clock() - t0
     firsts = []
-    for i in range(n + 2):
+    for _ in range(n + 2):
         fn = make()
         t0 = clock()
         fn()
