@@ -8,7 +8,8 @@ thread pool compute on other threads, which a CPU clock of this thread would not
   ``timing.ag_xor_step``): autograd eager and compiled, hand-written NumPy, PyTorch eager and
   ``torch.compile``, ``jax.jit`` (peers where installed);
 * the 784-256-128-10 ReLU MLP, cross-entropy, Adam, batch 128, float32: the same peers;
-* the cost of tracing (first call of a fresh compiled step) in eager steps;
+* the cost of tracing (first call of a fresh compiled step) and of the whole set-up (its
+  first calls until it replays steadily, minus as many steady replays) in eager steps;
 * resident memory over ``--steps`` compiled XOR steps (the issue's figure is 100,000);
 * with ``--mnist DIR``: ``examples/mnist_mlp.py --compile`` seconds per epoch and accuracy.
 
@@ -178,6 +179,66 @@ def torch_mlp(torch):
 # ------------------------------------------------------------------------------------------
 
 
+#: calls of a fresh compiled step until it replays steadily: the trace, two interpreted
+#: replays (the events are mapped to the tape at the first), the replay that builds the
+#: native plan and the generated code, and two more
+SETUP_CALLS = 6
+
+
+def _setup_samples(make, n: int, clock) -> tuple[float, list[float], list[list[float]]]:
+    """The first call of the process's first compiled step (one-time costs: imports, code
+    objects); the first calls of ``n`` fresh compiled steps traced one after another (``make()``
+    builds one; two more traced untimed first, as the eager step is timed warm); and the
+    first SETUP_CALLS calls of ``n`` other fresh steps."""
+    fn = make()
+    t0 = clock()
+    fn()
+    cold = clock() - t0
+    firsts = []
+    for _ in range(n + 2):
+        fn = make()
+        t0 = clock()
+        fn()
+        firsts.append(clock() - t0)
+    rows = []
+    for _ in range(n):
+        fn = make()
+        row = []
+        for _ in range(SETUP_CALLS):
+            t0 = clock()
+            fn()
+            row.append(clock() - t0)
+        rows.append(row)
+    return cold, firsts[2:], rows
+
+
+def setup_costs(clock, repeat: int = 15) -> list[str]:
+    """What a fresh compiled step costs before it replays steadily, in eager steps of the
+    same network: its first call (the trace) and the set-up in all (the first SETUP_CALLS
+    calls minus as many steady replays), for XOR (``repeat`` fresh steps) and the MLP (a
+    third as many, at least 2)."""
+    import autograd as ag
+    out = []
+    cases = [("XOR", lambda: ag.compile(ag_xor_step()), ag_xor_step, max(2, repeat)),
+             ("MLP", lambda: ag_mlp_step(True), lambda: ag_mlp_step(False),
+              max(2, repeat // 3))]
+    for name, make, make_eager, n in cases:
+        reps = min(7, max(2, repeat))
+        eager = statistics.median(sample_seconds(make_eager(), repeat=reps, clock=clock))
+        steady = statistics.median(sample_seconds(make(), repeat=reps, clock=clock))
+        cold, firsts, rows = _setup_samples(make, n, clock)
+        totals = [sum(r) - SETUP_CALLS * steady for r in rows]
+        out.append(
+            f"{name}: tracing (first call of a fresh compiled step) costs "
+            f"{statistics.median(firsts) / eager:.2f} eager steps (slowest "
+            f"{max(firsts) / eager:.2f}; the process's first trace {cold / eager:.2f}); "
+            f"set-up in all (first {SETUP_CALLS} calls - {SETUP_CALLS} steady replays) "
+            f"{statistics.median(totals) / eager:.2f} (slowest {max(totals) / eager:.2f}); "
+            f"eager step {fmt_time(eager)}, steady replay {fmt_time(steady)}, "
+            f"{n} fresh steps")
+    return out
+
+
 def _make(case: str, peer: str):
     """The step function of one (case, peer), built in this process."""
     if peer.startswith("autograd"):
@@ -276,24 +337,8 @@ def main(argv: list[str] | None = None) -> None:
         print(table(["", "median", "slowest", "x compiled"], rows))
 
     # tracing cost -----------------------------------------------------------------------
-    eager = statistics.median(sample_seconds(ag_xor_step(), repeat=7, clock=clock))
-    traces = []
-    for _ in range(7):
-        fn = ag.compile(ag_xor_step())
-        t0 = clock()
-        fn()
-        traces.append(clock() - t0)
-    mlp_eager = statistics.median(sample_seconds(ag_mlp_step(False), repeat=5, clock=clock))
-    mlp_traces = []
-    for _ in range(5):
-        fn = ag_mlp_step(True)
-        t0 = clock()
-        fn()
-        mlp_traces.append(clock() - t0)
-    print(f"\ntracing (first call) costs {statistics.median(traces) / eager:.2f} eager XOR "
-          f"steps (slowest {max(traces) / eager:.2f}) and "
-          f"{statistics.median(mlp_traces) / mlp_eager:.2f} eager MLP steps "
-          f"(slowest {max(mlp_traces) / mlp_eager:.2f})")
+    for line in setup_costs(clock, args.repeat):
+        print(line)
 
     # memory ------------------------------------------------------------------------------
     compiled_xor = ag.compile(ag_xor_step())

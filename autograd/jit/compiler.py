@@ -83,19 +83,6 @@ def _flatten(value: Any, leaves: list, path: str) -> Any:
     return ("obj", id(value))  # a module, an optimizer, a callable: the same object
 
 
-def _all_modules(modules: list) -> list:
-    """Every module a step called and their submodules, each once."""
-    seen: dict[int, Any] = {}
-    stack = modules[::-1]
-    while stack:
-        m = stack.pop()
-        if id(m) in seen:  # a child of a module already walked
-            continue
-        seen[id(m)] = m
-        stack.extend([c for c in reversed(m._modules.values()) if c is not None])
-    return list(seen.values())
-
-
 #: the guard key of one Tensor argument (class, shape, dtype, requires_grad), read in C
 _argkey = operator.attrgetter("__class__", "_data.shape", "_data.dtype", "_requires_grad")
 _NO_KWARGS = ("dict", ())
@@ -113,6 +100,11 @@ def _plain(v: Any) -> bool:
     return type(v) in (bool, int, float, str, type(None)) and v == v  # NaN: by identity
 
 
+#: a parameter's guarded facts (its array, requires_grad) and a buffer's (its array), read in C
+_pfacts = operator.attrgetter("_data", "_requires_grad")
+_bfacts = operator.attrgetter("_data")
+
+
 class _ModuleGuard:
     """The module part of a trace's guards: every module's train flag and its registries of
     parameters, buffers and submodules (the same objects under the same names), every
@@ -120,37 +112,109 @@ class _ModuleGuard:
     setting a forward may read at trace time (``Dropout.p``, ``BatchNorm1d.momentum``,
     ``LeakyReLU.negative_slope``...: numbers and strings by value, other objects by identity).
 
-    ``holds`` checks them all at each call. It starts as a loop over tables; :meth:`compile`
-    (called when the trace's replay is generated, at its third replay) turns the same checks
-    into one generated expression, so a call pays one comparison per fact and no loop."""
+    ``holds`` checks them all at each call. It starts as a loop over the snapshot taken at
+    trace time; :meth:`compile` (called when the trace's replay is generated, at its third
+    replay) turns the same checks into one generated expression, so a call pays one
+    comparison per fact and no loop."""
 
-    __slots__ = ("checks", "holds")
+    __slots__ = ("_snap", "_checks", "holds")
 
     def __init__(self, modules: list):
-        # (kind, object, expected, module) facts, in the order they are checked
-        checks: list = []
-        for m in modules:
-            checks.append(("training", m, m.training, m))
-            for reg in ("_parameters", "_buffers", "_modules"):
-                table = getattr(m, reg)
-                checks.append(("table", table, tuple(table.items()), m))
-            settings = vars(m)
-            for key, v in settings.items():
-                if not key.startswith("_") and key != "training":
-                    checks.append(("setting", settings, (key, v), m))
-        for m in modules:
-            for p in m._parameters.values():
-                if p is not None:
-                    checks.append(("data", p, p._data, m))
-                    checks.append(("requires_grad", p, p._requires_grad, m))
-            for b in m._buffers.values():
-                if b is not None:
-                    checks.append(("data", b, b._data, m))
-        self.checks = checks
-        self.holds = self._holds_loop
+        # ``modules``: the modules a step called; their submodules are walked here (a
+        # container may run its children without calling them, e.g. Sequential's fused
+        # Linear + activation).
+        # The facts are taken now (the trace is of the modules as they are now) but only
+        # as the objects they are made of: the list of checks is built when first needed
+        # (the second call), so a step called once does not pay for it.
+        snap = []
+        seen: set = set()
+        stack = modules[::-1]
+        pop = stack.pop
+        while stack:  # each module once, submodules after their parent (depth first)
+            m = pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            P, B, M, V = m._parameters, m._buffers, m._modules, m.__dict__
+            if not (P or B or M):  # an activation, a loss: its flag and settings only
+                snap.append((m, m.training, P, (), B, (), M, (), V, tuple(V.items()), (), ()))
+                continue
+            pdata = bdata = Pi = Bi = Mi = ()
+            if P:
+                Pi = tuple(P.items())
+                try:
+                    pdata = tuple(map(_pfacts, P.values()))
+                except AttributeError:  # a registered None
+                    pdata = tuple(None if p is None else _pfacts(p) for p in P.values())
+            if B:
+                Bi = tuple(B.items())
+                try:
+                    bdata = tuple(map(_bfacts, B.values()))
+                except AttributeError:
+                    bdata = tuple(None if b is None else _bfacts(b) for b in B.values())
+            if M:
+                Mi = tuple(M.items())
+                stack.extend([c for c in reversed(M.values()) if c is not None])
+            snap.append((m, m.training, P, Pi, B, Bi, M, Mi, V, tuple(V.items()), pdata,
+                         bdata))
+        self._snap = snap
+        self._checks = None
+        self.holds = self._holds_snap
 
-    def _holds_loop(self) -> bool:
-        return self.explain() is None
+    @property
+    def checks(self) -> list:
+        """(kind, object, expected, module) facts, in the order they are checked."""
+        checks = self._checks
+        if checks is None:
+            checks = self._checks = self._build(self._snap)
+        return checks
+
+    @staticmethod
+    def _build(snap: list) -> list:
+        checks: list = []
+        for m, training, P, Pi, B, Bi, M, Mi, V, Vi, _, _ in snap:
+            checks.append(("training", m, training, m))
+            checks.append(("table", P, Pi, m))
+            checks.append(("table", B, Bi, m))
+            checks.append(("table", M, Mi, m))
+            for key, v in Vi:
+                if not key.startswith("_") and key != "training":
+                    checks.append(("setting", V, (key, v), m))
+        for m, _, _, Pi, _, Bi, _, _, _, _, pdata, bdata in snap:
+            for (_, p), facts in zip(Pi, pdata):
+                if p is not None:
+                    checks.append(("data", p, facts[0], m))
+                    checks.append(("requires_grad", p, facts[1], m))
+            for (_, b), data in zip(Bi, bdata):
+                if b is not None:
+                    checks.append(("data", b, data, m))
+        return checks
+
+    def _holds_snap(self) -> bool:
+        """``holds`` until the guard is generated: the facts checked straight from the
+        snapshot (the same facts as ``checks``, without building that list)."""
+        missing = _MISSING
+        for m, training, P, Pi, B, Bi, M, Mi, V, Vi, pdata, bdata in self._snap:
+            if (m.training is not training or len(P) != len(Pi) or len(B) != len(Bi)
+                    or len(M) != len(Mi)):
+                return False
+            for table, items in ((P, Pi), (B, Bi), (M, Mi)):
+                for k, v in items:
+                    if table.get(k, missing) is not v:
+                        return False
+            for key, v in Vi:
+                if not key.startswith("_") and key != "training":
+                    now = V.get(key, missing)
+                    if not (now is v or (_plain(v) and (now == v) is True)):
+                        return False
+            for (_, p), facts in zip(Pi, pdata):
+                if p is not None and (p._data is not facts[0]
+                                      or p._requires_grad is not facts[1]):
+                    return False
+            for (_, b), data in zip(Bi, bdata):
+                if b is not None and b._data is not data:
+                    return False
+        return True
 
     def explain(self) -> str | None:
         """The first fact that no longer holds, in words (None: all hold)."""
@@ -249,10 +313,10 @@ def _describe(old: Any, new: Any, path: str = "") -> str | None:
 class _Entry:
     __slots__ = ("trace", "arg_slots", "out_spec", "guard", "lock")
 
-    def __init__(self, trace: Trace, modules: list, arg_slots: list, out_spec: Any):
+    def __init__(self, trace: Trace, modules: list, arg_slots: list, out_spec: Any = None):
         self.trace = trace
         self.arg_slots = arg_slots
-        self.out_spec = out_spec
+        self.out_spec = out_spec  # (set when the trace is mapped, before its first replay)
         self.guard = _ModuleGuard(modules)
         # native segments write buffers shared by every replay of this trace: one at a time
         self.lock = threading.Lock()
@@ -407,12 +471,16 @@ class Compiled:
             warnings.warn(f"autograd.compile: {self._name} runs eagerly (fallback='eager'): "
                           f"{self._eager_reason}", RuntimeWarning, stacklevel=3)
             return result
-        out_spec = _output_spec(result, tracer)
-        trace = tracer.finish()
-        # every module whose forward ran, and their submodules (a container may run its
-        # children without calling them, e.g. Sequential's fused Linear + activation)
-        modules = _all_modules(list(tracer.modules.values()))
-        entry = _Entry(trace, modules, arg_slots, out_spec)
+        # The events are mapped to the tape at the first replay (a step called once pays for
+        # recording only); the result is kept as the arrays it holds now.
+        raw_out = _raw_output(result)
+        trace = tracer.finish(lazy=True)
+        # every module whose forward ran (the guard walks their submodules)
+        entry = _Entry(trace, list(tracer.modules.values()), arg_slots)
+
+        def materialized(tr: Tracer) -> None:
+            entry.out_spec = _output_spec(raw_out, tr)
+        trace.on_materialize = materialized
         trace.on_generate = entry.guard.compile  # the guard is generated with the replay
         with self._lock:
             self._last = None
@@ -429,9 +497,9 @@ class Compiled:
                 evicted = f"; cache full ({self.cache_size}), dropped the least recent trace"
         if log.isEnabledFor(logging.INFO):
             verb = "tracing" if why == "first call" else "retracing"
-            log.info(f"{verb} {self._name} ({why}): {trace.kernel_steps} kernel steps, "
-                     f"{trace.live_steps} live steps, {tracer.nslots} buffers"
-                     f"{evicted}")
+            kernels, others = tracer.recorded()  # (counted without mapping the events)
+            log.info(f"{verb} {self._name} ({why}): {kernels} kernel calls and {others} "
+                     f"other steps recorded{evicted}")
         return result
 
     def clear_cache(self) -> None:
@@ -441,18 +509,31 @@ class Compiled:
             self._last = None
 
 
-def _output_spec(result: Any, tracer: Tracer) -> Any:
-    """How to rebuild the function's result at replay (tensors as fresh tensors)."""
+def _raw_output(result: Any) -> Any:
+    """The function's result with each tensor replaced by the array it holds now (mapped to
+    the trace by :func:`_output_spec` later)."""
     if isinstance(result, _core.TensorBase):
-        item = tracer.array_item(result._data)
-        return ("T", item)
+        return ("T", result._data)
     if isinstance(result, np.ndarray):
-        return ("A", tracer.array_item(result))
+        return ("A", result)
     if isinstance(result, (tuple, list)):
-        return ("S", type(result), [_output_spec(r, tracer) for r in result])
+        return ("S", type(result), [_raw_output(r) for r in result])
     if isinstance(result, dict):
-        return ("D", [(k, _output_spec(v, tracer)) for k, v in result.items()])
+        return ("D", [(k, _raw_output(v)) for k, v in result.items()])
     return ("C", result)
+
+
+def _output_spec(raw: Any, tracer: Tracer) -> Any:
+    """How to rebuild the function's result at replay (tensors as fresh tensors), from
+    :func:`_raw_output`."""
+    kind = raw[0]
+    if kind == "T" or kind == "A":
+        return (kind, tracer.array_item(raw[1]))
+    if kind == "S":
+        return ("S", raw[1], [_output_spec(r, tracer) for r in raw[2]])
+    if kind == "D":
+        return ("D", [(k, _output_spec(v, tracer)) for k, v in raw[1]])
+    return raw
 
 
 def _build_outputs(spec: Any, vals: list, reused: set) -> Any:

@@ -10,9 +10,11 @@ schedulers and ``load_state_dict`` keep working). Anything else (a subclass, a c
 the generic live replay.
 
 Each recorder here runs the call once for real (the trace is an eager run) and appends an
-``("f", replay, counts_as_kernel)`` step to the tape. On the native backend an optimizer step
-also carries a :class:`FusedUpdate`, with which ``native_plan`` may run the update inside the
-plan segment of the backward instead (the Python replay stays its fallback).
+``("f", replay, counts_as_kernel)`` step to the tape, or an event from which the tracer builds
+that step when the trace is mapped (the optimizer step; a gradient accumulation is recorded by
+``Tracer.live_call`` itself, its step made by :func:`accumulate_step`). On the native backend
+an optimizer step also carries a :class:`FusedUpdate`, with which ``native_plan`` may run the
+update inside the plan segment of the backward instead (the Python replay stays its fallback).
 """
 from __future__ import annotations
 
@@ -34,11 +36,11 @@ def _build() -> dict:
     from ..optim.optimizer import Optimizer
     from ..optim.sgd import SGD
     return {
-        _core._accumulate_now: _accumulate,
         Optimizer.zero_grad.__wrapped_live__: _zero_grad_opt,
         Module.zero_grad.__wrapped_live__: _zero_grad_module,
         Optimizer.step.__wrapped_live__: _step,
         "_classes": (SGD, Adam, AdamW, Optimizer, Module),
+        "_opt_zero_grad": Optimizer.zero_grad,
     }
 
 
@@ -53,14 +55,9 @@ def lookup(fn: Callable, args: tuple, kwargs: dict) -> Callable | None:
         return None
 
 
-def _accumulate(tracer: Any, fn: Callable, orig: Callable, args: tuple,
-                kwargs: dict) -> Any:
-    t, g = args
-    t_item = tracer.value_item(t, tensors=True)
-    g_item = tracer.value_item(g)
-    fn(t, g)
-    slot = tracer.new_slot()
-    tracer.register(t.grad._data, (0, slot))
+def accumulate_step(t_item: tuple, g_item: tuple, slot: int) -> tuple:
+    """The tape step replaying a gradient accumulation into a leaf (``t_item``) of the
+    gradient ``g_item``, storing the leaf's new ``.grad`` array in ``slot``."""
     acc = _core._accumulate_now
 
     if t_item[0] == 1 and g_item[0] == 0:  # a parameter and a slot: the common case
@@ -80,7 +77,7 @@ def _accumulate(tracer: Any, fn: Callable, orig: Callable, args: tuple,
     # tagged: native_plan may run it after later kernel steps (it reads the gradient slot and
     # sets .grad, which no kernel reads); the leaf and its gradient's slot (None unless a
     # parameter and a slot) let it run an optimizer update in the plan on that gradient
-    tracer.steps.append(("f", replay, False, "acc", slot, leaf, gs))
+    return ("f", replay, False, "acc", slot, leaf, gs)
 
 
 def _trace_resolve() -> Callable:
@@ -88,12 +85,12 @@ def _trace_resolve() -> Callable:
     return _resolve
 
 
-def _zero_grad_opt(tracer: Any, fn: Callable, orig: Callable, args: tuple,
+def _zero_grad_opt(tracer: Any, orig: Callable, args: tuple,
                    kwargs: dict) -> Any:
     opt = args[0]
     set_to_none = kwargs.get("set_to_none", args[1] if len(args) > 1 else True)
-    fn(*args, **kwargs)
-    if set_to_none is not True or type(opt).zero_grad is not _Optimizer_zero_grad():
+    tracer.call_paused(orig, args, kwargs)
+    if set_to_none is not True or type(opt).zero_grad is not _table["_opt_zero_grad"]:
         return tracer.generic_live_replay(orig, args, kwargs)
     groups = opt.param_groups
 
@@ -101,52 +98,66 @@ def _zero_grad_opt(tracer: Any, fn: Callable, orig: Callable, args: tuple,
         for g in groups:
             for p in g["params"]:
                 p.grad = None
-    tracer.steps.append(("f", replay, False))
+    tracer.push(("f", replay, False))
 
 
-def _zero_grad_module(tracer: Any, fn: Callable, orig: Callable, args: tuple,
+def _zero_grad_module(tracer: Any, orig: Callable, args: tuple,
                       kwargs: dict) -> Any:
     module = args[0]
     set_to_none = kwargs.get("set_to_none", args[1] if len(args) > 1 else True)
-    fn(*args, **kwargs)
+    tracer.call_paused(orig, args, kwargs)
     if set_to_none is not True:
         return tracer.generic_live_replay(orig, args, kwargs)
 
     def replay(vals: list) -> None:
         for p in module.parameters():
             p.grad = None
-    tracer.steps.append(("f", replay, False))
+    tracer.push(("f", replay, False))
 
 
-def _Optimizer_zero_grad() -> Any:
-    from ..optim.optimizer import Optimizer
-    return Optimizer.zero_grad
-
-
-def _step(tracer: Any, fn: Callable, orig: Callable, args: tuple,
+def _step(tracer: Any, orig: Callable, args: tuple,
           kwargs: dict) -> Any:
     opt = args[0]
     closure = kwargs.get("closure", args[1] if len(args) > 1 else None)
-    SGD, Adam, AdamW = _table["_classes"][:3]
     kind = type(opt)
-    # which parameters the step updates (those with a gradient), fixed by the trace
-    active = [[p for p in g["params"] if p.grad is not None] for g in opt.param_groups]
-    # the gradients the update reads, as traced (native_plan asks whether eager ran _C on them)
-    routes = [[p.grad._data for p in ps] for ps in active]
-    # parameters the traced step did not update (no gradient then): should one have a gradient
-    # at a replay, eager would update it, which the recorded plan does not cover
-    in_plan = {id(p) for ps in active for p in ps}
-    inactive = [p for g in opt.param_groups for p in g["params"] if id(p) not in in_plan]
-    out = fn(*args, **kwargs)
-    if closure is not None or kind not in (SGD, Adam, AdamW):
+    if closure is not None or kind not in _table["_classes"][:3]:
+        out = tracer.call_paused(orig, args, kwargs)
         tracer.generic_live_replay(orig, args, kwargs)
         return out
+    # The optimizer as traced, taken before the step runs: each group, its list of parameters
+    # and each parameter with its array and the gradient array the update reads (None: no
+    # gradient, so not updated). The replay is built from this when the trace is mapped.
+    groups = opt.param_groups
+    snap = []
+    for g in groups:
+        params = g["params"]
+        row = []
+        for p in params:
+            grad = p.grad
+            row.append((p, p._data, None if grad is None else grad._data))
+        snap.append((g, params, row))
+    out = tracer.call_paused(orig, args, kwargs)
+    tracer.events.append((3, _step_replay, (orig, opt, kind, groups, snap)))  # trace._EV_BUILD
+    return out
+
+
+def _step_replay(tracer: Any, orig: Callable, opt: Any, kind: type, groups: list,
+                 snap: list) -> tuple:
+    """The tape step of an SGD, Adam or AdamW step recorded by :func:`_step`."""
+    SGD = _table["_classes"][0]
+    # which parameters the step updates (those with a gradient), fixed by the trace
+    active = [[p for p, _, ga in row if ga is not None] for _, _, row in snap]
+    # the gradients the update reads, as traced (native_plan asks whether eager ran _C on them)
+    routes = [[ga for _, _, ga in row if ga is not None] for _, _, row in snap]
+    # parameters the traced step did not update (no gradient then): should one have a gradient
+    # at a replay, eager would update it, which the recorded plan does not cover
+    inactive = [p for _, _, row in snap for p, _, ga in row if ga is None]
     k = tracer.base
-    plan = [(g, ps, [p._data for p in ps]) for g, ps in zip(opt.param_groups, active) if ps]
+    plan = [(g, ps, [d for _, d, ga in row if ga is not None])
+            for (g, _, row), ps in zip(snap, active) if ps]
     # The groups as traced: a group added, or parameters added to one, since then means the
     # recorded plan no longer covers the optimizer, and its own step runs instead.
-    groups = opt.param_groups
-    layout = [(g, g["params"], len(g["params"])) for g in groups]
+    layout = [(g, params, len(row)) for g, params, row in snap]
 
     def same_groups() -> bool:
         if opt.param_groups is not groups or len(groups) != len(layout):
@@ -260,15 +271,12 @@ def _step(tracer: Any, fn: Callable, orig: Callable, args: tuple,
                 for p in params:
                     p._vc[0] += 1
     if tracer.native is None:
-        tracer.steps.append(("f", replay, True))
-    else:
-        # the FusedUpdate is made when the plan is built (third replay), from the optimizer
-        # as it is then (its prepare checks at each replay that it still is)
-        sgd = kind is SGD
-        tracer.steps.append(("f", replay, True, "optim",
-                             lambda: _fused_update(opt, sgd, plan, same_groups, routes,
-                                                   inactive)))
-    return out
+        return ("f", replay, True)
+    # the FusedUpdate is made when the plan is built (third replay), from the optimizer as it
+    # is then (its prepare checks at each replay that it still is)
+    sgd = kind is SGD
+    return ("f", replay, True, "optim",
+            lambda: _fused_update(opt, sgd, plan, same_groups, routes, inactive))
 
 
 def _fallback(step: Callable, opt: Any) -> None:

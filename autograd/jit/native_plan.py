@@ -77,7 +77,13 @@ def _signature(name: str) -> tuple:
             kinds.append("seq" if "Sequence[np.ndarray]" in ann
                          else "array" if "ndarray" in ann else "attr")
         sig = _SIGS[name] = (s, kinds)
+        _POSITIONAL[name] = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in s.parameters.values())
     return sig
+
+
+#: kernel name -> every parameter is positional-or-keyword (positional arguments map to
+#: parameters in order, without inspect's binding)
+_POSITIONAL: dict[str, bool] = {}
 
 
 def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]:
@@ -132,11 +138,14 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]
         if any(s not in meta for s in out_slots):
             return None
         sig, kinds = _signature(name)
-        try:
-            bound = sig.bind(*a, **k)
-        except TypeError:
-            return None
-        given = bound.arguments
+        params = sig.parameters
+        if not k and len(a) <= len(params) and _POSITIONAL.get(name):
+            given = dict(zip(params, a))  # the usual call: positional, no binding needed
+        else:
+            try:
+                given = sig.bind(*a, **k).arguments
+            except TypeError:
+                return None
         ins: list = []
         attrs: list = []
         reads: list[int] = []

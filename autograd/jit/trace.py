@@ -2,7 +2,9 @@
 
 While a step is traced, this thread's kernel provider (``grad_mode.state.k``) is a
 :class:`RecordingProvider`: it forwards every kernel call to the real provider and hands
-``(kernel, arguments, results)`` to the :class:`Tracer`. The tracer maps every array it sees to
+``(kernel, arguments, results)`` to the :class:`Tracer`, which appends it to its events as it
+is (recording costs a tuple per call). When the trace is first replayed (``Trace.materialize``;
+earlier where tracing itself needs it) the events are mapped, in order: every array seen gets
 a *source*:
 
 * a slot of the trace's value table (``vals``): the step's inputs, every kernel result, every
@@ -43,6 +45,7 @@ KERNELS = frozenset(
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _ndarray = np.ndarray
 _wrap = _core.wrap
+_accumulate_now = _core._accumulate_now
 
 
 _PLAIN = frozenset({str, float, int, bool, type(None)})
@@ -139,7 +142,8 @@ class RecordingProvider:
                 out = fn(*args, **kwargs)
                 tracer = state.capture
                 if tracer is not None and not tracer.paused:
-                    tracer.kernel(name, fn, args, kwargs, out)
+                    # a raw record: mapped to slots when the trace is first replayed
+                    tracer.events.append((_EV_KERNEL, name, fn, args, kwargs, out, False))
                 return out
 
             kernel.__name__ = name
@@ -177,15 +181,34 @@ def recording(base: Any) -> RecordingProvider:
     return provider
 
 
+# Raw events (Tracer.events): what a traced run did, kept with as little work as possible and
+# turned into tape steps by Tracer.flush (at the first replay, or before a step that needs the
+# mapping of arrays to slots while tracing). Each holds every object it refers to, so ids stay
+# unique until it is processed; whatever may change after the event (a tensor's array, a
+# leaf's .grad) is copied into it when it happens.
+_EV_KERNEL = 0   # (tag, name, fn, args, kwargs, out, scalar): a recorded kernel call
+_EV_ACC = 1      # (tag, leaf, leaf's array, gradient array, leaf's .grad array after)
+_EV_ASARRAY = 2  # (tag, scalar, array): wrap() made an array of a kernel's NumPy scalar
+_EV_BUILD = 3    # (tag, build, args): the tape step is build(tracer, *args) (reads no mapping)
+_EV_HANDLERS: dict = {}  # tag -> Tracer method (filled below the class)
+
+
 class Tracer:
-    """Records one run of a step (installed as ``grad_mode.state.capture``)."""
+    """Records one run of a step (installed as ``grad_mode.state.capture``).
+
+    Recording is cheap: a kernel call, a gradient accumulation or a ready tape step is
+    appended to ``events`` as it happens. :meth:`flush` maps them to slots and tape steps in
+    the same order, so the result is the same as mapping each at once; the trace flushes when
+    first replayed, and recording flushes first where it must read the mapping (a generic live
+    call)."""
 
     def __init__(self, base: Any, fn_name: str, strict: bool):
         self.base = base
         self.fn_name = fn_name
         self.strict = strict
         self.paused = 0
-        self.steps: list[tuple] = []
+        self.events: list[tuple] = []         # recorded, not yet mapped (see flush)
+        self.steps: list[tuple] = []          # the tape so far (events flushed)
         self.nslots = 0
         self.known: dict[int, tuple] = {}   # id(array) -> item
         self.keep: list[Any] = []            # everything seen, so no id is reused
@@ -252,16 +275,7 @@ class Tracer:
             self.keep.append(v)
             return (_CONST, v)
         if tensors and isinstance(v, _core.TensorBase):
-            s = self.tensor_slots.get(id(v))
-            if s is not None:
-                return (_SLOT, s)
-            item = self.known.get(id(v._data))
-            if item is None and isinstance(v._data.base, _ndarray):
-                item = self.array_item(v._data)
-            if item is not None and item[0] != _CONST:
-                return (_TENSOR, item)
-            self.keep.append(v)
-            return (_CONST, v)
+            return self.tensor_item(v, v._data)
         if isinstance(v, (list, tuple)):
             items = [self.value_item(x, tensors) for x in v]
             if all(i[0] == _CONST for i in items):
@@ -272,6 +286,19 @@ class Tracer:
             if all(i[0] == _CONST for i in items):
                 return (_CONST, v)
             return (_DICT, (list(v.keys()), items))
+        return (_CONST, v)
+
+    def tensor_item(self, v: Any, data: np.ndarray) -> tuple:
+        """The item of Tensor ``v`` whose array was ``data`` when the event happened."""
+        s = self.tensor_slots.get(id(v))
+        if s is not None:
+            return (_SLOT, s)
+        item = self.known.get(id(data))
+        if item is None and isinstance(data.base, _ndarray):
+            item = self.array_item(data)
+        if item is not None and item[0] != _CONST:
+            return (_TENSOR, item)
+        self.keep.append(v)
         return (_CONST, v)
 
     def outputs(self, out: Any) -> Any:
@@ -311,6 +338,36 @@ class Tracer:
     # ------------------------------------------------------------------ events
     def kernel(self, name: str, fn: Callable, args: tuple, kwargs: dict, out: Any,
                scalar: bool = False) -> None:
+        """Record a kernel call that ran (``out`` its result)."""
+        self.events.append((_EV_KERNEL, name, fn, args, kwargs, out, scalar))
+
+    def recorded(self) -> tuple[int, int]:
+        """(kernel calls, other steps) recorded so far, mapped or not."""
+        kernels = (sum(1 for s in self.steps if s[0] == "k")
+                   + sum(1 for e in self.events if e[0] == _EV_KERNEL))
+        return kernels, len(self.steps) + len(self.events) - kernels
+
+    def push(self, step: tuple) -> None:
+        """Append a ready tape step (it reads no mapping), in order with the events."""
+        self.events.append(step)
+
+    def flush(self) -> None:
+        """Map the recorded events to slots and tape steps, in order."""
+        events = self.events
+        if not events:
+            return
+        self.events = []
+        handlers = _EV_HANDLERS
+        steps = self.steps
+        for ev in events:
+            tag = ev[0]
+            if type(tag) is int:
+                handlers[tag](self, ev)
+            else:  # a ready step
+                steps.append(ev)
+
+    def _do_kernel(self, ev: tuple) -> None:
+        _, name, fn, args, kwargs, out, scalar = ev
         self.kernel_count += 1
         # value_item with the common cases (arrays, plain attrs) written out: this runs for
         # every argument of every kernel call of a trace
@@ -340,9 +397,22 @@ class Tracer:
     def live_call(self, fn: Callable, args: tuple, kwargs: dict) -> Any:
         if self.paused:
             return fn(*args, **kwargs)
+        if fn is _accumulate_now:
+            # a leaf's gradient accumulation (every parameter, every backward): recorded
+            # here, mapped by _do_acc, with the leaf's array and the .grad array it leaves
+            t, g = args
+            data = t._data
+            self.paused += 1
+            try:
+                fn(t, g)
+            finally:
+                self.paused -= 1
+            self.events.append((_EV_ACC, t, data, g, t.grad._data))
+            return None
         fast = _fast.lookup(fn, args, kwargs)
         if fast is not None:
-            return fast(self, self._paused(fn), fn, args, kwargs)
+            return fast(self, fn, args, kwargs)
+        self.flush()  # the generic path maps its arguments now
         # Iterators (model.parameters()) would be spent at replay: take them as lists.
         args = tuple(list(a) if isinstance(a, types.GeneratorType) else a for a in args)
         a = [self.value_item(x, tensors=True) for x in args]
@@ -381,19 +451,18 @@ class Tracer:
         self.steps.append(("l", fn, tuple(a), k, spec, tuple(post), tuple(witems)))
         return out
 
-    def _paused(self, fn: Callable) -> Callable:
-        """fn, run without recording the kernels it calls."""
-        def run(*args: Any, **kwargs: Any) -> Any:
-            self.paused += 1
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.paused -= 1
-        return run
+    def call_paused(self, fn: Callable, args: tuple, kwargs: dict) -> Any:
+        """``fn(*args, **kwargs)``, without recording the kernels it calls."""
+        self.paused += 1
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.paused -= 1
 
     def generic_live_replay(self, fn: Callable, args: tuple, kwargs: dict) -> None:
         """Record a live call that already ran and changes no array later steps read (an
         optimizer's step, zero_grad): replayed by calling it again."""
+        self.flush()
         a = tuple(self.value_item(x, tensors=True) for x in args)
         k = {key: self.value_item(v, tensors=True) for key, v in kwargs.items()}
         self.steps.append(("l", fn, a, k, None, (), ()))
@@ -411,12 +480,28 @@ class Tracer:
         """``np.asarray`` of a kernel's scalar result (``wrap`` makes every result an array),
         recorded as a step when the scalar came from the trace."""
         out = np.asarray(v)
+        if not self.paused:
+            self.events.append((_EV_ASARRAY, v, out))
+        return out
+
+    def _do_asarray(self, ev: tuple) -> None:
+        _, v, out = ev
         item = self.known.get(id(v))
-        if item is not None and not self.paused:
+        if item is not None:
             s = self.new_slot()
             self.register(out, (_SLOT, s))
             self.steps.append(("k", "asarray", np.asarray, (item,), {}, s, True, False, False))
-        return out
+
+    def _do_build(self, ev: tuple) -> None:
+        self.steps.append(ev[1](self, *ev[2]))
+
+    def _do_acc(self, ev: tuple) -> None:
+        _, t, data, g, grad_data = ev
+        t_item = self.tensor_item(t, data)
+        g_item = self.value_item(g)
+        slot = self.new_slot()
+        self.register(grad_data, (_SLOT, slot))
+        self.steps.append(_fast.accumulate_step(t_item, g_item, slot))
 
     def host_read(self, op: str) -> None:
         if self.paused:
@@ -438,8 +523,17 @@ class Tracer:
     def saw_module(self, module: Any) -> None:
         self.modules.setdefault(id(module), module)
 
-    def finish(self) -> "Trace":
+    def finish(self, lazy: bool = False) -> "Trace":
+        """The trace. ``lazy``: its events are mapped when it is first replayed (or a
+        mapped attribute is read), so a step run once pays for recording only."""
+        if lazy:
+            return Trace(None, self.nslots, self.native, None, tracer=self)
+        self.flush()
         return Trace(self.steps, self.nslots, self.native, self.meta)
+
+
+_EV_HANDLERS.update({_EV_KERNEL: Tracer._do_kernel, _EV_ACC: Tracer._do_acc,
+                     _EV_ASARRAY: Tracer._do_asarray, _EV_BUILD: Tracer._do_build})
 
 
 _CODE: dict = {}
@@ -506,30 +600,72 @@ def _inline_segment(i: int, parts: dict, env: dict) -> list[str]:
 
 
 class Trace:
-    """A recorded step: the tape and the size of its value table; :meth:`replay` runs it."""
+    """A recorded step: the tape and the size of its value table; :meth:`replay` runs it.
 
-    def __init__(self, steps: list[tuple], nslots: int, native: Any = None,
-                 meta: dict | None = None):
-        self.nslots = nslots
-        self.steps = steps
+    Made from a :class:`Tracer` whose events are not yet mapped (``tracer``), it maps them at
+    its first replay (or when ``steps``, ``nslots``-dependent or other mapped attributes are
+    first read): ``template`` covers only the inputs' slots until then, and the first replay
+    extends its value table."""
+
+    def __init__(self, steps: list[tuple] | None, nslots: int, native: Any = None,
+                 meta: dict | None = None, tracer: Tracer | None = None):
         self.native = native
-        self.meta = meta or {}
         #: slots whose arrays are native buffers reused by every replay (outputs copy them)
         self.reused: set = set()
-        #: what a replay's value table starts as: None, or for the slots native segments fill,
-        #: their buffers (the same arrays at every replay, so no segment stores them per call)
-        self.template: list = [None] * nslots
         self.prefill: list = []
-        self.kernel_steps = sum(1 for s in steps if s[0] == "k" or s[0] == "f" and s[2])
-        self.live_steps = len(steps) - self.kernel_steps
-
         # The first replays interpret the tape; the straight-line code is generated at the
         # third (generating costs several eager steps, which a step run once or twice, e.g. the
         # last partial batch, should not pay).
         self._replays = 0
-        self.run = self._interpret
         #: called when the replay is generated (Compiled generates its guard then too)
         self.on_generate: Callable[[], None] | None = None
+        #: called with the tracer when its events are mapped, before it is dropped
+        self.on_materialize: Callable[[Tracer], None] | None = None
+        self._tracer = tracer
+        if tracer is None:
+            self._set(steps or [], nslots, meta)
+            self.run = self._interpret
+        else:
+            self.nslots = nslots
+            #: what a replay's value table starts as: None, or for the slots native segments
+            #: fill, their buffers (the same arrays at every replay, so no segment stores them
+            #: per call)
+            self.template: list = [None] * nslots
+            self.run = self._first
+
+    def _set(self, steps: list[tuple], nslots: int, meta: dict | None) -> None:
+        self.nslots = nslots
+        self.steps = steps
+        self.meta = meta or {}
+        self.template = [None] * nslots
+        self.kernel_steps = sum(1 for s in steps if s[0] == "k" or s[0] == "f" and s[2])
+        self.live_steps = len(steps) - self.kernel_steps
+
+    def materialize(self) -> None:
+        """Map the tracer's events to the tape (once; nothing when already done)."""
+        tracer = self._tracer
+        if tracer is None:
+            return
+        tracer.flush()
+        if self.on_materialize is not None:
+            self.on_materialize(tracer)
+            self.on_materialize = None
+        self._tracer = None
+        self._set(tracer.steps, tracer.nslots, tracer.meta)
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached for attributes set by materialize (steps, meta, kernel_steps...)
+        if not name.startswith("_") and self.__dict__.get("_tracer") is not None:
+            self.materialize()
+            return getattr(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _first(self, vals: list) -> None:
+        """The first replay: map the events, widen ``vals`` to the full table, interpret."""
+        self.materialize()
+        vals.extend([None] * (self.nslots - len(vals)))
+        self.run = self._interpret
+        self._interpret(vals)
 
     def _generate(self) -> Callable[[list], None]:
         """The tape as one straight-line Python function: each simple kernel step is one line
@@ -614,6 +750,7 @@ class Trace:
     def replay(self, vals: list) -> None:
         """Run every step in order; ``vals`` (``nslots`` long) holds the inputs in their slots.
         (:class:`~.compiler.Compiled` calls ``run`` on a copy of ``template`` instead.)"""
+        self.materialize()
         for s, buf in self.prefill:
             vals[s] = buf
         self.run(vals)
