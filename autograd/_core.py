@@ -22,7 +22,8 @@ if TYPE_CHECKING:  # for the operators' annotations only (never imported at run 
     from .tensor import Tensor
 
 __all__ = ["TensorBase", "Node", "apply", "wrap", "pair", "kernels", "broadcast_shape",
-           "set_operators", "set_tensor_class", "bump_versions"]
+           "set_operators", "set_tensor_class", "bump_versions", "Forward", "Backward",
+           "G", "X", "Y", "OUT"]
 
 # The directory of the package's Python sources (errors.py is always one; this module may be the
 # compiled twin, installed elsewhere in an editable install), whose frames origin() skips.
@@ -349,6 +350,135 @@ def apply(op: Any, *inputs: Any, **params: Any) -> Any:
     return _apply(op, inputs, params)
 
 
+# ---------------------------------------------------------------- declared forward and gradient
+# The hottest ops (add, mul, relu, ...) are one kernel forward and one kernel per gradient. Their
+# op-table rows declare that (``forward = Forward("mul", save="inputs")``, ``backward =
+# Backward((MUL, G, Y), ...)``) instead of writing Python bodies, and this module runs the
+# declaration: the compiled twin without entering the interpreter, the pure twin as the plain
+# Python below. Both call the same kernels of the thread's provider in the same order, so the
+# two twins' numbers are the same bits, and a create_graph backward (whose provider records on
+# Tensors) runs the same declaration.
+
+#: The symbols a declared gradient's arguments name: the incoming gradient, the saved first and
+#: second inputs (``X``; ``Y`` of a binary op), the saved output.
+G = "g"
+X = "x"
+Y = "y"
+OUT = "out"
+# where each symbol is in the values a gradient reads: (g, x, y), or (g, saved) (see Backward)
+_ARG = {G: 0, X: 1, Y: 2, OUT: 1}
+_SAVES = {None: 0, "inputs": 1, "output": 2}
+
+
+class Forward:
+    """An op's forward declared as one kernel of the thread's provider applied to the op's input
+    arrays, and what it saves for the gradient: ``save="inputs"`` (x, or the pair (x, y)),
+    ``"output"``, or nothing. Calling it (``op.forward(ctx, *arrays)``) runs it."""
+
+    __slots__ = ("kernel", "save")
+
+    def __init__(self, kernel: str, save: str | None = None):
+        if save not in _SAVES:
+            raise ValueError(f"Forward({kernel!r}): save={save!r}, expected None, 'inputs' or "
+                             f"'output'")
+        self.kernel = kernel
+        self.save = _SAVES[save]
+
+    def __call__(self, ctx: Any, *arrays: Any) -> Any:
+        n = len(arrays)
+        if n == 2:
+            return self.run2(ctx, arrays[0], arrays[1])
+        if n == 1:
+            return self.run1(ctx, arrays[0])
+        raise TypeError(f"Forward({self.kernel!r}): 1 or 2 inputs, got {n}")
+
+    def run1(self, ctx: Any, x: Any) -> Any:
+        """The forward of a unary op on the array ``x``."""
+        out = getattr(state.k, self.kernel)(x)
+        save = self.save
+        if save and ctx is not None:
+            ctx.saved = x if save == 1 else out
+        return out
+
+    def run2(self, ctx: Any, x: Any, y: Any) -> Any:
+        """The forward of a binary op on the arrays ``x`` and ``y``."""
+        out = getattr(state.k, self.kernel)(x, y)
+        save = self.save
+        if save and ctx is not None:
+            ctx.saved = (x, y) if save == 1 else out
+        return out
+
+    def kernels(self) -> list:
+        """The kernel names this forward calls."""
+        return [self.kernel]
+
+
+class Backward:
+    """An op's gradient declared per input: ``G`` (the incoming gradient itself), or a tuple
+    ``(kernel, arg, ...)`` calling a kernel of the thread's provider on the symbols ``G``, ``X``,
+    ``Y``, ``OUT`` (what the forward saved). Calling it (``op.backward(ctx, g)``) gives one
+    gradient per input, None where ``ctx.needs`` says the input wants none."""
+
+    # Per input i (0, 1): kernel name (None: the gradient is g itself) and the indices of its
+    # one or two arguments in the values it reads (b = -1: one argument). Spelled out per input
+    # rather than looped: this is the backward of every hot op, in both twins.
+    __slots__ = ("n", "k0", "a0", "b0", "k1", "a1", "b1")
+
+    def __init__(self, *grads: Any):
+        if len(grads) not in (1, 2):
+            raise ValueError(f"Backward: one gradient per input of a unary or binary op, got "
+                             f"{len(grads)}")
+        fields = []
+        for grad in grads:
+            if grad == G:
+                fields.append((None, 0, -1))
+                continue
+            if not (isinstance(grad, tuple) and len(grad) in (2, 3) and isinstance(grad[0], str)
+                    and all(a in _ARG for a in grad[1:])):
+                raise ValueError(f"Backward: {grad!r} is neither G nor (kernel, arg[, arg]) "
+                                 f"with args among G, X, Y, OUT")
+            fields.append((grad[0], _ARG[grad[1]], _ARG[grad[2]] if len(grad) == 3 else -1))
+        symbols = {a for grad in grads if grad != G for a in grad[1:]}
+        if OUT in symbols and (X in symbols or Y in symbols):
+            raise ValueError("Backward: a forward saves its inputs or its output, not both")
+        self.n = len(grads)
+        self.k0, self.a0, self.b0 = fields[0]
+        self.k1, self.a1, self.b1 = fields[1] if len(fields) == 2 else (None, 0, -1)
+
+    def __call__(self, ctx: Any, g: Any) -> tuple:
+        # The values the arguments index: (g, x, y) when the forward saved its inputs' pair,
+        # else (g, saved) (x of a unary op, or the output).
+        saved = ctx.saved
+        env = (g,) + saved if type(saved) is tuple else (g, saved)
+        needs = ctx.needs
+        k = state.k
+        d0 = None
+        if needs[0]:
+            name = self.k0
+            if name is None:
+                d0 = g
+            elif self.b0 < 0:
+                d0 = getattr(k, name)(env[self.a0])
+            else:
+                d0 = getattr(k, name)(env[self.a0], env[self.b0])
+        if self.n == 1:
+            return (d0,)
+        d1 = None
+        if needs[1]:
+            name = self.k1
+            if name is None:
+                d1 = g
+            elif self.b1 < 0:
+                d1 = getattr(k, name)(env[self.a1])
+            else:
+                d1 = getattr(k, name)(env[self.a1], env[self.b1])
+        return (d0, d1)
+
+    def kernels(self) -> list:
+        """The kernel names this gradient calls."""
+        return [name for name in (self.k0, self.k1)[:self.n] if name is not None]
+
+
 def _apply(op: Any, inputs: tuple, params: dict) -> Any:
     arrays = []
     dtype = None
@@ -374,7 +504,7 @@ def _apply(op: Any, inputs: tuple, params: dict) -> Any:
     if len(arrays) > 1 and op.broadcasting and arrays[0].shape != arrays[1].shape:
         _check_broadcast(op, arrays)
     if not (record and state.grad_enabled):
-        return _output(_forward(op, _Scratch(), arrays, params), None, inputs)
+        return _output(_forward(op, None, arrays, params), None, inputs)
     node = Node.__new__(Node)
     _record(node, op, inputs)
     node.params = params
@@ -392,12 +522,20 @@ def _apply2(op: Any, a: Any, b: Any) -> Any:
     y = b._data
     if x.shape != y.shape:  # + - * / all broadcast
         _check_broadcast(op, [x, y])
+    f = op.forward
     if not ((a._requires_grad or b._requires_grad) and state.grad_enabled):
-        return wrap(op.forward(_Scratch(), x, y), None)
+        if type(f) is Forward:  # declared: run here (in C in the compiled twin)
+            d = f
+            return wrap(d.run2(None, x, y), None)
+        return wrap(f(_Scratch(), x, y), None)
     node = Node.__new__(Node)
     _record(node, op, (a, b))
     node.params = _NO_PARAMS
-    out = op.forward(node, x, y)
+    if type(f) is Forward:
+        d = f
+        out = d.run2(node, x, y)
+    else:
+        out = f(node, x, y)
     if state.anomaly:
         node.trace = traceback.extract_stack()  # origin() shows the frames outside autograd
     return wrap(out, node)
@@ -409,10 +547,24 @@ def _forward(op: Any, ctx: Any, arrays: list, params: dict) -> Any:
     if not params:
         n = len(arrays)
         if n == 2:
-            return op.forward(ctx, arrays[0], arrays[1])
+            return _forward2(op, ctx, arrays[0], arrays[1])
         if n == 1:
-            return op.forward(ctx, arrays[0])
-    return op.forward(ctx, *arrays, **params)
+            f = op.forward
+            if type(f) is Forward:  # declared: run here (in C in the compiled twin)
+                d = f
+                return d.run1(ctx, arrays[0])
+            return f(_Scratch() if ctx is None else ctx, arrays[0])
+    return op.forward(_Scratch() if ctx is None else ctx, *arrays, **params)
+
+
+def _forward2(op: Any, ctx: Any, x: Any, y: Any) -> Any:
+    """``op.forward`` on two arrays; ``ctx`` None when nothing is recorded (a declared forward
+    then saves nothing, a Python one gets a scratch context)."""
+    f = op.forward
+    if type(f) is Forward:  # declared: run here (in C in the compiled twin)
+        d = f
+        return d.run2(ctx, x, y)
+    return f(_Scratch() if ctx is None else ctx, x, y)
 
 
 def _output(out: Any, node: Any, inputs: tuple) -> Any:

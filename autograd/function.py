@@ -15,7 +15,19 @@ An op is a class with two static methods on raw arrays, side by side::
             return (backend.k.mul(grad, ctx.saved),)
 
 ``backward`` returns one gradient (or None) per tensor input, in the input's broadcast shape or
-its own; the engine sums broadcast gradients back to each input's shape in one place. Defining a
+its own; the engine sums broadcast gradients back to each input's shape in one place.
+
+The hottest rows (one kernel forward, one kernel per gradient) declare that instead of writing
+the two bodies, still side by side::
+
+    class Mul(Op):
+        '''d(x * y)/dx = y, d(x * y)/dy = x.'''
+        forward = Forward("mul", save="inputs")
+        backward = Backward(("mul", G, Y), ("mul", G, X))
+
+``op.forward(ctx, *arrays)`` and ``op.backward(ctx, g)`` run them as before (create_graph
+included); the hot path runs them without entering the interpreter when compiled, and the pure
+twin interprets the same declaration in Python (``autograd._core``). Defining a
 subclass registers it in :data:`REGISTRY`, which the test suite checks against its op database.
 """
 from __future__ import annotations
@@ -26,7 +38,8 @@ import numpy as np
 
 from .hotpath import core as _core
 
-__all__ = ["Op", "Node", "apply", "REGISTRY", "broadcast_shape"]
+__all__ = ["Op", "Node", "apply", "REGISTRY", "broadcast_shape", "Forward", "Backward",
+           "G", "X", "Y", "OUT"]
 
 #: Every differentiable op by name, filled as Op subclasses are defined.
 REGISTRY: dict[str, type["Op"]] = {}
@@ -73,3 +86,7 @@ def _snake(name: str) -> str:
 Node = _core.Node
 apply = _core.apply
 broadcast_shape = _core.broadcast_shape
+# Declared rows (one kernel forward, one kernel per gradient): see _core.Forward and Backward.
+Forward = _core.Forward
+Backward = _core.Backward
+G, X, Y, OUT = _core.G, _core.X, _core.Y, _core.OUT

@@ -2,48 +2,29 @@
 from __future__ import annotations
 
 from .. import backend as B
-from ..function import Op
+from ..function import G, OUT, Backward, Forward, Op
 
 
 class Sigmoid(Op):
     """d sigmoid/dx = out (1 - out)."""
 
-    @staticmethod
-    def forward(ctx, x):
-        ctx.saved = out = B.k.sigmoid(x)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        return (B.k.sigmoid_back(ctx.saved, g),)
+    forward = Forward("sigmoid", save="output")
+    backward = Backward(("sigmoid_back", OUT, G))
 
 
 class Tanh(Op):
     """d tanh/dx = 1 - out^2."""
 
-    @staticmethod
-    def forward(ctx, x):
-        ctx.saved = out = B.k.tanh(x)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        return (B.k.tanh_back(ctx.saved, g),)
+    forward = Forward("tanh", save="output")
+    backward = Backward(("tanh_back", OUT, G))
 
 
 class Relu(Op):
     """d relu/dx = 1[x > 0]."""
 
     name = "relu"
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.saved = out = B.k.relu(x)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        return (B.k.relu_back(ctx.saved, g),)
+    forward = Forward("relu", save="output")
+    backward = Backward(("relu_back", OUT, G))
 
 
 class LeakyRelu(Op):
