@@ -27,8 +27,9 @@ the two bodies, still side by side::
 
 ``op.forward(ctx, *arrays)`` and ``op.backward(ctx, g)`` run them as before (create_graph
 included); the hot path runs them without entering the interpreter when compiled, and the pure
-twin interprets the same declaration in Python (``autograd._core``). Defining a
-subclass registers it in :data:`REGISTRY`, which the test suite checks against its op database.
+twin interprets the same declaration in Python (``autograd._core``).
+
+Defining a subclass registers it in :data:`REGISTRY`, which the test suite checks against its op database.
 """
 from __future__ import annotations
 
