@@ -271,6 +271,13 @@ def _record(node: Node, op: Any, inputs: tuple) -> None:
         node.needs = _NEEDS1[t._requires_grad]
         node.versions = (t._vc[0],)
         return
+    if n == 3:  # a linear layer with its bias
+        t = inputs[0]
+        u = inputs[1]
+        w = inputs[2]
+        node.needs = (t._requires_grad, u._requires_grad, w._requires_grad)
+        node.versions = (t._vc[0], u._vc[0], w._vc[0])
+        return
     # A plain loop: comprehensions are function calls in CPython 3.11, and this is the
     # per-op hot path.
     needs = []
@@ -556,7 +563,19 @@ def _forward(op: Any, ctx: Any, arrays: list, params: dict) -> Any:
                 d = f
                 return d.run1(ctx, arrays[0])
             return f(_Scratch() if ctx is None else ctx, arrays[0])
-    return op.forward(_Scratch() if ctx is None else ctx, *arrays, **params)
+    # With keyword parameters (linear's activation, a reduction's axis): the arrays still
+    # passed one by one, not concatenated into a new tuple.
+    f = op.forward
+    if ctx is None:
+        ctx = _Scratch()
+    n = len(arrays)
+    if n == 3:
+        return f(ctx, arrays[0], arrays[1], arrays[2], **params)
+    if n == 2:
+        return f(ctx, arrays[0], arrays[1], **params)
+    if n == 1:
+        return f(ctx, arrays[0], **params)
+    return f(ctx, *arrays, **params)
 
 
 def _forward2(op: Any, ctx: Any, x: Any, y: Any) -> Any:
