@@ -38,24 +38,6 @@ cdef class _Scratch:
     cdef public object saved
 
 
-# A declared forward and gradient (the op table's hottest rows), run without the interpreter.
-@cython.final
-cdef class Forward:
-    cdef public str kernel
-    cdef public int save
-    cpdef run1(self, ctx, x)
-    cpdef run2(self, ctx, x, y)
-
-
-@cython.final
-cdef class Backward:
-    cdef public Py_ssize_t n, a0, b0, a1, b1
-    cdef public object k0, k1
-
-
-@cython.locals(d=Forward)
-cdef _forward2(op, ctx, x, y)
-
 @cython.locals(t=TensorBase)
 cpdef wrap(array, node=*)
 
@@ -65,13 +47,13 @@ cdef _record(Node node, op, tuple inputs)
 @cython.locals(t=TensorBase, arrays=list, record=bint, node=Node)
 cdef _apply(op, tuple inputs, dict params)
 
-@cython.locals(node=Node, d=Forward)
+@cython.locals(node=Node)
 cdef _apply2(op, TensorBase a, TensorBase b)
 
 @cython.locals(t=TensorBase, x=TensorBase)
 cdef _output(out, node, tuple inputs)
 
-@cython.locals(d=Forward, n=Py_ssize_t)
+@cython.locals(n=Py_ssize_t)
 cdef _forward(op, ctx, list arrays, dict params)
 
 cpdef tuple pair(a, b)

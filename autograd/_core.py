@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # for the operators' annotations only (never imported at run 
     from .tensor import Tensor
 
 __all__ = ["TensorBase", "Node", "apply", "wrap", "pair", "kernels", "broadcast_shape",
-           "set_operators", "set_tensor_class", "bump_versions", "Forward", "Backward",
+           "set_operators", "set_tensor_class", "bump_versions", "kernel_forward", "kernel_backward",
            "G", "X", "Y", "OUT"]
 
 # The directory of the package's Python sources (errors.py is always one; this module may be the
@@ -361,12 +361,13 @@ def apply(op: Any, *inputs: Any, **params: Any) -> Any:
 
 # ---------------------------------------------------------------- declared forward and gradient
 # The hottest ops (add, mul, relu, ...) are one kernel forward and one kernel per gradient. Their
-# op-table rows declare that (``forward = Forward("mul", save="inputs")``, ``backward =
-# Backward((MUL, G, Y), ...)``) instead of writing Python bodies, and this module runs the
-# declaration: the compiled twin without entering the interpreter, the pure twin as the plain
-# Python below. Both call the same kernels of the thread's provider in the same order, so the
-# two twins' numbers are the same bits, and a create_graph backward (whose provider records on
-# Tensors) runs the same declaration.
+# op-table rows declare that (``forward = kernel_forward("mul", save="inputs")``, ``backward =
+# kernel_backward(("mul", G, Y), ("mul", G, X))``) instead of writing the two bodies, and get
+# them as functions made here: compiled to C in the compiled twin (no interpreter frame per
+# forward or gradient), plain Python in the pure one. Both call the same kernels of the thread's
+# provider in the same order, so the twins' numbers are the same bits; a create_graph backward
+# (whose provider records on Tensors) calls the same functions. They are closures, not objects
+# with __call__: calling a function is the cheapest call in both twins.
 
 #: The symbols a declared gradient's arguments name: the incoming gradient, the saved first and
 #: second inputs (``X``; ``Y`` of a binary op), the saved output.
@@ -374,118 +375,97 @@ G = "g"
 X = "x"
 Y = "y"
 OUT = "out"
-# where each symbol is in the values a gradient reads: (g, x, y), or (g, saved) (see Backward)
+# where each symbol is in the values a gradient reads: (g, x, y), or (g, saved) (x of a unary
+# op, or the output)
 _ARG = {G: 0, X: 1, Y: 2, OUT: 1}
 _SAVES = {None: 0, "inputs": 1, "output": 2}
+_UNARY = object()  # the second argument of a declared forward called on one array
 
 
-class Forward:
+def kernel_forward(kernel: str, save: str | None = None) -> Any:
     """An op's forward declared as one kernel of the thread's provider applied to the op's input
-    arrays, and what it saves for the gradient: ``save="inputs"`` (x, or the pair (x, y)),
-    ``"output"``, or nothing. Calling it (``op.forward(ctx, *arrays)``) runs it."""
+    arrays (one or two), and what it saves for the gradient: ``save="inputs"`` (x, or the pair
+    (x, y)), ``"output"``, or nothing. Returns the ``forward(ctx, x[, y])`` of the op table."""
+    if save not in _SAVES:
+        raise ValueError(f"kernel_forward({kernel!r}): save={save!r}, expected None, 'inputs' "
+                         f"or 'output'")
+    mode = _SAVES[save]
 
-    __slots__ = ("kernel", "save")
-
-    def __init__(self, kernel: str, save: str | None = None):
-        if save not in _SAVES:
-            raise ValueError(f"Forward({kernel!r}): save={save!r}, expected None, 'inputs' or "
-                             f"'output'")
-        self.kernel = kernel
-        self.save = _SAVES[save]
-
-    def __call__(self, ctx: Any, *arrays: Any) -> Any:
-        n = len(arrays)
-        if n == 2:
-            return self.run2(ctx, arrays[0], arrays[1])
-        if n == 1:
-            return self.run1(ctx, arrays[0])
-        raise TypeError(f"Forward({self.kernel!r}): 1 or 2 inputs, got {n}")
-
-    def run1(self, ctx: Any, x: Any) -> Any:
-        """The forward of a unary op on the array ``x``."""
-        out = getattr(state.k, self.kernel)(x)
-        save = self.save
-        if save and ctx is not None:
-            ctx.saved = x if save == 1 else out
+    def forward(ctx: Any, x: Any, y: Any = _UNARY) -> Any:
+        if y is _UNARY:
+            out = getattr(state.k, kernel)(x)
+            if mode:
+                ctx.saved = x if mode == 1 else out
+            return out
+        out = getattr(state.k, kernel)(x, y)
+        if mode:
+            ctx.saved = (x, y) if mode == 1 else out
         return out
 
-    def run2(self, ctx: Any, x: Any, y: Any) -> Any:
-        """The forward of a binary op on the arrays ``x`` and ``y``."""
-        out = getattr(state.k, self.kernel)(x, y)
-        save = self.save
-        if save and ctx is not None:
-            ctx.saved = (x, y) if save == 1 else out
-        return out
-
-    def kernels(self) -> list:
-        """The kernel names this forward calls."""
-        return [self.kernel]
+    forward.declared_kernels = (kernel,)
+    forward.__doc__ = f"The declared forward: kernel {kernel!r}, saves {save or 'nothing'}."
+    return forward
 
 
-class Backward:
+def kernel_backward(*grads: Any) -> Any:
     """An op's gradient declared per input: ``G`` (the incoming gradient itself), or a tuple
-    ``(kernel, arg, ...)`` calling a kernel of the thread's provider on the symbols ``G``, ``X``,
-    ``Y``, ``OUT`` (what the forward saved). Calling it (``op.backward(ctx, g)``) gives one
-    gradient per input, None where ``ctx.needs`` says the input wants none."""
+    ``(kernel, arg[, arg])`` calling a kernel of the thread's provider on the symbols ``G``,
+    ``X``, ``Y``, ``OUT`` (what the forward saved). Returns the ``backward(ctx, g)`` of the op
+    table: one gradient per input, None where ``ctx.needs`` says the input wants none."""
+    if len(grads) not in (1, 2):
+        raise ValueError(f"kernel_backward: one gradient per input of a unary or binary op, "
+                         f"got {len(grads)}")
+    fields = []
+    for grad in grads:
+        if grad == G:
+            fields.append((None, 0, -1))
+            continue
+        if not (isinstance(grad, tuple) and len(grad) in (2, 3) and isinstance(grad[0], str)
+                and all(a in _ARG for a in grad[1:])):
+            raise ValueError(f"kernel_backward: {grad!r} is neither G nor (kernel, arg[, arg]) "
+                             f"with args among G, X, Y, OUT")
+        fields.append((grad[0], _ARG[grad[1]], _ARG[grad[2]] if len(grad) == 3 else -1))
+    symbols = {a for grad in grads if grad != G for a in grad[1:]}
+    if OUT in symbols and (X in symbols or Y in symbols):
+        raise ValueError("kernel_backward: a forward saves its inputs or its output, not both")
+    n = len(grads)
+    # per input: kernel name (None: g itself), index of its first and second (-1: none)
+    # argument; spelled out for the two inputs rather than looped: every hot op runs this
+    k0, i0, j0 = fields[0]
+    k1, i1, j1 = fields[1] if n == 2 else (None, 0, -1)
+    same = k0 is None and k1 is None  # every gradient is g itself (add)
 
-    # Per input i (0, 1): kernel name (None: the gradient is g itself) and the indices of its
-    # one or two arguments in the values it reads (b = -1: one argument). Spelled out per input
-    # rather than looped: this is the backward of every hot op, in both twins.
-    __slots__ = ("n", "k0", "a0", "b0", "k1", "a1", "b1")
-
-    def __init__(self, *grads: Any):
-        if len(grads) not in (1, 2):
-            raise ValueError(f"Backward: one gradient per input of a unary or binary op, got "
-                             f"{len(grads)}")
-        fields = []
-        for grad in grads:
-            if grad == G:
-                fields.append((None, 0, -1))
-                continue
-            if not (isinstance(grad, tuple) and len(grad) in (2, 3) and isinstance(grad[0], str)
-                    and all(a in _ARG for a in grad[1:])):
-                raise ValueError(f"Backward: {grad!r} is neither G nor (kernel, arg[, arg]) "
-                                 f"with args among G, X, Y, OUT")
-            fields.append((grad[0], _ARG[grad[1]], _ARG[grad[2]] if len(grad) == 3 else -1))
-        symbols = {a for grad in grads if grad != G for a in grad[1:]}
-        if OUT in symbols and (X in symbols or Y in symbols):
-            raise ValueError("Backward: a forward saves its inputs or its output, not both")
-        self.n = len(grads)
-        self.k0, self.a0, self.b0 = fields[0]
-        self.k1, self.a1, self.b1 = fields[1] if len(fields) == 2 else (None, 0, -1)
-
-    def __call__(self, ctx: Any, g: Any) -> tuple:
-        # The values the arguments index: (g, x, y) when the forward saved its inputs' pair,
-        # else (g, saved) (x of a unary op, or the output).
+    def backward(ctx: Any, g: Any) -> tuple:
+        needs = ctx.needs
+        if same:
+            return (g if needs[0] else None,) if n == 1 else \
+                (g if needs[0] else None, g if needs[1] else None)
         saved = ctx.saved
         env = (g,) + saved if type(saved) is tuple else (g, saved)
-        needs = ctx.needs
         k = state.k
         d0 = None
         if needs[0]:
-            name = self.k0
-            if name is None:
+            if k0 is None:
                 d0 = g
-            elif self.b0 < 0:
-                d0 = getattr(k, name)(env[self.a0])
+            elif j0 < 0:
+                d0 = getattr(k, k0)(env[i0])
             else:
-                d0 = getattr(k, name)(env[self.a0], env[self.b0])
-        if self.n == 1:
+                d0 = getattr(k, k0)(env[i0], env[j0])
+        if n == 1:
             return (d0,)
         d1 = None
         if needs[1]:
-            name = self.k1
-            if name is None:
+            if k1 is None:
                 d1 = g
-            elif self.b1 < 0:
-                d1 = getattr(k, name)(env[self.a1])
+            elif j1 < 0:
+                d1 = getattr(k, k1)(env[i1])
             else:
-                d1 = getattr(k, name)(env[self.a1], env[self.b1])
+                d1 = getattr(k, k1)(env[i1], env[j1])
         return (d0, d1)
 
-    def kernels(self) -> list:
-        """The kernel names this gradient calls."""
-        return [name for name in (self.k0, self.k1)[:self.n] if name is not None]
+    backward.declared_kernels = tuple(f[0] for f in fields if f[0] is not None)
+    backward.__doc__ = f"The declared gradient: {grads!r} per input."
+    return backward
 
 
 def _apply(op: Any, inputs: tuple, params: dict) -> Any:
@@ -513,7 +493,7 @@ def _apply(op: Any, inputs: tuple, params: dict) -> Any:
     if len(arrays) > 1 and op.broadcasting and arrays[0].shape != arrays[1].shape:
         _check_broadcast(op, arrays)
     if not (record and state.grad_enabled):
-        return _output(_forward(op, None, arrays, params), None, inputs)
+        return _output(_forward(op, _Scratch(), arrays, params), None, inputs)
     node = Node.__new__(Node)
     _record(node, op, inputs)
     node.params = params
@@ -531,44 +511,29 @@ def _apply2(op: Any, a: Any, b: Any) -> Any:
     y = b._data
     if x.shape != y.shape:  # + - * / all broadcast
         _check_broadcast(op, [x, y])
-    f = op.forward
     if not ((a._requires_grad or b._requires_grad) and state.grad_enabled):
-        if type(f) is Forward:  # declared: run here (in C in the compiled twin)
-            d = f
-            return wrap(d.run2(None, x, y), None)
-        return wrap(f(_Scratch(), x, y), None)
+        return wrap(op.forward(_Scratch(), x, y), None)
     node = Node.__new__(Node)
     _record(node, op, (a, b))
     node.params = _NO_PARAMS
-    if type(f) is Forward:
-        d = f
-        out = d.run2(node, x, y)
-    else:
-        out = f(node, x, y)
+    out = op.forward(node, x, y)
     if state.anomaly:
         node.trace = traceback.extract_stack()  # origin() shows the frames outside autograd
     return wrap(out, node)
 
 
 def _forward(op: Any, ctx: Any, arrays: list, params: dict) -> Any:
-    # Spelled out for one and two inputs so the compiled call passes arguments directly
-    # (vectorcall) instead of building a tuple and a dict.
-    if not params:
-        n = len(arrays)
-        if n == 2:
-            return _forward2(op, ctx, arrays[0], arrays[1])
-        if n == 1:
-            f = op.forward
-            if type(f) is Forward:  # declared: run here (in C in the compiled twin)
-                d = f
-                return d.run1(ctx, arrays[0])
-            return f(_Scratch() if ctx is None else ctx, arrays[0])
-    # With keyword parameters (linear's activation, a reduction's axis): the arrays still
-    # passed one by one, not concatenated into a new tuple.
+    # Spelled out for one to three inputs so the compiled call passes arguments directly
+    # (vectorcall, or, with keyword parameters such as linear's activation, without
+    # concatenating a new tuple of the arrays).
     f = op.forward
-    if ctx is None:
-        ctx = _Scratch()
     n = len(arrays)
+    if not params:
+        if n == 2:
+            return f(ctx, arrays[0], arrays[1])
+        if n == 1:
+            return f(ctx, arrays[0])
+        return f(ctx, *arrays)
     if n == 3:
         return f(ctx, arrays[0], arrays[1], arrays[2], **params)
     if n == 2:
@@ -576,16 +541,6 @@ def _forward(op: Any, ctx: Any, arrays: list, params: dict) -> Any:
     if n == 1:
         return f(ctx, arrays[0], **params)
     return f(ctx, *arrays, **params)
-
-
-def _forward2(op: Any, ctx: Any, x: Any, y: Any) -> Any:
-    """``op.forward`` on two arrays; ``ctx`` None when nothing is recorded (a declared forward
-    then saves nothing, a Python one gets a scratch context)."""
-    f = op.forward
-    if type(f) is Forward:  # declared: run here (in C in the compiled twin)
-        d = f
-        return d.run2(ctx, x, y)
-    return f(_Scratch() if ctx is None else ctx, x, y)
 
 
 def _output(out: Any, node: Any, inputs: tuple) -> Any:

@@ -22,12 +22,12 @@ the two bodies, still side by side::
 
     class Mul(Op):
         '''d(x * y)/dx = y, d(x * y)/dy = x.'''
-        forward = Forward("mul", save="inputs")
-        backward = Backward(("mul", G, Y), ("mul", G, X))
+        forward = kernel_forward("mul", save="inputs")
+        backward = kernel_backward(("mul", G, Y), ("mul", G, X))
 
-``op.forward(ctx, *arrays)`` and ``op.backward(ctx, g)`` run them as before (create_graph
-included); the hot path runs them without entering the interpreter when compiled, and the pure
-twin interprets the same declaration in Python (``autograd._core``).
+The two calls make ``forward(ctx, x[, y])`` and ``backward(ctx, g)`` functions in
+``autograd._core``: compiled to C with the hot path (no interpreter frame per forward or
+gradient), plain Python in the pure twin, the same kernels in the same order in both.
 
 Defining a subclass registers it in :data:`REGISTRY`, which the test suite checks against its op database.
 """
@@ -39,8 +39,8 @@ import numpy as np
 
 from .hotpath import core as _core
 
-__all__ = ["Op", "Node", "apply", "REGISTRY", "broadcast_shape", "Forward", "Backward",
-           "G", "X", "Y", "OUT"]
+__all__ = ["Op", "Node", "apply", "REGISTRY", "broadcast_shape", "kernel_forward",
+           "kernel_backward", "G", "X", "Y", "OUT"]
 
 #: Every differentiable op by name, filled as Op subclasses are defined.
 REGISTRY: dict[str, type["Op"]] = {}
@@ -87,7 +87,7 @@ def _snake(name: str) -> str:
 Node = _core.Node
 apply = _core.apply
 broadcast_shape = _core.broadcast_shape
-# Declared rows (one kernel forward, one kernel per gradient): see _core.Forward and Backward.
-Forward = _core.Forward
-Backward = _core.Backward
+# Declared rows (one kernel forward, one kernel per gradient): see _core.kernel_forward.
+kernel_forward = _core.kernel_forward
+kernel_backward = _core.kernel_backward
 G, X, Y, OUT = _core.G, _core.X, _core.Y, _core.OUT

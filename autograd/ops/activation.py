@@ -2,29 +2,29 @@
 from __future__ import annotations
 
 from .. import backend as B
-from ..function import G, OUT, Backward, Forward, Op
+from ..function import G, OUT, Op, kernel_backward, kernel_forward
 
 
 class Sigmoid(Op):
     """d sigmoid/dx = out (1 - out)."""
 
-    forward = Forward("sigmoid", save="output")
-    backward = Backward(("sigmoid_back", OUT, G))
+    forward = kernel_forward("sigmoid", save="output")
+    backward = kernel_backward(("sigmoid_back", OUT, G))
 
 
 class Tanh(Op):
     """d tanh/dx = 1 - out^2."""
 
-    forward = Forward("tanh", save="output")
-    backward = Backward(("tanh_back", OUT, G))
+    forward = kernel_forward("tanh", save="output")
+    backward = kernel_backward(("tanh_back", OUT, G))
 
 
 class Relu(Op):
     """d relu/dx = 1[x > 0]."""
 
     name = "relu"
-    forward = Forward("relu", save="output")
-    backward = Backward(("relu_back", OUT, G))
+    forward = kernel_forward("relu", save="output")
+    backward = kernel_backward(("relu_back", OUT, G))
 
 
 class LeakyRelu(Op):

@@ -2,31 +2,31 @@
 from __future__ import annotations
 
 from .. import backend as B
-from ..function import G, OUT, X, Y, Backward, Forward, Op
+from ..function import G, OUT, X, Y, Op, kernel_backward, kernel_forward
 
 
 class Add(Op):
     """d(x + y)/dx = 1, d(x + y)/dy = 1."""
 
     broadcasting = True
-    forward = Forward("add")
-    backward = Backward(G, G)
+    forward = kernel_forward("add")
+    backward = kernel_backward(G, G)
 
 
 class Sub(Op):
     """d(x - y)/dx = 1, d(x - y)/dy = -1."""
 
     broadcasting = True
-    forward = Forward("sub")
-    backward = Backward(G, ("neg", G))
+    forward = kernel_forward("sub")
+    backward = kernel_backward(G, ("neg", G))
 
 
 class Mul(Op):
     """d(x * y)/dx = y, d(x * y)/dy = x."""
 
     broadcasting = True
-    forward = Forward("mul", save="inputs")
-    backward = Backward(("mul", G, Y), ("mul", G, X))
+    forward = kernel_forward("mul", save="inputs")
+    backward = kernel_backward(("mul", G, Y), ("mul", G, X))
 
 
 class Div(Op):
@@ -127,22 +127,22 @@ class Where(Op):
 class Neg(Op):
     """d(-x)/dx = -1."""
 
-    forward = Forward("neg")
-    backward = Backward(("neg", G))
+    forward = kernel_forward("neg")
+    backward = kernel_backward(("neg", G))
 
 
 class Exp(Op):
     """d exp(x)/dx = exp(x) (the saved output)."""
 
-    forward = Forward("exp", save="output")
-    backward = Backward(("mul", G, OUT))
+    forward = kernel_forward("exp", save="output")
+    backward = kernel_backward(("mul", G, OUT))
 
 
 class Log(Op):
     """d log(x)/dx = 1 / x."""
 
-    forward = Forward("log", save="inputs")
-    backward = Backward(("div", G, X))
+    forward = kernel_forward("log", save="inputs")
+    backward = kernel_backward(("div", G, X))
 
 
 class Sqrt(Op):
