@@ -29,7 +29,8 @@ The two calls make ``forward(ctx, x[, y])`` and ``backward(ctx, g)`` functions i
 ``autograd._core``: compiled to C with the hot path (no interpreter frame per forward or
 gradient), plain Python in the pure twin, the same kernels in the same order in both.
 
-Defining a subclass registers it in :data:`REGISTRY`, which the test suite checks against its op database.
+Defining a subclass registers it in :data:`REGISTRY`, which the test suite checks against its
+op database.
 """
 from __future__ import annotations
 
