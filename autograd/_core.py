@@ -22,8 +22,8 @@ if TYPE_CHECKING:  # for the operators' annotations only (never imported at run 
     from .tensor import Tensor
 
 __all__ = ["TensorBase", "Node", "apply", "wrap", "pair", "kernels", "broadcast_shape",
-           "set_operators", "set_tensor_class", "bump_versions", "kernel_forward", "kernel_backward",
-           "G", "X", "Y", "OUT"]
+           "set_operators", "set_tensor_class", "bump_versions", "kernel_forward",
+           "kernel_backward", "G", "X", "Y", "OUT"]
 
 # The directory of the package's Python sources (errors.py is always one; this module may be the
 # compiled twin, installed elsewhere in an editable install), whose frames origin() skips.
