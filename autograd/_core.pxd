@@ -41,7 +41,7 @@ cdef class _Scratch:
 @cython.locals(t=TensorBase)
 cpdef wrap(array, node=*)
 
-@cython.locals(t=TensorBase, u=TensorBase, needs=list, versions=list, n=Py_ssize_t)
+@cython.locals(t=TensorBase, u=TensorBase, w=TensorBase, needs=list, versions=list, n=Py_ssize_t)
 cdef _record(Node node, op, tuple inputs)
 
 @cython.locals(t=TensorBase, arrays=list, record=bint, node=Node)
@@ -53,6 +53,7 @@ cdef _apply2(op, TensorBase a, TensorBase b)
 @cython.locals(t=TensorBase, x=TensorBase)
 cdef _output(out, node, tuple inputs)
 
+@cython.locals(n=Py_ssize_t)
 cdef _forward(op, ctx, list arrays, dict params)
 
 cpdef tuple pair(a, b)

@@ -15,6 +15,14 @@ from .grad_mode import state
 
 __all__ = ["run_backward", "topological_order", "count_consumers"]
 
+# The hook registries (WeakValueDictionaries, never rebound: see hooks.py) and the dicts under
+# them, which are non-empty whenever they are: testing those costs no Python-level __len__ and
+# no attribute lookups per backward.
+_LEAF = _hooks.LEAF
+_NODE = _hooks.NODE
+_LEAF_DATA = _LEAF.data
+_NODE_DATA = _NODE.data
+
 
 def count_consumers(root) -> dict:
     """For every node reachable from ``root`` (a Node), how many graph edges consume it.
@@ -93,7 +101,7 @@ def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
     edges have delivered (then its post-accumulate hooks).
     """
     top = root._node
-    leaf_hooks, node_hooks = _hooks.LEAF, _hooks.NODE
+    leaf_hooks, node_hooks = _LEAF, _NODE
     if top is None:
         entry = leaf_hooks.get(id(root))
         g = state.k.cast(grad, grad.dtype)  # a copy, through the provider (autograd.compile)
@@ -103,13 +111,10 @@ def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
         if entry is not None:
             _hooks.run_post(entry, root)
         return
-    # The registries are WeakValueDictionaries; their .data (the underlying dict) is non-empty
-    # whenever they are, and testing it costs no Python-level __len__.
-    hooked = bool(leaf_hooks.data) or bool(node_hooks.data)
+    hooked = bool(_LEAF_DATA) or bool(_NODE_DATA)
     if hooked:
         leaf_left = _hooks.leaf_edges(top)  # edges still to deliver, per hooked leaf
         leaf_sum = {}  # what they delivered so far
-    sum_to = state.k.sum_to
     anomaly = state.anomaly
     # Each node's slot: [consumers left, gradient so far, node] (see _slots).
     slots = _slots(top)
@@ -146,8 +151,8 @@ def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
             gi = None if grads is None or not needs[i] else grads[i]
             if gi is not None:
                 shape = t._data.shape
-                if gi.shape != shape:
-                    gi = sum_to(gi, shape)
+                if gi.shape != shape:  # a broadcast input: looked up only then
+                    gi = state.k.sum_to(gi, shape)
             if child is None:
                 entry = None
                 if hooked and needs[i] and id(t) in leaf_left:

@@ -15,8 +15,22 @@ An op is a class with two static methods on raw arrays, side by side::
             return (backend.k.mul(grad, ctx.saved),)
 
 ``backward`` returns one gradient (or None) per tensor input, in the input's broadcast shape or
-its own; the engine sums broadcast gradients back to each input's shape in one place. Defining a
-subclass registers it in :data:`REGISTRY`, which the test suite checks against its op database.
+its own; the engine sums broadcast gradients back to each input's shape in one place.
+
+The hottest rows (one kernel forward, one kernel per gradient) declare that instead of writing
+the two bodies, still side by side::
+
+    class Mul(Op):
+        '''d(x * y)/dx = y, d(x * y)/dy = x.'''
+        forward = kernel_forward("mul", save="inputs")
+        backward = kernel_backward(("mul", G, Y), ("mul", G, X))
+
+The two calls make ``forward(ctx, x[, y])`` and ``backward(ctx, g)`` functions in
+``autograd._core``: compiled to C with the hot path (no interpreter frame per forward or
+gradient), plain Python in the pure twin, the same kernels in the same order in both.
+
+Defining a subclass registers it in :data:`REGISTRY`, which the test suite checks against its
+op database.
 """
 from __future__ import annotations
 
@@ -26,7 +40,8 @@ import numpy as np
 
 from .hotpath import core as _core
 
-__all__ = ["Op", "Node", "apply", "REGISTRY", "broadcast_shape"]
+__all__ = ["Op", "Node", "apply", "REGISTRY", "broadcast_shape", "kernel_forward",
+           "kernel_backward", "G", "X", "Y", "OUT"]
 
 #: Every differentiable op by name, filled as Op subclasses are defined.
 REGISTRY: dict[str, type["Op"]] = {}
@@ -73,3 +88,7 @@ def _snake(name: str) -> str:
 Node = _core.Node
 apply = _core.apply
 broadcast_shape = _core.broadcast_shape
+# Declared rows (one kernel forward, one kernel per gradient): see _core.kernel_forward.
+kernel_forward = _core.kernel_forward
+kernel_backward = _core.kernel_backward
+G, X, Y, OUT = _core.G, _core.X, _core.Y, _core.OUT

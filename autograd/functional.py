@@ -642,7 +642,8 @@ _REDUCTIONS = ("mean", "sum", "none")
 def _loss_pair(name: str, pred, target, reduction: str) -> tuple[Tensor, Tensor]:
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{name}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    pred = as_tensor(pred)
+    if not isinstance(pred, Tensor):  # (as_tensor returns a Tensor as it is: one call less)
+        pred = as_tensor(pred)
     if pred._data.dtype.kind != "f":  # integer pairs are losses of floats, not truncated
         pred = _floating(pred)
         if isinstance(target, Tensor):

@@ -30,6 +30,8 @@ Axis: TypeAlias = "int | tuple[int, ...] | list[int] | None"
 
 DEFAULT_DTYPE = np.dtype(np.float32)
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+#: The seed of a scalar loss's backward, per float dtype: copied, never handed out.
+_SCALAR_ONES = {d: np.ones((), d) for d in _FLOATS}
 
 
 def _check_dtype(dtype: np.dtype) -> None:
@@ -285,8 +287,13 @@ class Tensor(_TensorBase):
             if self._data.size != 1:
                 raise RuntimeError(f"backward: grad can be implied only for a one-element "
                                    f"tensor; this one has shape {self.shape}, so pass grad=")
-            g = np.empty(self._data.shape, dtype=self._data.dtype)
-            g.fill(1)  # not np.ones: a Python-level function, 0.5 us more per backward
+            a = self._data
+            one = _SCALAR_ONES.get(a.dtype) if a.ndim == 0 else None
+            if one is not None:  # a scalar loss: a copy of a kept 1 (0.07 us, not 0.22)
+                g = one.copy()
+            else:
+                g = np.empty(a.shape, dtype=a.dtype)
+                g.fill(1)  # not np.ones: a Python-level function, 0.5 us more per backward
         else:
             g = np.asarray(grad._data if isinstance(grad, Tensor) else grad)
             a = self._data

@@ -274,3 +274,73 @@ def test_a_backward_inside_a_hook_keeps_its_own_counts_and_callbacks(engine):
     assert events == ["inner done", "inner returned", "outer done"]
     from autograd.grad_mode import state
     assert state.callbacks is None
+
+
+# ------------------------------------------------------------------ declared op-table rows
+def test_declared_rows_run_the_same_kernels_as_their_declaration_says():
+    """A declared forward/backward, called as op.forward/op.backward (create_graph's route) or
+    run by the hot path (apply), gives the bits of the kernels it names."""
+    from autograd.ops import activation, arith
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    y = rng.standard_normal((3, 4)).astype(np.float32) + 3
+    g = rng.standard_normal((3, 4)).astype(np.float32)
+    k = backend.k
+    assert arith.Mul.forward.declared_kernels == ("mul",)
+    assert arith.Mul.backward.declared_kernels == ("mul", "mul")
+    assert arith.Add.backward.declared_kernels == ()  # both gradients are g itself
+    tx, ty = ag.tensor(x, requires_grad=True), ag.tensor(y, requires_grad=True)
+    cases = [(arith.Mul, [k.mul(g, y), k.mul(g, x)]), (arith.Sub, [g, k.neg(g)]),
+             (arith.Add, [g, g])]
+    for op, expected in cases:
+        out = ag.function.apply(op, tx, ty)
+        (name,) = op.forward.declared_kernels
+        np.testing.assert_array_equal(out.numpy(), getattr(k, name)(x, y))
+        grads = op.backward(out._node, g)
+        for got, want in zip(grads, expected):
+            assert got.tobytes() == want.tobytes()
+    for op, name in [(activation.Tanh, "tanh"), (activation.Relu, "relu"),
+                     (activation.Sigmoid, "sigmoid")]:
+        out = ag.function.apply(op, tx)
+        ref = getattr(k, name)(x)
+        assert out.numpy().tobytes() == ref.tobytes()
+        assert out._node.saved is out._data  # save="output"
+        (grad,) = op.backward(out._node, g)
+        assert grad.tobytes() == getattr(k, name + "_back")(ref, g).tobytes()
+    out = ag.function.apply(arith.Log, ty)
+    assert out._node.saved is ty._data  # save="inputs" of a unary op: x itself
+    (grad,) = arith.Log.backward(out._node, g)
+    assert grad.tobytes() == k.div(g, y).tobytes()
+
+
+def test_declared_backward_skips_inputs_that_need_no_gradient():
+    from autograd.ops import arith
+    x = ag.tensor([1.0, 2.0], requires_grad=True)
+    c = ag.tensor([3.0, 4.0])
+    out = x * c
+    assert out._node.needs == (True, False)
+    dx, dc = arith.Mul.backward(out._node, np.ones(2, np.float32))
+    assert dc is None
+    np.testing.assert_array_equal(dx, [3.0, 4.0])
+
+
+def test_declared_rows_refuse_malformed_declarations():
+    from autograd.function import G, OUT, X, kernel_backward, kernel_forward
+    with pytest.raises(ValueError, match="save='everything'"):
+        kernel_forward("mul", save="everything")
+    with pytest.raises(ValueError, match="neither G nor"):
+        kernel_backward(("mul", G, "z"))
+    with pytest.raises(ValueError, match="neither G nor"):
+        kernel_backward("mul")
+    with pytest.raises(ValueError, match="inputs or its output, not both"):
+        kernel_backward(("mul", X, OUT))
+    with pytest.raises(ValueError, match="got 3"):
+        kernel_backward(G, G, G)
+
+
+def test_declared_forward_saves_nothing_when_nothing_is_recorded():
+    x = ag.tensor([1.0, 2.0], requires_grad=True)
+    with ag.no_grad():
+        out = x * x
+    assert out._node is None and not out.requires_grad
+    np.testing.assert_array_equal(out.numpy(), [1.0, 4.0])

@@ -2,48 +2,29 @@
 from __future__ import annotations
 
 from .. import backend as B
-from ..function import Op
+from ..function import G, OUT, Op, kernel_backward, kernel_forward
 
 
 class Sigmoid(Op):
     """d sigmoid/dx = out (1 - out)."""
 
-    @staticmethod
-    def forward(ctx, x):
-        ctx.saved = out = B.k.sigmoid(x)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        return (B.k.sigmoid_back(ctx.saved, g),)
+    forward = kernel_forward("sigmoid", save="output")
+    backward = kernel_backward(("sigmoid_back", OUT, G))
 
 
 class Tanh(Op):
     """d tanh/dx = 1 - out^2."""
 
-    @staticmethod
-    def forward(ctx, x):
-        ctx.saved = out = B.k.tanh(x)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        return (B.k.tanh_back(ctx.saved, g),)
+    forward = kernel_forward("tanh", save="output")
+    backward = kernel_backward(("tanh_back", OUT, G))
 
 
 class Relu(Op):
     """d relu/dx = 1[x > 0]."""
 
     name = "relu"
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.saved = out = B.k.relu(x)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        return (B.k.relu_back(ctx.saved, g),)
+    forward = kernel_forward("relu", save="output")
+    backward = kernel_backward(("relu_back", OUT, G))
 
 
 class LeakyRelu(Op):

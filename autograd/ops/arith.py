@@ -2,52 +2,31 @@
 from __future__ import annotations
 
 from .. import backend as B
-from ..function import Op
+from ..function import G, OUT, X, Y, Op, kernel_backward, kernel_forward
 
 
 class Add(Op):
-    """d(a + b)/da = 1, d(a + b)/db = 1."""
+    """d(x + y)/dx = 1, d(x + y)/dy = 1."""
 
     broadcasting = True
-
-    @staticmethod
-    def forward(ctx, a, b):
-        return B.k.add(a, b)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g, g
+    forward = kernel_forward("add")
+    backward = kernel_backward(G, G)
 
 
 class Sub(Op):
-    """d(a - b)/da = 1, d(a - b)/db = -1."""
+    """d(x - y)/dx = 1, d(x - y)/dy = -1."""
 
     broadcasting = True
-
-    @staticmethod
-    def forward(ctx, a, b):
-        return B.k.sub(a, b)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g, (B.k.neg(g) if ctx.needs[1] else None)
+    forward = kernel_forward("sub")
+    backward = kernel_backward(G, ("neg", G))
 
 
 class Mul(Op):
-    """d(a * b)/da = b, d(a * b)/db = a."""
+    """d(x * y)/dx = y, d(x * y)/dy = x."""
 
     broadcasting = True
-
-    @staticmethod
-    def forward(ctx, a, b):
-        ctx.saved = (a, b)
-        return B.k.mul(a, b)
-
-    @staticmethod
-    def backward(ctx, g):
-        a, b = ctx.saved
-        return (B.k.mul(g, b) if ctx.needs[0] else None,
-                B.k.mul(g, a) if ctx.needs[1] else None)
+    forward = kernel_forward("mul", save="inputs")
+    backward = kernel_backward(("mul", G, Y), ("mul", G, X))
 
 
 class Div(Op):
@@ -148,39 +127,22 @@ class Where(Op):
 class Neg(Op):
     """d(-x)/dx = -1."""
 
-    @staticmethod
-    def forward(ctx, x):
-        return B.k.neg(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        return (B.k.neg(g),)
+    forward = kernel_forward("neg")
+    backward = kernel_backward(("neg", G))
 
 
 class Exp(Op):
     """d exp(x)/dx = exp(x) (the saved output)."""
 
-    @staticmethod
-    def forward(ctx, x):
-        ctx.saved = out = B.k.exp(x)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        return (B.k.mul(g, ctx.saved),)
+    forward = kernel_forward("exp", save="output")
+    backward = kernel_backward(("mul", G, OUT))
 
 
 class Log(Op):
     """d log(x)/dx = 1 / x."""
 
-    @staticmethod
-    def forward(ctx, x):
-        ctx.saved = x
-        return B.k.log(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        return (B.k.div(g, ctx.saved),)
+    forward = kernel_forward("log", save="inputs")
+    backward = kernel_backward(("div", G, X))
 
 
 class Sqrt(Op):

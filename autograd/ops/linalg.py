@@ -55,5 +55,5 @@ class Linear(Op):
     def backward(ctx, g):
         x, w, out, activation = ctx.saved
         has_bias = len(ctx.inputs) == 3
-        dx, dw, db = B.k.linear_back(x, w, out, g, activation, has_bias)
-        return (dx, dw, db) if has_bias else (dx, dw)
+        grads = B.k.linear_back(x, w, out, g, activation, has_bias)  # (dx, dw, db)
+        return grads if has_bias else grads[:2]
