@@ -402,11 +402,14 @@ class Tracer:
             # here, mapped by _do_acc, with the leaf's array and the .grad array it leaves
             t, g = args
             data = t._data
-            self.paused += 1
-            try:
+            if type(g) is _ndarray:  # wraps or adds arrays: no kernel call to keep out
                 fn(t, g)
-            finally:
-                self.paused -= 1
+            else:  # a NumPy scalar: wrap() would record its asarray
+                self.paused += 1
+                try:
+                    fn(t, g)
+                finally:
+                    self.paused -= 1
             self.events.append((_EV_ACC, t, data, g, t.grad._data))
             return None
         fast = _fast.lookup(fn, args, kwargs)
