@@ -433,7 +433,7 @@ class Compiled:
                     entry = e
                     break
         else:
-            if key is None or not all(isinstance(a, _core.TensorBase) for a in args):
+            if key is None or (args and not all(isinstance(a, _core.TensorBase) for a in args)):
                 leaves: list = []
                 key = (_flatten(args, leaves, "args"),
                        _flatten(kwargs, leaves, "kwargs") if kwargs else _NO_KWARGS,
@@ -497,7 +497,8 @@ class Compiled:
         return "guards differ"
 
     def _trace(self, key: Any, values: Any, args: tuple, kwargs: dict) -> Any:
-        why = self._why(key)
+        logging_on = log.isEnabledFor(logging.INFO)
+        why = self._why(key) if logging_on else ""  # (only logged)
         tracer = Tracer(state.k, self._name, strict=self.fallback == "error")
         arg_slots = []
         for v in values:
@@ -544,7 +545,7 @@ class Compiled:
                     del self._cache[old_key]
                 total -= 1
                 evicted = f"; cache full ({self.cache_size}), dropped the least recent trace"
-        if log.isEnabledFor(logging.INFO):
+        if logging_on:
             verb = "tracing" if why == "first call" else "retracing"
             kernels, others = tracer.recorded()  # (counted without mapping the events)
             log.info(f"{verb} {self._name} ({why}): {kernels} kernel calls and {others} "
