@@ -727,6 +727,29 @@ def test_module_settings_read_by_forward_are_guards(when, caplog):
     assert results[0] == results[1]
 
 
+def test_the_interpreted_guard_checks_fact_by_fact_when_a_module_dict_changed():
+    """The guard's snapshot is a shallow copy of each module's dicts; when a dict is no longer
+    the very same objects in the same order, its facts are checked one by one: a private
+    attribute or a setting set to an equal number does not retrace, two settings swapped
+    through a delete and re-add (same values, same positions, other names) does."""
+    model = nn.Sequential(nn.Linear(2, 3), nn.LeakyReLU(0.2))
+    x = ag.tensor(np.ones((4, 2), np.float32))
+    fn = ag.compile(lambda x: model(x))
+    act = model[1]
+    act.first, act.second = 1.5, 2.5        # two public settings (say a forward reads them)
+    fn(x)
+    act._scratch = object()                 # private: not a guard
+    act.negative_slope = float("0.2")       # an equal number: the same setting
+    fn(x)
+    assert fn.stats == {"traces": 1, "replays": 1, "eager": 0}
+    first, second = act.first, act.second
+    del act.first, act.second
+    act.second, act.first = first, second  # values in the same order, names swapped
+    out = fn(x)
+    assert fn.stats["traces"] == 2, fn.stats
+    np.testing.assert_array_equal(out._data, model(x)._data)
+
+
 def test_the_last_call_key_still_guards_shape_dtype_class_and_requires_grad(caplog):
     caplog.set_level(logging.INFO, logger="autograd.compile")
     f = ag.compile(lambda a, b: (a * b).sum())
