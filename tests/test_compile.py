@@ -742,6 +742,9 @@ def test_the_interpreted_guard_checks_fact_by_fact_when_a_module_dict_changed():
     act.negative_slope = float("0.2")       # an equal number: the same setting
     fn(x)
     assert fn.stats == {"traces": 1, "replays": 1, "eager": 0}
+    del act._scratch
+    fn = ag.compile(lambda x: model(x))     # traced with the dict as it is now
+    fn(x)
     first, second = act.first, act.second
     del act.first, act.second
     act.second, act.first = first, second  # values in the same order, names swapped
