@@ -63,6 +63,7 @@ class NativeInfo:
 
 
 _SIGS: dict[str, tuple] = {}
+_EMPTY = inspect.Parameter.empty
 
 
 def _signature(name: str) -> tuple:
@@ -78,12 +79,18 @@ def _signature(name: str) -> tuple:
                          else "array" if "ndarray" in ann else "attr")
         sig = _SIGS[name] = (s, kinds)
         _POSITIONAL[name] = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in s.parameters.values())
+        _ROWS[name] = (tuple(s.parameters),
+                       tuple((n, kind, p.default)
+                             for (n, p), kind in zip(s.parameters.items(), kinds)))
     return sig
 
 
 #: kernel name -> every parameter is positional-or-keyword (positional arguments map to
 #: parameters in order, without inspect's binding)
 _POSITIONAL: dict[str, bool] = {}
+#: kernel name -> (parameter names, (name, kind, default) per parameter): what translate
+#: reads of the signature for each step, without inspect's objects
+_ROWS: dict[str, tuple] = {}
 
 
 def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]:
@@ -137,10 +144,10 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]
             return None
         if any(s not in meta for s in out_slots):
             return None
-        sig, kinds = _signature(name)
-        params = sig.parameters
-        if not k and len(a) <= len(params) and _POSITIONAL.get(name):
-            given = dict(zip(params, a))  # the usual call: positional, no binding needed
+        sig, _ = _signature(name)
+        pnames, rows = _ROWS[name]
+        if not k and len(a) <= len(pnames) and _POSITIONAL.get(name):
+            given = dict(zip(pnames, a))  # the usual call: positional, no binding needed
         else:
             try:
                 given = sig.bind(*a, **k).arguments
@@ -149,13 +156,13 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]
         ins: list = []
         attrs: list = []
         reads: list[int] = []
-        for (pname, param), kind in zip(sig.parameters.items(), kinds):
+        for pname, kind, default in rows:
             item = given.get(pname)
             if kind == "attr":
                 if item is None:
-                    if param.default is inspect.Parameter.empty:
+                    if default is _EMPTY:
                         return None
-                    attrs.append(param.default)
+                    attrs.append(default)
                 elif item[0] != _CONST:
                     return None
                 else:
@@ -164,7 +171,7 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]
             if kind == "seq":
                 return None  # optimizer steps replay in Python (fast.py), live
             if item is None or (item[0] == _CONST and item[1] is None):
-                if item is None and param.default is not None:
+                if item is None and default is not None:
                     return None
                 ins.append(None)
                 continue
