@@ -1008,3 +1008,33 @@ def test_a_flush_while_tracing_keeps_the_order_of_events():
             kinds = [s[0] for s in _entry(fn).trace.steps]
             assert kinds.count("l") >= 1  # the clipping, replayed live
     assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("opt_kind", ["sgd", "adam"])
+def test_same_shape_steps_share_generated_code_but_not_their_objects(opt_kind):
+    """Two compiled steps of the same structure run one generated code object each for the
+    replay and the guard (made once), with their own objects bound to it: called in turn, each
+    trains its own model exactly as its eager twin does, and a change to one model retraces
+    that step only."""
+    steps, twins = [], []
+    for seed in (0, 1):
+        for store in (steps, twins):
+            model, opt, step = _xor_like(opt_kind)
+            for p in model.parameters():  # two different starting points
+                p._data += np.float32(seed)
+            store.append((model, opt, step))
+    fns = [ag.compile(step) for _, _, step in steps]
+    for _ in range(6):
+        for fn, (_, _, twin) in zip(fns, twins):
+            assert np.array_equal(fn()._data, twin()._data)
+    for (m1, o1, _), (m2, o2, _) in zip(steps, twins):
+        assert _snapshot(m1, o1) == _snapshot(m2, o2)
+    e1, e2 = _entry(fns[0]), _entry(fns[1])
+    assert e1.trace.run.__code__ is e2.trace.run.__code__
+    assert e1.guard.holds.__code__ is e2.guard.holds.__code__
+    assert e1.trace.run is not e2.trace.run
+    steps[1][0].eval()
+    twins[1][0].eval()
+    for fn, (_, _, twin) in zip(fns, twins):
+        assert np.array_equal(fn()._data, twin()._data)
+    assert [fn.stats["traces"] for fn in fns] == [1, 2]

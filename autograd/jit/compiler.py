@@ -31,7 +31,8 @@ import numpy as np
 
 from ..grad_mode import state
 from ..hotpath import core as _core
-from .trace import _SLOT, CompileError, Trace, Tracer, _resolve, compiled_code, recording
+from .trace import (_SLOT, CompileError, Trace, Tracer, _resolve, closure_function,
+                    recording)
 
 __all__ = ["compile", "Compiled", "CompileError"]
 
@@ -275,7 +276,7 @@ class _ModuleGuard:
             if len(_GUARD_CODE) >= 256:  # bounded: drop the oldest
                 del _GUARD_CODE[next(iter(_GUARD_CODE))]
             made = _GUARD_CODE[shape] = _guard_code(shape)
-        code, names = made
+        source, names = made
         env: dict[str, Any] = {"_M": _MISSING, "len": len}
         for (kind, obj, want, _), (o, extra) in zip(checks, names):
             env[o] = obj
@@ -287,15 +288,14 @@ class _ModuleGuard:
                 env[extra[0]], env[extra[1]] = want
             else:
                 env[extra] = want
-        exec(code, env)
-        self.holds = env["holds"]
+        self.holds = closure_function(source, "holds", env, "<autograd.compile guard>")
 
 
-_GUARD_CODE: dict = {}  # shape of a guard's facts -> (code, the names of each fact's objects)
+_GUARD_CODE: dict = {}  # shape of a guard's facts -> (source, the names of each fact's objects)
 
 
 def _guard_code(shape: tuple) -> tuple[Any, list]:
-    """The code of a generated guard over facts of these kinds (``_ModuleGuard.compile``), and
+    """The source of a generated guard over facts of these kinds (``_ModuleGuard.compile``), and
     for each fact the names its objects take: ``(object, value)`` or, for a registry,
     ``(object, [(key, value) per entry])`` or, for a setting, ``(object, (key, value))``."""
     terms: list[str] = []
@@ -326,7 +326,7 @@ def _guard_code(shape: tuple) -> tuple[Any, list]:
         lines.append("    if not (" + "\n            and ".join(terms[c:c + 64]) + "):")
         lines.append("        return False")
     lines.append("    return True")
-    return compiled_code("\n".join(lines) + "\n", "<autograd.compile guard>"), names
+    return "\n".join(lines), names
 
 
 _MISSING = object()

@@ -544,8 +544,8 @@ _CODE: dict = {}
 
 def compiled_code(source: str, filename: str) -> Any:
     """``compile(source, filename, "exec")``, kept for the next identical source. Generated
-    replays and guards name their objects by position (their values go in the ``exec``
-    namespace), so steps of the same structure (a model rebuilt, a Keras train and test step)
+    replays and guards name their objects by position (their values are bound as closure
+    variables: :func:`closure_function`), so steps of the same structure (a model rebuilt, a Keras train and test step)
     share one code object and skip the compiler (~100-200 us a function)."""
     code = _CODE.get((source, filename))
     if code is None:
@@ -553,6 +553,27 @@ def compiled_code(source: str, filename: str) -> Any:
             del _CODE[next(iter(_CODE))]
         code = _CODE[(source, filename)] = compile(source, filename, "exec")
     return code
+
+
+def closure_function(source: str, name: str, env: dict, filename: str) -> Callable:
+    """The function ``name`` defined by ``source`` (a module-level ``def``), with every name of
+    ``env`` bound as a closure variable (a cell) rather than a global.
+
+    The code object is shared by every function of the same source (:func:`compiled_code`),
+    and so is what CPython's specialising interpreter learns about it. A global read is
+    specialised for one globals dict: with one namespace per function it missed whenever
+    another function of the same code had run last (two same-shape compiled steps called in
+    turn, a Keras train and test step, replayed ~25-40% slower, and each fresh step's first
+    replays paid the misses until the code re-specialised). A cell read has no such check."""
+    names = sorted(env)
+    if "len" not in env:  # the one builtin generated code calls (a global read otherwise)
+        env["len"] = len
+        names = sorted(env)
+    body = "\n".join("    " + line if line else line for line in source.split("\n"))
+    src = f"def _make({', '.join(names)}):\n{body}\n    return {name}\n"
+    ns: dict = {}
+    exec(compiled_code(src, filename), ns)
+    return ns["_make"](**env)
 
 
 def _inline_segment(i: int, parts: dict, env: dict) -> list[str]:
@@ -711,8 +732,7 @@ class Trace:
                 lines.append(f"    _step(s{i}, vals)")
         lines.append("    return None")
         self.source = "\n".join(lines)  # (for reading what a replay runs)
-        exec(compiled_code(self.source, "<autograd.compile replay>"), env)
-        return env["replay"]
+        return closure_function(self.source, "replay", env, "<autograd.compile replay>")
 
     def _interpret(self, vals: list) -> None:
         self._replays += 1
