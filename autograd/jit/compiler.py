@@ -31,8 +31,7 @@ import numpy as np
 
 from ..grad_mode import state
 from ..hotpath import core as _core
-from .trace import (_SLOT, CompileError, Trace, Tracer, _resolve, closure_function,
-                    recording)
+from .trace import _SLOT, CompileError, Trace, Tracer, _resolve, closure_maker, recording
 
 __all__ = ["compile", "Compiled", "CompileError"]
 
@@ -275,8 +274,8 @@ class _ModuleGuard:
         if made is None:
             if len(_GUARD_CODE) >= 256:  # bounded: drop the oldest
                 del _GUARD_CODE[next(iter(_GUARD_CODE))]
-            made = _GUARD_CODE[shape] = _guard_code(shape)
-        source, names = made
+            made = _GUARD_CODE[shape] = list(_guard_code(shape)) + [None]
+        source, names, make = made
         env: dict[str, Any] = {"_M": _MISSING, "len": len}
         for (kind, obj, want, _), (o, extra) in zip(checks, names):
             env[o] = obj
@@ -288,10 +287,14 @@ class _ModuleGuard:
                 env[extra[0]], env[extra[1]] = want
             else:
                 env[extra] = want
-        self.holds = closure_function(source, "holds", env, "<autograd.compile guard>")
+        if make is None:  # the same shape fills the same names in the same order
+            make = made[2] = closure_maker(source, "holds", tuple(env),
+                                           "<autograd.compile guard>")
+        self.holds = make(*env.values())
 
 
-_GUARD_CODE: dict = {}  # shape of a guard's facts -> (source, the names of each fact's objects)
+#: shape of a guard's facts -> [source, the names of each fact's objects, closure maker]
+_GUARD_CODE: dict = {}
 
 
 def _guard_code(shape: tuple) -> tuple[Any, list]:
