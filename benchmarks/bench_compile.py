@@ -191,8 +191,9 @@ def _setup_samples(make, n: int, clock
     objects); the first calls of ``n`` fresh compiled steps traced one after another (``make()``
     builds one; two more traced untimed first, as the eager step is timed warm); the
     first SETUP_CALLS calls of ``n`` other fresh steps; and the first calls of ``n`` more
-    fresh steps, traced after all those (the process has then traced 2n + 3 steps: CPython's
-    specialising interpreter has warmed the tracer's own code, run once per trace)."""
+    fresh steps, traced after all those (the process has then traced 2n + 3 steps, so
+    one-time warm-up of code run once per trace, such as CPython's specialisation of the
+    tracer's own functions, is behind it)."""
     fn = make()
     t0 = clock()
     fn()
