@@ -185,11 +185,15 @@ def torch_mlp(torch):
 SETUP_CALLS = 6
 
 
-def _setup_samples(make, n: int, clock) -> tuple[float, list[float], list[list[float]]]:
+def _setup_samples(make, n: int, clock
+                   ) -> tuple[float, list[float], list[list[float]], list[float]]:
     """The first call of the process's first compiled step (one-time costs: imports, code
     objects); the first calls of ``n`` fresh compiled steps traced one after another (``make()``
-    builds one; two more traced untimed first, as the eager step is timed warm); and the
-    first SETUP_CALLS calls of ``n`` other fresh steps."""
+    builds one; two more traced untimed first, as the eager step is timed warm); the
+    first SETUP_CALLS calls of ``n`` other fresh steps; and the first calls of ``n`` more
+    fresh steps, traced after all those (the process has then traced 2n + 3 steps, so
+    one-time warm-up of code run once per trace, such as CPython's specialisation of the
+    tracer's own functions, is behind it)."""
     fn = make()
     t0 = clock()
     fn()
@@ -209,7 +213,13 @@ def _setup_samples(make, n: int, clock) -> tuple[float, list[float], list[list[f
             fn()
             row.append(clock() - t0)
         rows.append(row)
-    return cold, firsts[2:], rows
+    later = []
+    for _ in range(n):
+        fn = make()
+        t0 = clock()
+        fn()
+        later.append(clock() - t0)
+    return cold, firsts[2:], rows, later
 
 
 def setup_costs(clock, repeat: int = 15) -> list[str]:
@@ -226,12 +236,13 @@ def setup_costs(clock, repeat: int = 15) -> list[str]:
         reps = min(7, max(2, repeat))
         eager = statistics.median(sample_seconds(make_eager(), repeat=reps, clock=clock))
         steady = statistics.median(sample_seconds(make(), repeat=reps, clock=clock))
-        cold, firsts, rows = _setup_samples(make, n, clock)
+        cold, firsts, rows, later = _setup_samples(make, n, clock)
         totals = [sum(r) - SETUP_CALLS * steady for r in rows]
         out.append(
             f"{name}: tracing (first call of a fresh compiled step) costs "
             f"{statistics.median(firsts) / eager:.2f} eager steps (slowest "
-            f"{max(firsts) / eager:.2f}; the process's first trace {cold / eager:.2f}); "
+            f"{max(firsts) / eager:.2f}; the process's first trace {cold / eager:.2f}; "
+            f"later, after {2 * n + 3} traces, {statistics.median(later) / eager:.2f}); "
             f"set-up in all (first {SETUP_CALLS} calls - {SETUP_CALLS} steady replays) "
             f"{statistics.median(totals) / eager:.2f} (slowest {max(totals) / eager:.2f}); "
             f"eager step {fmt_time(eager)}, steady replay {fmt_time(steady)}, "

@@ -727,6 +727,32 @@ def test_module_settings_read_by_forward_are_guards(when, caplog):
     assert results[0] == results[1]
 
 
+def test_the_interpreted_guard_checks_fact_by_fact_when_a_module_dict_changed():
+    """The guard's snapshot is a shallow copy of each module's dicts; when a dict is no longer
+    the very same objects in the same order, its facts are checked one by one: a private
+    attribute or a setting set to an equal number does not retrace, two settings swapped
+    through a delete and re-add (same values, same positions, other names) does."""
+    model = nn.Sequential(nn.Linear(2, 3), nn.LeakyReLU(0.2))
+    x = ag.tensor(np.ones((4, 2), np.float32))
+    fn = ag.compile(lambda x: model(x))
+    act = model[1]
+    act.first, act.second = 1.5, 2.5        # two public settings (say a forward reads them)
+    fn(x)
+    act._scratch = object()                 # private: not a guard
+    act.negative_slope = float("0.2")       # an equal number: the same setting
+    fn(x)
+    assert fn.stats == {"traces": 1, "replays": 1, "eager": 0}
+    del act._scratch
+    fn = ag.compile(lambda x: model(x))     # traced with the dict as it is now
+    fn(x)
+    first, second = act.first, act.second
+    del act.first, act.second
+    act.second, act.first = first, second  # values in the same order, names swapped
+    out = fn(x)
+    assert fn.stats["traces"] == 2, fn.stats
+    np.testing.assert_array_equal(out._data, model(x)._data)
+
+
 def test_the_last_call_key_still_guards_shape_dtype_class_and_requires_grad(caplog):
     caplog.set_level(logging.INFO, logger="autograd.compile")
     f = ag.compile(lambda a, b: (a * b).sum())
@@ -982,3 +1008,33 @@ def test_a_flush_while_tracing_keeps_the_order_of_events():
             kinds = [s[0] for s in _entry(fn).trace.steps]
             assert kinds.count("l") >= 1  # the clipping, replayed live
     assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("opt_kind", ["sgd", "adam"])
+def test_same_shape_steps_share_generated_code_but_not_their_objects(opt_kind):
+    """Two compiled steps of the same structure run one generated code object each for the
+    replay and the guard (made once), with their own objects bound to it: called in turn, each
+    trains its own model exactly as its eager twin does, and a change to one model retraces
+    that step only."""
+    steps, twins = [], []
+    for seed in (0, 1):
+        for store in (steps, twins):
+            model, opt, step = _xor_like(opt_kind)
+            for p in model.parameters():  # two different starting points
+                p._data += np.float32(seed)
+            store.append((model, opt, step))
+    fns = [ag.compile(step) for _, _, step in steps]
+    for _ in range(6):
+        for fn, (_, _, twin) in zip(fns, twins):
+            assert np.array_equal(fn()._data, twin()._data)
+    for (m1, o1, _), (m2, o2, _) in zip(steps, twins):
+        assert _snapshot(m1, o1) == _snapshot(m2, o2)
+    e1, e2 = _entry(fns[0]), _entry(fns[1])
+    assert e1.trace.run.__code__ is e2.trace.run.__code__
+    assert e1.guard.holds.__code__ is e2.guard.holds.__code__
+    assert e1.trace.run is not e2.trace.run
+    steps[1][0].eval()
+    twins[1][0].eval()
+    for fn, (_, _, twin) in zip(fns, twins):
+        assert np.array_equal(fn()._data, twin()._data)
+    assert [fn.stats["traces"] for fn in fns] == [1, 2]

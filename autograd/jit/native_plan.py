@@ -63,6 +63,7 @@ class NativeInfo:
 
 
 _SIGS: dict[str, tuple] = {}
+_EMPTY = inspect.Parameter.empty
 
 
 def _signature(name: str) -> tuple:
@@ -78,12 +79,18 @@ def _signature(name: str) -> tuple:
                          else "array" if "ndarray" in ann else "attr")
         sig = _SIGS[name] = (s, kinds)
         _POSITIONAL[name] = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in s.parameters.values())
+        _ROWS[name] = (tuple(s.parameters),
+                       tuple((n, kind, p.default)
+                             for (n, p), kind in zip(s.parameters.items(), kinds)))
     return sig
 
 
 #: kernel name -> every parameter is positional-or-keyword (positional arguments map to
 #: parameters in order, without inspect's binding)
 _POSITIONAL: dict[str, bool] = {}
+#: kernel name -> (parameter names, (name, kind, default) per parameter): what translate
+#: reads of the signature for each step, without inspect's objects
+_ROWS: dict[str, tuple] = {}
 
 
 def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]:
@@ -137,10 +144,10 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]
             return None
         if any(s not in meta for s in out_slots):
             return None
-        sig, kinds = _signature(name)
-        params = sig.parameters
-        if not k and len(a) <= len(params) and _POSITIONAL.get(name):
-            given = dict(zip(params, a))  # the usual call: positional, no binding needed
+        sig, _ = _signature(name)
+        pnames, rows = _ROWS[name]
+        if not k and len(a) <= len(pnames) and _POSITIONAL.get(name):
+            given = dict(zip(pnames, a))  # the usual call: positional, no binding needed
         else:
             try:
                 given = sig.bind(*a, **k).arguments
@@ -149,13 +156,13 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]
         ins: list = []
         attrs: list = []
         reads: list[int] = []
-        for (pname, param), kind in zip(sig.parameters.items(), kinds):
+        for pname, kind, default in rows:
             item = given.get(pname)
             if kind == "attr":
                 if item is None:
-                    if param.default is inspect.Parameter.empty:
+                    if default is _EMPTY:
                         return None
-                    attrs.append(param.default)
+                    attrs.append(default)
                 elif item[0] != _CONST:
                     return None
                 else:
@@ -164,7 +171,7 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]
             if kind == "seq":
                 return None  # optimizer steps replay in Python (fast.py), live
             if item is None or (item[0] == _CONST and item[1] is None):
-                if item is None and param.default is not None:
+                if item is None and default is not None:
                     return None
                 ins.append(None)
                 continue
@@ -218,14 +225,29 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]
             steps.append((name, ins, [], fixed, [], [], live))
         return steps
 
+    # The plan of the current run: each step is added to it as the run grows (Plan.add
+    # checks everything before it changes the plan, so a step it refuses leaves the plan as
+    # it was and replays in Python), not tried on a throwaway plan and added again at flush.
+    current: list = [None]
+
+    def plan_add(t: tuple) -> bool:
+        plan = current[0]
+        if plan is None:
+            plan = current[0] = info.Plan()
+        try:
+            plan.add(t[0], t[1], t[2], t[3], t[6])
+        except (KeyError, ValueError, TypeError, RuntimeError):
+            return False
+        return True
+
     def flush() -> None:
         if not run:
             return
-        plan = info.Plan()
+        plan = current[0]
+        current[0] = None
         copy_in: list[tuple[int, int]] = []
         fills: list[tuple[int, int]] = []
         for name, ins, outs, attrs, reads, out_slots, live in run:
-            plan.add(name, ins, outs, attrs, live)
             for s in reads:
                 if s not in produced and s not in copied:
                     copied.add(s)
@@ -242,16 +264,12 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]
         if step[0] == "k" and len(step) > 8:
             t = translate(step)
             if t is not None:
-                probe = info.Plan()
-                try:  # the plan refuses what it cannot run (KeyError, ValueError): Python
-                    probe.add(t[0], t[1], t[2], t[3])
-                except (KeyError, ValueError, TypeError, RuntimeError):
-                    t = None
-            if t is not None:
-                if any(acc[4] in t[4] for acc in deferred):
+                if deferred and any(acc[4] in t[4] for acc in deferred):
                     flush()  # this step reads a .grad set by a deferred accumulation
-                run.append(t)
-                continue
+                # the plan refuses what it cannot run (KeyError, ValueError): Python
+                if plan_add(t):
+                    run.append(t)
+                    continue
         elif step[0] == "f" and len(step) > 3 and step[3] == "acc" and run:
             # Accumulating into .grad reads a gradient a kernel made and sets a Python
             # attribute no kernel reads: it can wait until the run ends, so one plan call
@@ -266,12 +284,14 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]
             try:
                 update = step[4]()  # fast.FusedUpdate, or None
                 fused = None if update is None else fuse(update, 0)
-                if fused is not None:
-                    probe = info.Plan()
-                    for t in fused:
-                        probe.add(t[0], t[1], t[2], t[3], t[6])
             except (KeyError, ValueError, TypeError, RuntimeError):
                 fused = None
+            if fused is not None and not all(plan_add(t) for t in fused):
+                # refused part-way: the run's plan again, without the update
+                fused = None
+                current[0] = None
+                for t in run:
+                    plan_add(t)
             if fused is not None:
                 optim.append((len(run), update, step[1]))
                 run.extend(fused)

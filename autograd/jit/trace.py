@@ -402,11 +402,14 @@ class Tracer:
             # here, mapped by _do_acc, with the leaf's array and the .grad array it leaves
             t, g = args
             data = t._data
-            self.paused += 1
-            try:
+            if type(g) is _ndarray:  # wraps or adds arrays: no kernel call to keep out
                 fn(t, g)
-            finally:
-                self.paused -= 1
+            else:  # a NumPy scalar: wrap() would record its asarray
+                self.paused += 1
+                try:
+                    fn(t, g)
+                finally:
+                    self.paused -= 1
             self.events.append((_EV_ACC, t, data, g, t.grad._data))
             return None
         fast = _fast.lookup(fn, args, kwargs)
@@ -541,15 +544,52 @@ _CODE: dict = {}
 
 def compiled_code(source: str, filename: str) -> Any:
     """``compile(source, filename, "exec")``, kept for the next identical source. Generated
-    replays and guards name their objects by position (their values go in the ``exec``
-    namespace), so steps of the same structure (a model rebuilt, a Keras train and test step)
-    share one code object and skip the compiler (~100-200 us a function)."""
+    replays and guards name their objects by position (their values are bound as closure
+    variables: :func:`closure_maker`), so steps of the same structure (a model rebuilt, a Keras
+    train and test step) share one code object and skip the compiler (~100-200 us a
+    function)."""
     code = _CODE.get((source, filename))
     if code is None:
         if len(_CODE) >= 256:  # bounded: drop the oldest
             del _CODE[next(iter(_CODE))]
         code = _CODE[(source, filename)] = compile(source, filename, "exec")
     return code
+
+
+def closure_maker(source: str, name: str, names: tuple, filename: str) -> Callable:
+    """A function taking the values of ``names`` (positionally, in that order) and returning
+    the function ``name`` defined by ``source`` (a module-level ``def``) with those names bound
+    as closure variables (cells) rather than globals; kept for the next identical request.
+
+    The code object is shared by every function of the same source, and so is what CPython's
+    specialising interpreter learns about it. A global read is specialised for one globals
+    dict: with one namespace per function it missed whenever another function of the same code
+    had run last (two same-shape compiled steps called in turn, a Keras train and test step,
+    replayed ~25-40% slower, and each fresh step's first replays paid the misses until the code
+    re-specialised). A cell read has no such check."""
+    key = (source, names, filename)
+    make = _MAKERS.get(key)
+    if make is None:
+        body = "\n".join("    " + line if line else line for line in source.split("\n"))
+        src = f"def _make({', '.join(names)}):\n{body}\n    return {name}\n"
+        ns: dict = {}
+        exec(compiled_code(src, filename), ns)
+        if len(_MAKERS) >= 256:  # bounded: drop the oldest
+            del _MAKERS[next(iter(_MAKERS))]
+        make = _MAKERS[key] = ns["_make"]
+    return make
+
+
+_MAKERS: dict = {}
+
+
+def closure_function(source: str, name: str, env: dict, filename: str) -> Callable:
+    """The function ``name`` of ``source`` with every name of ``env`` bound to its value as a
+    closure variable (:func:`closure_maker`)."""
+    if "len" not in env:  # the one builtin generated code calls (a global read otherwise)
+        env["len"] = len
+    # positionally: matching ~100 keyword arguments by name costs O(n^2) string compares
+    return closure_maker(source, name, tuple(env), filename)(*env.values())
 
 
 def _inline_segment(i: int, parts: dict, env: dict) -> list[str]:
@@ -708,8 +748,7 @@ class Trace:
                 lines.append(f"    _step(s{i}, vals)")
         lines.append("    return None")
         self.source = "\n".join(lines)  # (for reading what a replay runs)
-        exec(compiled_code(self.source, "<autograd.compile replay>"), env)
-        return env["replay"]
+        return closure_function(self.source, "replay", env, "<autograd.compile replay>")
 
     def _interpret(self, vals: list) -> None:
         self._replays += 1
