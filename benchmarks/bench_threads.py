@@ -7,8 +7,10 @@
 
 Matmul: for each size, our call (the native kernel behind ``Tensor.__matmul__``,
 ``backend.k.matmul``) and NumPy's ``a @ b`` alternate in one loop, so both see the same machine
-load; each call is timed alone. The table gives the median GFLOP/s of both, their ratio, and the
-slowest call over the median (a stall shows there even when the median is fine).
+load; each call is timed alone. The table gives the median GFLOP/s of both, their ratio, the
+slowest call over the median (a stall shows there even when the median is fine), and how many
+tiles of our products the calling thread stole: recomputed because the pool worker holding them
+was late, i.e. preempted (in parentheses: steals where the worker still finished first).
 
 NumPy's own BLAS pool is limited to the same thread count (threadpoolctl, when installed), so the
 1-thread rows compare one core with one core. By default NumPy's bundled OpenBLAS has its parallel
@@ -82,6 +84,7 @@ def time_matmul(size: int, calls: int) -> dict:
         ours(a, b)
         a @ b
     t_ours, t_np = [], []
+    steals = _tile_steals()
     clock = time.perf_counter
     for i in range(calls):
         # alternate which goes first, so neither always runs just after the other's pool
@@ -91,12 +94,22 @@ def time_matmul(size: int, calls: int) -> dict:
             t0 = clock()
             fn(a, b)
             out.append(clock() - t0)
+    steals = {key: n - steals[key] for key, n in _tile_steals().items()}
     flop = 2.0 * size ** 3
     med_o, med_n = statistics.median(t_ours), statistics.median(t_np)
-    return {"size": size, "calls": calls,
+    return {"size": size, "calls": calls, "stolen": steals.get("tiles_stolen"),
+            "stolen_late": steals.get("worker_finished_first"),
             "ours_gflops": flop / med_o / 1e9, "numpy_gflops": flop / med_n / 1e9,
             "ratio": med_n / med_o,
             "ours_worst": max(t_ours) / med_o, "numpy_worst": max(t_np) / med_n}
+
+
+def _tile_steals() -> dict:
+    """The pool's steal counters (tiles of our products the caller recomputed because the
+    worker holding them was late); empty for a build without stealable tiles."""
+    from autograd import backend
+    counters = getattr(backend._load_native()._C, "tile_steals", None)
+    return dict(counters()) if counters is not None else {}
 
 
 def mnist_epochs(epochs: int) -> list[float]:
@@ -174,13 +187,16 @@ def report(res: dict, args: argparse.Namespace) -> str:
         f"{res['load_before']:.1f} before, {res['load_after']:.1f} after.",
         "",
         "| n | calls | ours GFLOP/s | NumPy GFLOP/s | ours / NumPy | ours slowest / median "
-        "| NumPy slowest / median |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| NumPy slowest / median | tiles stolen |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in res["rows"]:
+        # stolen (worker still first): tiles the caller recomputed because their worker was late
+        stolen = "n/a" if r.get("stolen") is None else \
+            f"{r['stolen']}" + (f" ({r['stolen_late']})" if r.get("stolen_late") else "")
         lines.append(f"| {r['size']} | {r['calls']} | {r['ours_gflops']:.1f} | "
                      f"{r['numpy_gflops']:.1f} | {r['ratio']:.2f} | {r['ours_worst']:.1f} | "
-                     f"{r['numpy_worst']:.1f} |")
+                     f"{r['numpy_worst']:.1f} | {stolen} |")
     if res["epochs"]:
         e = res["epochs"]
         med = statistics.median(e)
