@@ -8,7 +8,9 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <climits>
 #include <cstdio>
+#include <ctime>
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -137,6 +139,16 @@ std::atomic<int> g_tile_delay_us{0};
 // tile of its own (all claimed by workers before it got to one).
 std::atomic<double> g_ns_per_cost{0.0};
 
+// The calling thread's CPU-time clock (pthread_getcpuclockid), readable from other threads.
+constexpr std::int64_t kNoClock = INT64_MIN;
+std::int64_t my_cpu_clock() {
+  thread_local const std::int64_t id = [] {
+    clockid_t c;
+    return pthread_getcpuclockid(pthread_self(), &c) == 0 ? std::int64_t{c} : kNoClock;
+  }();
+  return id;
+}
+
 // Tile states. A tile is claimed by taking its number from `next`; until a worker hands it
 // over it is kHeld (also before the claimer got to it: the caller only looks at claimed tiles).
 enum : std::uint8_t {
@@ -155,8 +167,12 @@ struct TileJob::State {
       : n(ntiles),
         tile(new std::atomic<std::uint8_t>[static_cast<size_t>(n)]),
         start_ns(new std::atomic<std::int64_t>[static_cast<size_t>(n)]),
+        cpu_clock(new std::atomic<std::int64_t>[static_cast<size_t>(n)]),
+        progress_at(new std::int64_t[static_cast<size_t>(n)]()),
+        progress_cpu(new std::int64_t[static_cast<size_t>(n)]()),
         scratch(new Scratch[static_cast<size_t>(n)]) {
-    for (std::int64_t t = 0; t < n; ++t) tile[t].store(kHeld), start_ns[t].store(0);
+    for (std::int64_t t = 0; t < n; ++t)
+      tile[t].store(kHeld), start_ns[t].store(0), cpu_clock[t].store(kNoClock);
   }
   ~State() {
     // Results handed over but never copied (the caller was interrupted).
@@ -168,6 +184,10 @@ struct TileJob::State {
   std::unique_ptr<std::atomic<std::uint8_t>[]> tile;  // kHeld ... kStolen
   // When a worker claimed the tile (0 until it says; the caller then counts from first sight).
   std::unique_ptr<std::atomic<std::int64_t>[]> start_ns;
+  // The claiming worker's CPU-time clock (kNoClock until it says), published by start_ns; and,
+  // the caller's own notes, when it last saw that clock advance and its value then.
+  std::unique_ptr<std::atomic<std::int64_t>[]> cpu_clock;
+  std::unique_ptr<std::int64_t[]> progress_at, progress_cpu;
   // A worker's result; written before the worker's kHeld -> kReady exchange, which publishes
   // it. Owned by the worker until then (and again if the exchange fails), by the job after.
   std::unique_ptr<Scratch[]> scratch;
@@ -197,7 +217,8 @@ void work_tiles(TileJob& job) {
   for (;;) {
     const std::int64_t t = st.next.fetch_add(1, std::memory_order_acq_rel);
     if (t >= job.tiles()) break;
-    st.start_ns[t].store(now_ns(), std::memory_order_relaxed);
+    st.cpu_clock[t].store(my_cpu_clock(), std::memory_order_relaxed);
+    st.start_ns[t].store(now_ns(), std::memory_order_release);
     if (const int us = g_tile_delay_us.load(std::memory_order_relaxed); us > 0)
       std::this_thread::sleep_for(std::chrono::microseconds(us));
     Scratch buf;
@@ -487,29 +508,44 @@ class Pool {
     } else {
       ns_per_cost = g_ns_per_cost.load(std::memory_order_relaxed);
     }
-    while (collect(ntiles, true)) AG_PAUSE();
+    while (collect(ntiles, true))
+      for (int i = 0; i < 32; ++i) AG_PAUSE();  // (a pass may read a worker's CPU clock)
   }
 
-  // Whether the worker holding tile t is late: it claimed the tile longer ago than 1.5x the
-  // caller's own time for that much work (at least kMinGraceNs). The factor leaves room for a
-  // worker that is merely a little slower (a colder cache, a shorter interruption); a stolen
-  // tile costs the caller one tile's time, a preempted worker 3-4 ms.
+  // Whether the worker holding tile t is late, so that the caller should recompute it. With
+  // T the caller's own time for that much work (at least 10 us):
+  // * not before 1.5 T since the worker claimed the tile: a worker that is merely a little
+  //   slower (a colder cache, an interrupt) finishes within it;
+  // * after that, once the worker's CPU clock has not advanced for T: it is off its core
+  //   (preempted or asleep) and may stay off for a whole scheduler slice (3-4 ms). Waiting as
+  //   long as the recomputation would take, then stealing, costs at most twice the best
+  //   choice made knowing when it comes back. A worker that is running, only slowly (sharing
+  //   its core), is left to hand its result over;
+  // * in any case after 4 T.
   static bool overdue(TileJob& job, std::int64_t t, double ns_per_cost) {
-    constexpr double kGraceFactor = 1.5;
-    constexpr std::int64_t kMinGraceNs = 30000;
+    constexpr double kGraceFactor = 1.5, kGiveUpFactor = 4.0;
+    constexpr double kMinTileNs = 10000;
     TileJob::State& st = job.state();
     const std::int64_t now = now_ns();
-    std::int64_t start = st.start_ns[t].load(std::memory_order_relaxed);
+    std::int64_t start = st.start_ns[t].load(std::memory_order_acquire);
     if (start == 0) {
       // The worker has not said when it claimed the tile: count from now.
       std::int64_t zero = 0;
       st.start_ns[t].compare_exchange_strong(zero, now, std::memory_order_relaxed);
       return false;
     }
-    const double expected = ns_per_cost * job.cost(t);
-    const std::int64_t grace = std::max<std::int64_t>(
-        kMinGraceNs, static_cast<std::int64_t>(kGraceFactor * expected));
-    return now - start > grace;
+    const double expected = std::max(ns_per_cost * job.cost(t), kMinTileNs);
+    if (now - start <= static_cast<std::int64_t>(kGraceFactor * expected)) return false;
+    if (now - start > static_cast<std::int64_t>(kGiveUpFactor * expected)) return true;
+    const std::int64_t clock = st.cpu_clock[t].load(std::memory_order_relaxed);
+    timespec ts;
+    if (clock == kNoClock || clock_gettime(static_cast<clockid_t>(clock), &ts) != 0) return true;
+    const std::int64_t cpu = std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+    if (st.progress_at[t] == 0 || cpu != st.progress_cpu[t]) {
+      st.progress_at[t] = now, st.progress_cpu[t] = cpu;  // running (or first look)
+      return false;
+    }
+    return now - st.progress_at[t] > static_cast<std::int64_t>(expected);
   }
 
   // After an exception on the caller: no tile is claimed any more, and every worker still in

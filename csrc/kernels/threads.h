@@ -117,12 +117,13 @@ class TileJob {
 };
 
 // Runs every tile of job on the pool and the calling thread and returns when each is in its
-// destination. Tiles are claimed dynamically; when the caller has none left to claim, a tile a
-// worker holds and has not handed over within its grace (1.5x the time the caller's own tiles
-// took for that much work, at least 30 us, counted from the worker's claim) is stolen. With
-// one thread, inside a pool job, or with one tile everything runs on the caller. If the caller
-// is interrupted (interruption_point between its tiles), no further tile is claimed, every
-// worker still in the job is waited for, and the exception is rethrown.
+// destination. Tiles are claimed dynamically; when the caller has none left to claim, it copies
+// the workers' results as they are handed over and steals a tile whose worker is late: past
+// 1.5x the caller's own time for that much work since the claim, and off its core (its CPU
+// clock still) for as long as the recomputation takes, or past 4x in any case (threads.cpp,
+// overdue). With one thread, inside a pool job, or with one tile everything runs on the caller.
+// If the caller is interrupted (interruption_point between its tiles), no further tile is
+// claimed, every worker still in the job is waited for, and the exception is rethrown.
 void run_tiles(const std::shared_ptr<TileJob>& job);
 
 // Keeping the operands of a late worker alive. A worker whose tile was stolen may still be
