@@ -12,6 +12,8 @@
 //
 // Work is handed out as numbered tasks claimed dynamically: a worker that is descheduled by the
 // OS delays at most the one task it holds, never the others (the caller claims what is left).
+// Matrix products go further (run_tiles): the caller redoes a tile whose worker is off its
+// core, so a preempted worker delays no product at all.
 #pragma once
 
 #include <cstddef>
