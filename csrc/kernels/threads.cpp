@@ -135,8 +135,7 @@ struct Keep {
 
 std::atomic<std::int64_t> g_tiles_stolen{0}, g_steals_late{0};
 std::atomic<int> g_tile_delay_us{0};
-// Time per unit of TileJob::cost last measured on a caller, for a job whose caller computed no
-// tile of its own (all claimed by workers before it got to one).
+// Time per unit of TileJob::cost the last caller measured on its own tiles (see caller_tiles).
 std::atomic<double> g_ns_per_cost{0.0};
 
 // The calling thread's CPU-time clock (pthread_getcpuclockid), readable from other threads.
@@ -503,11 +502,14 @@ class Pool {
       st.tile[t].store(kMine, std::memory_order_relaxed);
       interruption_point();
     }
-    if (ns_per_cost > 0.0) {
-      g_ns_per_cost.store(ns_per_cost, std::memory_order_relaxed);
-    } else {
-      ns_per_cost = g_ns_per_cost.load(std::memory_order_relaxed);
-    }
+    // The expected time of a worker's tile: the caller's best rate in this job, or the previous
+    // job's if that was better (a loop repeats one shape; with 2 tiles the caller times only
+    // one, and an interrupt during it would stretch the grace). A better rate from another
+    // shape can only make a steal earlier (a steal the worker would have made unnecessary
+    // costs the caller one tile's time, never a wrong result).
+    const double before = g_ns_per_cost.load(std::memory_order_relaxed);
+    if (ns_per_cost > 0.0) g_ns_per_cost.store(ns_per_cost, std::memory_order_relaxed);
+    if (before > 0.0 && (ns_per_cost == 0.0 || before < ns_per_cost)) ns_per_cost = before;
     while (collect(ntiles, true))
       for (int i = 0; i < 32; ++i) AG_PAUSE();  // (a pass may read a worker's CPU clock)
   }
