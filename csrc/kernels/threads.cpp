@@ -953,6 +953,7 @@ void init_threads() {
   pthread_atfork(nullptr, nullptr, [] {
     new (&g_foreign_mutex) std::mutex();
     new (&g_foreign_sections) std::mutex();
+    new (&g_scratch_mutex) std::mutex();  // a worker of the parent may have held it
   });
   apply_blas_threads();
 }
