@@ -523,9 +523,11 @@ class Pool {
   //   long as the recomputation would take, then stealing, costs at most twice the best
   //   choice made knowing when it comes back. A worker that is running, only slowly (sharing
   //   its core), is left to hand its result over;
-  // * in any case after 4 T.
+  // * in any case after 2.5 T: a worker that ran on and off (sharing its core) for that long is
+  //   slower than the caller redoing its tile. A 2-tile product (the caller's median is about
+  //   T) then takes at most about 3.5 T, never a scheduler slice.
   static bool overdue(TileJob& job, std::int64_t t, double ns_per_cost) {
-    constexpr double kGraceFactor = 1.5, kGiveUpFactor = 4.0;
+    constexpr double kGraceFactor = 1.5, kGiveUpFactor = 2.5;
     constexpr double kMinTileNs = 10000;
     TileJob::State& st = job.state();
     const std::int64_t now = now_ns();

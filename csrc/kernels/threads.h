@@ -122,7 +122,7 @@ class TileJob {
 // destination. Tiles are claimed dynamically; when the caller has none left to claim, it copies
 // the workers' results as they are handed over and steals a tile whose worker is late: past
 // 1.5x the caller's own time for that much work since the claim, and off its core (its CPU
-// clock still) for as long as the recomputation takes, or past 4x in any case (threads.cpp,
+// clock still) for as long as the recomputation takes, or past 2.5x in any case (threads.cpp,
 // overdue). With one thread, inside a pool job, or with one tile everything runs on the caller.
 // If the caller is interrupted (interruption_point between its tiles), no further tile is
 // claimed, every worker still in the job is waited for, and the exception is rethrown.
