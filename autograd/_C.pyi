@@ -277,3 +277,7 @@ def tanh(x: numpy.ndarray) -> numpy.ndarray:
 def tanh_back(out: numpy.ndarray, grad: numpy.ndarray) -> numpy.ndarray:
     """unary_back kernel (csrc/kernel_table.h); the contract is asserted, not adapted."""
     ...
+
+def tile_steals() -> dict[str, int]:
+    """Tiles of products the calling thread recomputed because the worker holding them was late (preempted), and how many of those the worker still finished first."""
+    ...

@@ -7,8 +7,13 @@
 
 Matmul: for each size, our call (the native kernel behind ``Tensor.__matmul__``,
 ``backend.k.matmul``) and NumPy's ``a @ b`` alternate in one loop, so both see the same machine
-load; each call is timed alone. The table gives the median GFLOP/s of both, their ratio, and the
-slowest call over the median (a stall shows there even when the median is fine).
+load; each call is timed alone. The table gives the median GFLOP/s of both, their ratio, the
+slowest call over the median (a stall shows there even when the median is fine), the same among
+the calls during which the calling thread kept its core (``getrusage(RUSAGE_THREAD)``: no
+involuntary context switch, so a stall there is the pool's, not another process's), how many
+calls had the caller preempted, and how many tiles of our products the calling thread stole:
+recomputed because the pool worker holding them was late, i.e. preempted (in parentheses:
+steals where the worker still finished first).
 
 NumPy's own BLAS pool is limited to the same thread count (threadpoolctl, when installed), so the
 1-thread rows compare one core with one core. By default NumPy's bundled OpenBLAS has its parallel
@@ -27,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -82,21 +88,46 @@ def time_matmul(size: int, calls: int) -> dict:
         ours(a, b)
         a @ b
     t_ours, t_np = [], []
+    # per call: whether the calling thread was involuntarily switched out during it (another
+    # runnable thread took its core): such a stall is the machine's, not the pool's
+    pre_ours, pre_np = [], []
+    steals = _tile_steals()
     clock = time.perf_counter
     for i in range(calls):
         # alternate which goes first, so neither always runs just after the other's pool
-        first, second = ((ours, t_ours), (np.matmul, t_np)) if i % 2 else \
-            ((np.matmul, t_np), (ours, t_ours))
-        for fn, out in (first, second):
+        first, second = ((ours, t_ours, pre_ours), (np.matmul, t_np, pre_np)) if i % 2 else \
+            ((np.matmul, t_np, pre_np), (ours, t_ours, pre_ours))
+        for fn, out, pre in (first, second):
+            s0 = _preemptions()
             t0 = clock()
             fn(a, b)
             out.append(clock() - t0)
+            pre.append(_preemptions() != s0)
+    steals = {key: n - steals[key] for key, n in _tile_steals().items()}
     flop = 2.0 * size ** 3
     med_o, med_n = statistics.median(t_ours), statistics.median(t_np)
-    return {"size": size, "calls": calls,
+    kept_o = [t for t, p in zip(t_ours, pre_ours) if not p] or [med_o]
+    kept_n = [t for t, p in zip(t_np, pre_np) if not p] or [med_n]
+    return {"size": size, "calls": calls, "stolen": steals.get("tiles_stolen"),
+            "stolen_late": steals.get("worker_finished_first"),
+            "ours_preempted": sum(pre_ours), "numpy_preempted": sum(pre_np),
+            "ours_worst_kept": max(kept_o) / med_o, "numpy_worst_kept": max(kept_n) / med_n,
             "ours_gflops": flop / med_o / 1e9, "numpy_gflops": flop / med_n / 1e9,
             "ratio": med_n / med_o,
             "ours_worst": max(t_ours) / med_o, "numpy_worst": max(t_np) / med_n}
+
+
+def _preemptions() -> int:
+    """Involuntary context switches of the calling thread so far."""
+    return resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
+
+
+def _tile_steals() -> dict:
+    """The pool's steal counters (tiles of our products the caller recomputed because the
+    worker holding them was late); empty for a build without stealable tiles."""
+    from autograd import backend
+    counters = getattr(backend._load_native()._C, "tile_steals", None)
+    return dict(counters()) if counters is not None else {}
 
 
 def mnist_epochs(epochs: int) -> list[float]:
@@ -174,13 +205,19 @@ def report(res: dict, args: argparse.Namespace) -> str:
         f"{res['load_before']:.1f} before, {res['load_after']:.1f} after.",
         "",
         "| n | calls | ours GFLOP/s | NumPy GFLOP/s | ours / NumPy | ours slowest / median "
-        "| NumPy slowest / median |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| NumPy slowest / median | ours, NumPy slowest / median, caller not preempted "
+        "| calls caller preempted | tiles stolen |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in res["rows"]:
+        # stolen (worker still first): tiles the caller recomputed because their worker was late
+        stolen = "n/a" if r.get("stolen") is None else \
+            f"{r['stolen']}" + (f" ({r['stolen_late']})" if r.get("stolen_late") else "")
         lines.append(f"| {r['size']} | {r['calls']} | {r['ours_gflops']:.1f} | "
                      f"{r['numpy_gflops']:.1f} | {r['ratio']:.2f} | {r['ours_worst']:.1f} | "
-                     f"{r['numpy_worst']:.1f} |")
+                     f"{r['numpy_worst']:.1f} | {r['ours_worst_kept']:.1f}, "
+                     f"{r['numpy_worst_kept']:.1f} | {r['ours_preempted']}, "
+                     f"{r['numpy_preempted']} | {stolen} |")
     if res["epochs"]:
         e = res["epochs"]
         med = statistics.median(e)

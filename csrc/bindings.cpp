@@ -53,6 +53,7 @@ bool plain(const Kernel& k, PyObject* const* args, Py_ssize_t nargs) {
 PyObject* run_eager(const Kernel& k, bool quiet, PyObject* const* args, Py_ssize_t nargs,
                     PyObject* kwnames, bool checked = false) {
   if (quiet && !checked && !plain(k, args, nargs)) Py_RETURN_NOTIMPLEMENTED;
+  ag_runtime::release_late_references();
   const size_t np_ = k.params.size();
   PyObject* given[16] = {};
   py::object results[agt::kMaxOut + 1];
@@ -119,13 +120,41 @@ PyObject* run_eager(const Kernel& k, bool quiet, PyObject* const* args, Py_ssize
       if (!results[o]) throw py::error_already_set();
       a.data = py::detail::array_proxy(results[o].ptr())->data;
     }
+    // A product may return while a pool worker still reads its operands (a tile stolen from a
+    // preempted worker, kernels/threads.h): they, and the results and scratch the worker's
+    // job may point into, are kept alive until it is done.
+    auto keep_operands = [&] {
+      if (!ag::late_workers_pending()) return;
+      std::vector<PyObject*> objects;
+      std::vector<py::object> lists;
+      for (size_t j = 0; j < np_; ++j) {
+        PyObject* o = given[j];
+        if (!o || o == Py_None || !agt::is_array(k.params[j].kind)) continue;
+        objects.push_back(o);
+        if (k.params[j].kind == PK::InSeq || k.params[j].kind == PK::InSeqOpt) {
+          lists.push_back(py::reinterpret_steal<py::object>(PySequence_Fast(o, "")));
+          if (!lists.back()) continue;  // (it was a sequence when the call converted it)
+          for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(lists.back().ptr()); ++i)
+            objects.push_back(PySequence_Fast_GET_ITEM(lists.back().ptr(), i));
+        }
+      }
+      for (const py::object& r : results)
+        if (r) objects.push_back(r.ptr());
+      ag_runtime::keep_for_late_workers(objects);
+    };
     index_t bad;
-    if (work_of(c) < kKeepGil) {
-      bad = k.run(c);
-    } else {
-      py::gil_scoped_release nogil;
-      bad = k.run(c);
+    try {
+      if (work_of(c) < kKeepGil) {
+        bad = k.run(c);
+      } else {
+        py::gil_scoped_release nogil;
+        bad = k.run(c);
+      }
+    } catch (...) {
+      keep_operands();
+      throw;
     }
+    keep_operands();
     ran = true;
     if (bad >= 0) kfail(false, k, data_error(c, bad));
     if (k.ret == 0) Py_RETURN_NONE;

@@ -12,6 +12,7 @@
 
 #include "frontend.h"
 #include "kernels/threads.h"
+#include "runtime.h"
 
 namespace agt_front {
 
@@ -191,7 +192,8 @@ class Plan {
     const double* sc = static_cast<const double*>(scalars.data());
     size_t failed = 0;
     index_t bad = -1;
-    {
+    ag_runtime::release_late_references();
+    try {
       py::gil_scoped_release nogil;
       auto last = std::chrono::steady_clock::now();
       for (size_t si = 0; si < nsteps && bad < 0; ++si) {
@@ -203,13 +205,32 @@ class Plan {
         const auto now = std::chrono::steady_clock::now();
         if (now - last > std::chrono::milliseconds(1)) ag::interruption_point(), last = now;
       }
+    } catch (...) {
+      keep_operands();
+      throw;
     }
+    keep_operands();
     if (bad >= 0)
       throw py::value_error("plan step " + std::to_string(failed) + " (" + steps_[failed].k->name +
                             "): " + data_error(steps_[failed].call, bad));
   }
 
   size_t size() const { return steps_.size(); }
+
+ private:
+  // A product may return while a pool worker still reads its operands (a tile stolen from a
+  // preempted worker, kernels/threads.h). They are this plan's buffers and scratch: the plan
+  // (which a rebind or del would drop them with) and each of them are kept alive until it is done.
+  void keep_operands() {
+    if (!ag::late_workers_pending()) return;
+    const py::object self = py::cast(this, py::return_value_policy::reference);
+    std::vector<PyObject*> objects = {self.ptr()};
+    for (const py::array& b : buffers_) objects.push_back(b.ptr());
+    for (const py::array& b : scratch_) objects.push_back(b.ptr());
+    ag_runtime::keep_for_late_workers(objects);
+  }
+
+ public:
 
  private:
   static const Param& nth(const Kernel& k, int n, bool array) {

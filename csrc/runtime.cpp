@@ -3,7 +3,11 @@
 #include <link.h>
 #include <pybind11/stl.h>
 
+#include <pthread.h>
+
 #include <map>
+#include <mutex>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -26,7 +30,34 @@ __attribute__((visibility("default"))) void autograd_pool_set_num_threads(int n)
 }
 
 namespace ag_runtime {
+
+std::atomic<bool> g_released{false};
+
 namespace {
+
+// References late workers are done with, waiting for the GIL (see keep_for_late_workers).
+std::mutex g_released_mutex;
+std::vector<PyObject*> g_released_objects;
+// Set at interpreter exit (atexit): no pending call is scheduled any more, and references a
+// worker releases after that are left to the OS.
+std::atomic<bool> g_finalizing{false};
+
+int drain_pending(void*) {
+  drain_released();
+  return 0;
+}
+
+// The release hook (threads.h): called by the last late worker of a call, without the GIL (or
+// by the binding, with it). Never touches a reference count: queues them for the GIL.
+void release_hook(std::vector<void*>&& objects) {
+  {
+    std::lock_guard<std::mutex> lk(g_released_mutex);
+    for (void* o : objects) g_released_objects.push_back(static_cast<PyObject*>(o));
+    g_released.store(true, std::memory_order_release);
+  }
+  // Needs neither the GIL nor a thread state; if its queue is full, the next kernel call drains.
+  if (!g_finalizing.load()) Py_AddPendingCall(&drain_pending, nullptr);
+}
 
 // The thread that may handle signals: Python runs signal handlers on the main thread only.
 unsigned long g_main_thread = 0;
@@ -96,10 +127,37 @@ const char* mode_name(ag::BlasMode m) { return m == ag::BlasMode::Tiles ? "tiles
 
 }  // namespace
 
+void drain_released() {
+  std::vector<PyObject*> objects;
+  {
+    std::lock_guard<std::mutex> lk(g_released_mutex);
+    objects.swap(g_released_objects);
+    g_released.store(false, std::memory_order_relaxed);
+  }
+  for (PyObject* o : objects) Py_DECREF(o);
+}
+
+void keep_for_late_workers(const std::vector<PyObject*>& objects) {
+  if (!ag::late_workers_pending()) return;
+  std::vector<void*> refs;
+  refs.reserve(objects.size());
+  for (PyObject* o : objects) {
+    if (o == nullptr) continue;
+    Py_INCREF(o);
+    refs.push_back(o);
+  }
+  if (!ag::hold_for_late_workers(refs))
+    for (void* o : refs) Py_DECREF(static_cast<PyObject*>(o));  // every worker had finished
+}
+
 void bind(py::module_& m) {
   g_main_thread = py::module_::import("threading").attr("main_thread")().attr("ident")
                       .cast<unsigned long>();
   ag::set_interrupt_hook(&check_signals);
+  ag::set_release_hook(&release_hook);
+  py::module_::import("atexit").attr("register")(
+      py::cpp_function([] { g_finalizing.store(true); }));
+  pthread_atfork(nullptr, nullptr, [] { new (&g_released_mutex) std::mutex(); });
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
@@ -148,6 +206,16 @@ void bind(py::module_& m) {
         },
         py::arg("mode"));
   m.def("get_blas_mode", [] { return std::string(mode_name(ag::blas_mode())); });
+  m.def("tile_steals", [] {
+    std::map<std::string, std::int64_t> out;
+    out["tiles_stolen"] = ag::tiles_stolen();
+    out["worker_finished_first"] = ag::steals_worker_finished_first();
+    return out;
+  }, "Tiles of products the calling thread recomputed because the worker holding them was late "
+     "(preempted), and how many of those the worker still finished first.");
+  m.def("_set_tile_worker_delay_us", &ag::set_tile_worker_delay_us, py::arg("us"),
+        "Test knob: a worker sleeps this long after claiming a tile of a product (0: never), so "
+        "that the caller steals it.");
   m.def("loaded_libraries", &loaded_libraries,
         "Paths of the shared libraries loaded in this process (to find NumPy's BLAS).");
   m.def("route_foreign_blas",

@@ -141,6 +141,7 @@ def describe(core: ModuleType) -> dict[str, Any]:
             "pool_workers_alive": core.live_workers(), "blas_mode": mode,
             "threading": threading, "spin_us": core.get_spin_us(),
             "parallel_thresholds": dict(core.get_parallel_thresholds()),
+            "tile_steals": dict(core.tile_steals()),
             "numpy_blas": numpy_blas}
 
 

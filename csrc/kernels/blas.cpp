@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <memory>
 #include <thread>
 
 #include <cblas.h>
@@ -40,6 +42,75 @@ void gemm_one(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alp
 }
 
 index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+
+// The tiles of one product as a stealable job (threads.h): tile t is rows [i0, i0 + tm) and
+// columns [j0, j0 + tn) of C, one single-threaded OpenBLAS call whoever computes it, so a tile
+// gives the same bits in place or in a worker's scratch. Holds copies of every parameter (a
+// worker may still run after gemm returned); the operands' owners are kept alive by the
+// binding (late_workers_pending).
+template <class T>
+class GemmTiles final : public TileJob {
+ public:
+  GemmTiles(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
+            index_t lda, const T* b, index_t ldb, T* c, index_t ldc, index_t tm, index_t tn)
+      : TileJob(ceil_div(m, tm) * ceil_div(n, tn)), ta_(trans_a), tb_(trans_b), m_(m), n_(n),
+        k_(k), alpha_(alpha), a_(a), lda_(lda), b_(b), ldb_(ldb), c_(c), ldc_(ldc), tm_(tm),
+        tn_(tn), gn_(ceil_div(n, tn)) {}
+
+  void compute_in_place(std::int64_t t) override {
+    const Box x = box(t);
+    run(x, c_ + x.i0 * ldc_ + x.j0, ldc_);
+  }
+  std::size_t scratch_bytes(std::int64_t t) const override {
+    const Box x = box(t);
+    return static_cast<std::size_t>(x.mi * x.nj) * sizeof(T);
+  }
+  void compute_into(std::int64_t t, void* scratch) override {
+    const Box x = box(t);
+    run(x, static_cast<T*>(scratch), x.nj);
+  }
+  void commit(std::int64_t t, const void* scratch) override {
+    const Box x = box(t);
+    const T* from = static_cast<const T*>(scratch);
+    for (index_t i = 0; i < x.mi; ++i)
+      std::copy(from + i * x.nj, from + (i + 1) * x.nj, c_ + (x.i0 + i) * ldc_ + x.j0);
+  }
+  double cost(std::int64_t t) const override {
+    const Box x = box(t);
+    return static_cast<double>(x.mi) * static_cast<double>(x.nj) * static_cast<double>(k_);
+  }
+
+ private:
+  struct Box {
+    index_t i0, j0, mi, nj;
+  };
+  Box box(std::int64_t t) const {
+    const index_t i0 = (t / gn_) * tm_, j0 = (t % gn_) * tn_;
+    return {i0, j0, std::min(tm_, m_ - i0), std::min(tn_, n_ - j0)};
+  }
+  void run(const Box& x, T* out, index_t ldo) const {
+    // Row block i0 of op(a): a is (m, k) row-major, or (k, m) when transposed.
+    const T* at = ta_ ? a_ + x.i0 : a_ + x.i0 * lda_;
+    // Column block j0 of op(b): b is (k, n), or (n, k) when transposed.
+    const T* bt = tb_ ? b_ + x.j0 * ldb_ : b_ + x.j0;
+    gemm_one<T>(ta_, tb_, x.mi, x.nj, k_, alpha_, at, lda_, bt, ldb_, T(0), out, ldo);
+  }
+
+  const bool ta_, tb_;
+  const index_t m_, n_, k_;
+  const T alpha_;
+  const T* const a_;
+  const index_t lda_;
+  const T* const b_;
+  const index_t ldb_;
+  T* const c_;
+  const index_t ldc_, tm_, tn_, gn_;
+};
+
+// A worker's tile is computed into scratch and copied; above this size (a product with a very
+// short k, whose tiles are wide and cheap per element) the plain pool job is used instead, so
+// scratch never holds more than this per tile. Such a tile takes milliseconds anyway.
+constexpr std::size_t kMaxStealableTileBytes = std::size_t{8} << 20;
 
 // Splits `len` into about `parts` pieces whose size is a multiple of kTileAlign.
 index_t piece(index_t len, index_t parts) {
@@ -98,6 +169,15 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
   const index_t tm = piece(m, gm), tn = piece(n, gn);
   gm = ceil_div(m, tm);
   gn = ceil_div(n, tn);
+  if (tiles_mode && nt > 1 && beta == T(0) &&
+      static_cast<std::size_t>(tm * tn) * sizeof(T) <= kMaxStealableTileBytes) {
+    // Stealable: no call waits for a preempted worker (see run_tiles).
+    run_tiles(std::make_shared<GemmTiles<T>>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c,
+                                             ldc, tm, tn));
+    return;
+  }
+  // beta != 0 (a worker's scratch would need C's old values, which a thief overwrites) or huge
+  // tiles: a plain pool job, which waits for every tile.
   const std::thread::id caller = std::this_thread::get_id();
   auto tile = [&](index_t t) {
     const index_t i0 = (t / gn) * tm, j0 = (t % gn) * tn;

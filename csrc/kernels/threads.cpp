@@ -8,7 +8,9 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <climits>
 #include <cstdio>
+#include <ctime>
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -56,8 +58,193 @@ inline std::uint64_t pack(std::uint32_t epoch, std::uint64_t chunks, std::uint64
   return (std::uint64_t{epoch} << 32) | (chunks << 16) | next;
 }
 inline std::uint32_t epoch_of(std::uint64_t s) { return static_cast<std::uint32_t>(s >> 32); }
+// The top bit of the epoch marks a tile job (run_tiles): its "chunks" are tickets, one per
+// worker invited to join; the job itself (tiles, claims, completion) lives on the heap.
+constexpr std::uint32_t kTileJobBit = 0x80000000u;
 inline std::uint64_t chunks_of(std::uint64_t s) { return (s >> 16) & 0xffff; }
 inline std::uint64_t next_of(std::uint64_t s) { return s & 0xffff; }
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// ---- scratch for workers' tiles ----------------------------------------------------------------
+
+// A worker's tile result until the caller copies it out. Buffers are reused through a small
+// free list (a fresh allocation of a large tile would page-fault on every call).
+struct Scratch {
+  void* p = nullptr;
+  std::size_t bytes = 0;
+};
+constexpr std::size_t kScratchAlign = 64;
+constexpr std::size_t kScratchKept = std::size_t{32} << 20;  // bytes the free list may hold
+std::mutex g_scratch_mutex;
+std::vector<Scratch> g_scratch_free;
+std::size_t g_scratch_free_bytes = 0;
+
+Scratch scratch_get(std::size_t bytes) {
+  {
+    std::lock_guard<std::mutex> lk(g_scratch_mutex);
+    // The smallest free buffer that fits.
+    size_t best = g_scratch_free.size();
+    for (size_t i = 0; i < g_scratch_free.size(); ++i)
+      if (g_scratch_free[i].bytes >= bytes &&
+          (best == g_scratch_free.size() || g_scratch_free[i].bytes < g_scratch_free[best].bytes))
+        best = i;
+    if (best < g_scratch_free.size()) {
+      const Scratch b = g_scratch_free[best];
+      g_scratch_free.erase(g_scratch_free.begin() + static_cast<std::ptrdiff_t>(best));
+      g_scratch_free_bytes -= b.bytes;
+      return b;
+    }
+  }
+  Scratch b;
+  b.bytes = (bytes + 4095) / 4096 * 4096;
+  b.p = ::operator new(b.bytes, std::align_val_t(kScratchAlign));
+  return b;
+}
+
+void scratch_put(Scratch b) {
+  if (b.p == nullptr) return;
+  {
+    std::lock_guard<std::mutex> lk(g_scratch_mutex);
+    if (g_scratch_free_bytes + b.bytes <= kScratchKept) {
+      g_scratch_free.push_back(b);
+      g_scratch_free_bytes += b.bytes;
+      return;
+    }
+  }
+  ::operator delete(b.p, std::align_val_t(kScratchAlign));
+}
+
+// ---- late workers' operands -------------------------------------------------------------------
+
+std::atomic<ReleaseHook> g_release_hook{nullptr};
+
+// References a late worker's operands are held by; released (through the hook, by whichever
+// thread drops the last job holding them) once no worker of any of those jobs is left.
+struct Keep {
+  std::vector<void*> objects;
+  ~Keep() {
+    const ReleaseHook hook = g_release_hook.load();
+    if (!objects.empty() && hook != nullptr) hook(std::move(objects));
+  }
+};
+
+std::atomic<std::int64_t> g_tiles_stolen{0}, g_steals_late{0};
+std::atomic<int> g_tile_delay_us{0};
+// Time per unit of TileJob::cost the last caller measured on its own tiles (see caller_tiles).
+std::atomic<double> g_ns_per_cost{0.0};
+
+// The calling thread's CPU-time clock (pthread_getcpuclockid), readable from other threads.
+constexpr std::int64_t kNoClock = INT64_MIN;
+std::int64_t my_cpu_clock() {
+  thread_local const std::int64_t id = [] {
+    clockid_t c;
+    return pthread_getcpuclockid(pthread_self(), &c) == 0 ? std::int64_t{c} : kNoClock;
+  }();
+  return id;
+}
+
+// Tile states. A tile is claimed by taking its number from `next`; until a worker hands it
+// over it is kHeld (also before the claimer got to it: the caller only looks at claimed tiles).
+enum : std::uint8_t {
+  kHeld = 0,      // claimed by a worker, not handed over
+  kMine = 1,      // computed by the caller in place
+  kReady = 2,     // a worker's result waits in scratch[t]
+  kCopied = 3,    // ... and was copied into place by the caller
+  kStealing = 4,  // the caller is recomputing it in place (the worker's result will be dropped)
+  kStolen = 5,    // the caller recomputed it
+};
+
+}  // namespace
+
+struct TileJob::State {
+  explicit State(std::int64_t ntiles)
+      : n(ntiles),
+        tile(new std::atomic<std::uint8_t>[static_cast<size_t>(n)]),
+        start_ns(new std::atomic<std::int64_t>[static_cast<size_t>(n)]),
+        cpu_clock(new std::atomic<std::int64_t>[static_cast<size_t>(n)]),
+        progress_at(new std::int64_t[static_cast<size_t>(n)]()),
+        progress_cpu(new std::int64_t[static_cast<size_t>(n)]()),
+        scratch(new Scratch[static_cast<size_t>(n)]) {
+    for (std::int64_t t = 0; t < n; ++t)
+      tile[t].store(kHeld), start_ns[t].store(0), cpu_clock[t].store(kNoClock);
+  }
+  ~State() {
+    // Results handed over but never copied (the caller was interrupted).
+    for (std::int64_t t = 0; t < n; ++t) scratch_put(scratch[t]);
+  }
+
+  const std::int64_t n;
+  std::atomic<std::int64_t> next{0};                  // the next unclaimed tile
+  std::unique_ptr<std::atomic<std::uint8_t>[]> tile;  // kHeld ... kStolen
+  // When a worker claimed the tile (0 until it says; the caller then counts from first sight).
+  std::unique_ptr<std::atomic<std::int64_t>[]> start_ns;
+  // The claiming worker's CPU-time clock (kNoClock until it says), published by start_ns; and,
+  // the caller's own notes, when it last saw that clock advance and its value then.
+  std::unique_ptr<std::atomic<std::int64_t>[]> cpu_clock;
+  std::unique_ptr<std::int64_t[]> progress_at, progress_cpu;
+  // A worker's result; written before the worker's kHeld -> kReady exchange, which publishes
+  // it. Owned by the worker until then (and again if the exchange fails), by the job after.
+  std::unique_ptr<Scratch[]> scratch;
+
+  std::mutex m;                // guards `keep` and the changes of `inside`
+  std::atomic<int> inside{0};  // workers in the job (they may be reading its operands)
+  std::vector<std::shared_ptr<Keep>> keep;
+};
+
+TileJob::TileJob(std::int64_t ntiles)
+    : ntiles_(std::max<std::int64_t>(ntiles, 0)), state_(new State(ntiles_)) {}
+TileJob::~TileJob() { delete state_; }
+
+namespace {
+
+// Jobs this thread's run_tiles calls returned from with a worker still in them.
+thread_local std::vector<std::shared_ptr<TileJob>> t_late;
+
+// The worker's part of a tile job: claim tiles until none is left, each computed into scratch
+// and handed over unless the caller stole it meanwhile.
+void work_tiles(TileJob& job) {
+  TileJob::State& st = job.state();
+  {
+    std::lock_guard<std::mutex> lk(st.m);
+    st.inside.fetch_add(1, std::memory_order_seq_cst);
+  }
+  for (;;) {
+    const std::int64_t t = st.next.fetch_add(1, std::memory_order_acq_rel);
+    if (t >= job.tiles()) break;
+    st.cpu_clock[t].store(my_cpu_clock(), std::memory_order_relaxed);
+    st.start_ns[t].store(now_ns(), std::memory_order_release);
+    if (const int us = g_tile_delay_us.load(std::memory_order_relaxed); us > 0)
+      std::this_thread::sleep_for(std::chrono::microseconds(us));
+    Scratch buf;
+    try {
+      buf = scratch_get(job.scratch_bytes(t));
+      job.compute_into(t, buf.p);
+    } catch (...) {
+      // Out of memory for scratch: leave the tile held; the caller steals it after its grace.
+      scratch_put(buf);
+      break;
+    }
+    st.scratch[t] = buf;
+    std::uint8_t expect = kHeld;
+    if (!st.tile[t].compare_exchange_strong(expect, kReady, std::memory_order_acq_rel)) {
+      // Stolen: the caller computes (or computed) it in place; drop ours.
+      if (expect == kStealing) g_steals_late.fetch_add(1, std::memory_order_relaxed);
+      st.scratch[t] = Scratch{};
+      scratch_put(buf);
+    }
+  }
+  std::vector<std::shared_ptr<Keep>> keep;
+  {
+    std::lock_guard<std::mutex> lk(st.m);
+    if (st.inside.fetch_sub(1, std::memory_order_seq_cst) == 1) keep.swap(st.keep);
+  }
+  // `keep` goes out of scope here, outside the lock: the last reference releases the objects.
+}
 
 class Pool {
  public:
@@ -97,9 +284,58 @@ class Pool {
   bool try_run_concurrent(int ntasks, const std::function<void(pool_index_t)>& task) {
     if (t_in_job || ntasks > size()) return false;
     std::unique_lock<std::mutex> job(job_mutex_, std::try_to_lock);
-    if (!job.owns_lock() || ntasks > size()) return false;
+    // A worker still finishing a tile whose job's caller has returned (it was stolen) cannot
+    // join before it is done, and these tasks wait on each other: go to extra threads.
+    if (!job.owns_lock() || ntasks > size() - late_workers_.load(std::memory_order_acquire))
+      return false;
     run_locked(job, ntasks, task, /*caller_last=*/true);
     return true;
+  }
+
+  // See ag::run_tiles.
+  void run_tiles(const std::shared_ptr<TileJob>& job) {
+    const std::int64_t ntiles = job->tiles();
+    if (ntiles <= 0) return;
+    if (ntiles == 1 || size() == 1 || t_in_job) {
+      for (std::int64_t t = 0; t < ntiles; ++t) {
+        job->compute_in_place(t);
+        interruption_point();
+      }
+      return;
+    }
+    std::unique_lock<std::mutex> lock(job_mutex_);
+    ensure_workers();
+    t_in_job = true;
+    const std::uint32_t epoch = ((++epoch_counter_) & ~kTileJobBit) | kTileJobBit;
+    {
+      std::lock_guard<std::mutex> lk(tile_job_mutex_);
+      tile_job_ = job;
+      tile_job_epoch_ = epoch;
+    }
+    const std::uint64_t tickets =
+        static_cast<std::uint64_t>(std::min<std::int64_t>(size() - 1, ntiles));
+    state_.store(pack(epoch, tickets, 0), std::memory_order_seq_cst);
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+      { std::lock_guard<std::mutex> lk(sleep_mutex_); }
+      work_cv_.notify_all();
+    }
+    std::exception_ptr err;
+    try {
+      caller_tiles(*job);
+    } catch (...) {
+      err = std::current_exception();
+      abandon(*job);
+    }
+    {
+      // Workers that take a ticket from now on find no job (they never touch this one).
+      std::lock_guard<std::mutex> lk(tile_job_mutex_);
+      tile_job_.reset();
+      tile_job_epoch_ = 0;
+    }
+    t_in_job = false;
+    lock.unlock();
+    if (err) std::rethrow_exception(err);
+    if (job->state().inside.load(std::memory_order_seq_cst) > 0) t_late.push_back(job);
   }
 
  private:
@@ -117,7 +353,7 @@ class Pool {
     done_.store(0, std::memory_order_relaxed);
     error_ = nullptr;
     failed_.store(false, std::memory_order_relaxed);
-    const std::uint32_t epoch = ++epoch_counter_;
+    const std::uint32_t epoch = (++epoch_counter_) & ~kTileJobBit;
     state_.store(pack(epoch, chunks, 0), std::memory_order_seq_cst);
     if (sleepers_.load(std::memory_order_seq_cst) > 0) {
       { std::lock_guard<std::mutex> lk(sleep_mutex_); }
@@ -145,6 +381,13 @@ class Pool {
     caller_waiting_.store(false);
     new (&job_mutex_) std::mutex();
     new (&sleep_mutex_) std::mutex();
+    // The parent's tile job is abandoned (its workers do not exist here); leaked on purpose,
+    // its mutex may have been held by one of them.
+    new (&tile_job_mutex_) std::mutex();
+    new (&tile_job_) std::shared_ptr<TileJob>();
+    tile_job_epoch_ = 0;
+    late_workers_.store(0);
+    new (&t_late) std::vector<std::shared_ptr<TileJob>>();
     new (&work_cv_) std::condition_variable();
     new (&done_cv_) std::condition_variable();
     t_in_job = false;
@@ -214,12 +457,142 @@ class Pool {
     return !stop_.load();
   }
 
+  // The caller's part of a tile job: claim and compute tiles in place, copying the workers'
+  // handed-over results in between; once none is left to claim, copy or steal the rest.
+  void caller_tiles(TileJob& job) {
+    TileJob::State& st = job.state();
+    const std::int64_t ntiles = job.tiles();
+    double ns_per_cost = 0.0;  // the caller's best time per unit of cost in this job
+    std::int64_t lo = 0;       // tiles below lo are in place
+    // Copies every handed-over tile in [lo, upto) into place; true if some are still held.
+    auto collect = [&](std::int64_t upto, bool steal) {
+      bool held = false;
+      for (std::int64_t t = lo; t < upto; ++t) {
+        std::uint8_t s = st.tile[t].load(std::memory_order_acquire);
+        if (s == kReady) {
+          job.commit(t, st.scratch[t].p);
+          scratch_put(st.scratch[t]);
+          st.scratch[t] = Scratch{};
+          st.tile[t].store(kCopied, std::memory_order_relaxed);
+        } else if (s == kHeld) {
+          if (steal && overdue(job, t, ns_per_cost) &&
+              st.tile[t].compare_exchange_strong(s, kStealing, std::memory_order_acq_rel)) {
+            job.compute_in_place(t);
+            st.tile[t].store(kStolen, std::memory_order_release);
+            g_tiles_stolen.fetch_add(1, std::memory_order_relaxed);
+          } else {
+            held = true;  // (a failed exchange: handed over just now, copied on the next pass)
+          }
+        }
+        if (!held) lo = t + 1;  // everything below t + 1 is in place
+      }
+      return held;
+    };
+    for (;;) {
+      collect(std::min(st.next.load(std::memory_order_acquire), ntiles), false);
+      const std::int64_t t = st.next.fetch_add(1, std::memory_order_acq_rel);
+      if (t >= ntiles) break;
+      const std::int64_t t0 = now_ns();
+      job.compute_in_place(t);
+      const double c = job.cost(t);
+      if (c > 0) {
+        const double rate = static_cast<double>(now_ns() - t0) / c;
+        if (ns_per_cost == 0.0 || rate < ns_per_cost) ns_per_cost = rate;
+      }
+      st.tile[t].store(kMine, std::memory_order_relaxed);
+      interruption_point();
+    }
+    // The expected time of a worker's tile: the caller's best rate in this job, or the previous
+    // job's if that was better (a loop repeats one shape; with 2 tiles the caller times only
+    // one, and an interrupt during it would stretch the grace). A better rate from another
+    // shape can only make a steal earlier (a steal the worker would have made unnecessary
+    // costs the caller one tile's time, never a wrong result).
+    const double before = g_ns_per_cost.load(std::memory_order_relaxed);
+    if (ns_per_cost > 0.0) g_ns_per_cost.store(ns_per_cost, std::memory_order_relaxed);
+    if (before > 0.0 && (ns_per_cost == 0.0 || before < ns_per_cost)) ns_per_cost = before;
+    while (collect(ntiles, true))
+      for (int i = 0; i < 32; ++i) AG_PAUSE();  // (a pass may read a worker's CPU clock)
+  }
+
+  // Whether the worker holding tile t is late, so that the caller should recompute it. With
+  // T the caller's own time for that much work (at least 10 us):
+  // * not before 1.5 T since the worker claimed the tile: a worker that is merely a little
+  //   slower (a colder cache, an interrupt) finishes within it;
+  // * after that, once the worker's CPU clock has not advanced for T: it is off its core
+  //   (preempted or asleep) and may stay off for a whole scheduler slice (3-4 ms). Waiting as
+  //   long as the recomputation would take, then stealing, costs at most twice the best
+  //   choice made knowing when it comes back. A worker that is running, only slowly (sharing
+  //   its core), is left to hand its result over;
+  // * in any case after 2.5 T: a worker that ran on and off (sharing its core) for that long is
+  //   slower than the caller redoing its tile. A 2-tile product (the caller's median is about
+  //   T) then takes at most about 3.5 T, never a scheduler slice.
+  static bool overdue(TileJob& job, std::int64_t t, double ns_per_cost) {
+    constexpr double kGraceFactor = 1.5, kGiveUpFactor = 2.5;
+    constexpr double kMinTileNs = 10000;
+    TileJob::State& st = job.state();
+    const std::int64_t now = now_ns();
+    std::int64_t start = st.start_ns[t].load(std::memory_order_acquire);
+    if (start == 0) {
+      // The worker has not said when it claimed the tile: count from now.
+      std::int64_t zero = 0;
+      st.start_ns[t].compare_exchange_strong(zero, now, std::memory_order_relaxed);
+      return false;
+    }
+    const double expected = std::max(ns_per_cost * job.cost(t), kMinTileNs);
+    if (now - start <= static_cast<std::int64_t>(kGraceFactor * expected)) return false;
+    if (now - start > static_cast<std::int64_t>(kGiveUpFactor * expected)) return true;
+    const std::int64_t clock = st.cpu_clock[t].load(std::memory_order_relaxed);
+    timespec ts;
+    if (clock == kNoClock || clock_gettime(static_cast<clockid_t>(clock), &ts) != 0) return true;
+    const std::int64_t cpu = std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+    if (st.progress_at[t] == 0 || cpu != st.progress_cpu[t]) {
+      st.progress_at[t] = now, st.progress_cpu[t] = cpu;  // running (or first look)
+      return false;
+    }
+    return now - st.progress_at[t] > static_cast<std::int64_t>(expected);
+  }
+
+  // After an exception on the caller: no tile is claimed any more, and every worker still in
+  // the job is waited for (it writes only its scratch, but reads the operands, which the caller's
+  // binding frees once the exception has propagated).
+  void abandon(TileJob& job) {
+    TileJob::State& st = job.state();
+    st.next.store(job.tiles(), std::memory_order_seq_cst);
+    for (int i = 0; st.inside.load(std::memory_order_seq_cst) > 0; ++i) {
+      if (i < 4096) {
+        AG_PAUSE();
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
+    }
+  }
+
+  // A worker's part of the tile job published as `epoch` (its ticket already taken).
+  void join_tile_job(std::uint32_t epoch) {
+    std::shared_ptr<TileJob> job;
+    {
+      std::lock_guard<std::mutex> lk(tile_job_mutex_);
+      if (tile_job_epoch_ == epoch) job = tile_job_;
+    }
+    if (!job) return;  // the caller has finished it already
+    late_workers_.fetch_add(1, std::memory_order_acq_rel);
+    work_tiles(*job);
+    late_workers_.fetch_sub(1, std::memory_order_acq_rel);
+  }
+
   // Claims chunks of the job `epoch` until none is left.
   void claim_and_run(std::uint32_t epoch) {
     std::uint64_t s = state_.load(std::memory_order_acquire);
     for (;;) {
       if (epoch_of(s) != epoch || next_of(s) >= chunks_of(s)) return;
       if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) continue;
+      if (epoch & kTileJobBit) {
+        // A ticket, not a chunk: the tile job decides its own completion (a worker finishing
+        // late must not count towards a later job's done_).
+        join_tile_job(epoch);
+        s = state_.load(std::memory_order_acquire);
+        continue;
+      }
       const pool_index_t chunk = static_cast<pool_index_t>(next_of(s));
       const pool_index_t chunks = static_cast<pool_index_t>(chunks_of(s));
       // The job cannot finish while this chunk is unfinished, so its fields stay valid.
@@ -282,6 +655,13 @@ class Pool {
   std::atomic<bool> stop_{false};
   std::atomic<bool> failed_{false};
   std::atomic<pool_index_t> done_{0};
+  // The tile job being run (run_tiles), handed to workers by shared_ptr under this mutex.
+  std::mutex tile_job_mutex_;
+  std::shared_ptr<TileJob> tile_job_;
+  std::uint32_t tile_job_epoch_ = 0;
+  // Workers inside a tile job. Counted as busy by try_run_concurrent: outside a job (the caller
+  // holds job_mutex_) these are workers finishing a tile that was stolen from them.
+  std::atomic<int> late_workers_{0};
   const std::function<void(pool_index_t)>* task_ = nullptr;
   pool_index_t ntasks_ = 0, nchunks_ = 0;
   std::exception_ptr error_;
@@ -519,6 +899,32 @@ void parallel_tasks(pool_index_t ntasks, const std::function<void(pool_index_t)>
   pool().run(ntasks, task);
 }
 
+void run_tiles(const std::shared_ptr<TileJob>& job) { pool().run_tiles(job); }
+
+void set_release_hook(ReleaseHook hook) { g_release_hook.store(hook); }
+
+bool late_workers_pending() { return !t_late.empty(); }
+
+bool hold_for_late_workers(std::vector<void*>& objects) {
+  auto keep = std::make_shared<Keep>();
+  bool held = false;
+  for (const std::shared_ptr<TileJob>& job : t_late) {
+    TileJob::State& st = job->state();
+    std::lock_guard<std::mutex> lk(st.m);
+    if (st.inside.load(std::memory_order_seq_cst) == 0) continue;  // gone: nothing to hold
+    if (!held) keep->objects.swap(objects), held = true;
+    st.keep.push_back(keep);
+  }
+  t_late.clear();
+  // If a job took it, the last of them releases it; if none did, `objects` is the caller's
+  // again and `keep` dies empty here.
+  return held;
+}
+
+std::int64_t tiles_stolen() { return g_tiles_stolen.load(); }
+std::int64_t steals_worker_finished_first() { return g_steals_late.load(); }
+void set_tile_worker_delay_us(int us) { g_tile_delay_us.store(std::max(0, us)); }
+
 void concurrent_tasks(int ntasks, const std::function<void(int)>& task) {
   if (ntasks > get_num_threads())
     throw std::logic_error("concurrent_tasks: more tasks than pool threads");
@@ -549,6 +955,7 @@ void init_threads() {
   pthread_atfork(nullptr, nullptr, [] {
     new (&g_foreign_mutex) std::mutex();
     new (&g_foreign_sections) std::mutex();
+    new (&g_scratch_mutex) std::mutex();  // a worker of the parent may have held it
   });
   apply_blas_threads();
 }

@@ -12,12 +12,17 @@
 //
 // Work is handed out as numbered tasks claimed dynamically: a worker that is descheduled by the
 // OS delays at most the one task it holds, never the others (the caller claims what is left).
+// Matrix products go further (run_tiles): the caller redoes a tile whose worker is off its
+// core, so a preempted worker delays no product at all.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace ag {
 
@@ -70,6 +75,82 @@ void parallel_tasks(pool_index_t ntasks, const std::function<void(pool_index_t)>
 // sections wait on each other, so two of them may never be run one after the other). ntasks
 // must not exceed the pool size.
 void concurrent_tasks(int ntasks, const std::function<void(int)>& task);
+
+// ---------------------------------------------------------------------------------------------
+// Stealable tiles (issue 9)
+// ---------------------------------------------------------------------------------------------
+
+// A job of independent tiles that the calling thread can finish without waiting for a worker.
+// On 2 cores every runnable thread of another process preempts one of ours for a scheduler
+// slice (3-4 ms); when the preempted thread is a worker holding a tile, a plain job would wait
+// for it. Here a worker computes its tile into scratch and hands it over (the caller copies it
+// into the destination); a tile whose worker is late is redone by the caller (stolen) and the
+// worker's result discarded. The same tile computed by anyone gives the same bits, so results
+// do not depend on who computed what.
+//
+// The job lives on the heap and workers hold it by shared_ptr: a late worker never touches the
+// caller's stack or the destination. It still reads the job's operands, which the caller must
+// keep alive (see late_workers_pending below).
+class TileJob {
+ public:
+  explicit TileJob(std::int64_t ntiles);
+  virtual ~TileJob();
+  TileJob(const TileJob&) = delete;
+  TileJob& operator=(const TileJob&) = delete;
+
+  std::int64_t tiles() const { return ntiles_; }
+  // Tile t straight into the destination (the caller: its own tiles and the ones it steals).
+  virtual void compute_in_place(std::int64_t t) = 0;
+  // Bytes of scratch tile t needs, and tile t computed into it (a worker).
+  virtual std::size_t scratch_bytes(std::int64_t t) const = 0;
+  virtual void compute_into(std::int64_t t, void* scratch) = 0;
+  // Copies a worker's finished scratch of tile t into the destination (the caller).
+  virtual void commit(std::int64_t t, const void* scratch) = 0;
+  // Work of tile t in any unit proportional to its time (a worker's expected time is predicted
+  // from the caller's measured time per unit).
+  virtual double cost(std::int64_t t) const = 0;
+
+  struct State;  // claims, hand-over, late-worker bookkeeping (threads.cpp)
+  State& state() { return *state_; }
+
+ private:
+  std::int64_t ntiles_;
+  State* state_;
+};
+
+// Runs every tile of job on the pool and the calling thread and returns when each is in its
+// destination. Tiles are claimed dynamically; when the caller has none left to claim, it copies
+// the workers' results as they are handed over and steals a tile whose worker is late: past
+// 1.5x the caller's own time for that much work since the claim, and off its core (its CPU
+// clock still) for as long as the recomputation takes, or past 2.5x in any case (threads.cpp,
+// overdue). With one thread, inside a pool job, or with one tile everything runs on the caller.
+// If the caller is interrupted (interruption_point between its tiles), no further tile is
+// claimed, every worker still in the job is waited for, and the exception is rethrown.
+void run_tiles(const std::shared_ptr<TileJob>& job);
+
+// Keeping the operands of a late worker alive. A worker whose tile was stolen may still be
+// computing it after the call returned, reading the job's operands; the caller's binding owns
+// those (Python arrays). After each kernel call, with the GIL held, it asks
+// late_workers_pending() and, when true, passes new references to every array of the call to
+// hold_for_late_workers(). The objects go to the release hook (from the last late worker's
+// thread, without the GIL) once every such worker has left the job.
+using ReleaseHook = void (*)(std::vector<void*>&& objects);
+void set_release_hook(ReleaseHook hook);
+// True when a run_tiles call on this thread returned with a worker still in its job (since the
+// last hold_for_late_workers on this thread).
+bool late_workers_pending();
+// Gives `objects` to the jobs this thread left with a worker in them; true if some took them
+// (`objects` is then emptied and belongs to the jobs), false if every worker has left already
+// (the caller still owns them). Forgets this thread's late jobs either way.
+bool hold_for_late_workers(std::vector<void*>& objects);
+
+// Counters for backend.info(): tiles the caller stole, and steals where the worker handed its
+// result over before the caller's recomputation was done (the grace was too short for it).
+std::int64_t tiles_stolen();
+std::int64_t steals_worker_finished_first();
+// Test knob: a worker sleeps this long after claiming a tile, so that the caller steals it
+// deterministically (0, the default: no delay).
+void set_tile_worker_delay_us(int us);
 
 // ---------------------------------------------------------------------------------------------
 // Interruption of long calls
