@@ -137,7 +137,7 @@ def _step(tracer: Any, orig: Callable, args: tuple,
             row.append((p, p._data, None if grad is None else grad._data))
         snap.append((g, params, row))
     out = tracer.call_paused(orig, args, kwargs)
-    tracer.events.append((3, _step_replay, (orig, opt, kind, groups, snap)))  # trace._EV_BUILD
+    tracer.push_build(_step_replay, (orig, opt, kind, groups, snap))
     return out
 
 

@@ -336,11 +336,6 @@ class Tracer:
         return ("T", s)
 
     # ------------------------------------------------------------------ events
-    def kernel(self, name: str, fn: Callable, args: tuple, kwargs: dict, out: Any,
-               scalar: bool = False) -> None:
-        """Record a kernel call that ran (``out`` its result)."""
-        self.events.append((_EV_KERNEL, name, fn, args, kwargs, out, scalar))
-
     def recorded(self) -> tuple[int, int]:
         """(kernel calls, other steps) recorded so far, mapped or not."""
         kernels = (sum(1 for s in self.steps if s[0] == "k")
@@ -350,6 +345,11 @@ class Tracer:
     def push(self, step: tuple) -> None:
         """Append a ready tape step (it reads no mapping), in order with the events."""
         self.events.append(step)
+
+    def push_build(self, build: Callable, args: tuple) -> None:
+        """Append a tape step made when the events are mapped, by ``build(tracer, *args)`` (work
+        a step run only once should not pay; it reads no mapping), in order with the events."""
+        self.events.append((_EV_BUILD, build, args))
 
     def flush(self) -> None:
         """Map the recorded events to slots and tape steps, in order."""
