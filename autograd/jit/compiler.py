@@ -25,13 +25,15 @@ import operator
 import os
 import threading
 import warnings
+import weakref
 from typing import Any, Callable
 
 import numpy as np
 
 from ..grad_mode import state
 from ..hotpath import core as _core
-from .trace import _SLOT, CompileError, Trace, Tracer, _resolve, closure_maker, recording
+from .trace import (_SLOT, CompileError, Trace, Tracer, _resolve, closure_maker, recording,
+                    weak_method)
 
 __all__ = ["compile", "Compiled", "CompileError"]
 
@@ -117,7 +119,7 @@ class _ModuleGuard:
     replay) turns the same checks into one generated expression, so a call pays one
     comparison per fact and no loop."""
 
-    __slots__ = ("_snap", "_checks", "holds")
+    __slots__ = ("_snap", "_checks", "holds", "__weakref__")
 
     def __init__(self, modules: list):
         # ``modules``: the modules a step called; their submodules are walked here (a
@@ -167,7 +169,7 @@ class _ModuleGuard:
             snap.append((m, m.training, V, V.copy(), P, B, M, (Pc, Bc, Mc, pdata, bdata)))
         self._snap = snap
         self._checks = None
-        self.holds = self._holds_snap
+        self.holds = weak_method(self, _ModuleGuard._holds_snap)  # (no cycle: weak_method)
 
     @property
     def checks(self) -> list:
@@ -394,7 +396,7 @@ def _describe(old: Any, new: Any, path: str = "") -> str | None:
 
 
 class _Entry:
-    __slots__ = ("trace", "arg_slots", "out_spec", "guard", "lock")
+    __slots__ = ("trace", "arg_slots", "out_spec", "guard", "lock", "__weakref__")
 
     def __init__(self, trace: Trace, modules: list, arg_slots: list, out_spec: Any = None):
         self.trace = trace
@@ -562,8 +564,12 @@ class Compiled:
         # every module whose forward ran (the guard walks their submodules)
         entry = _Entry(trace, list(tracer.modules.values()), arg_slots)
 
+        entry_ref = weakref.ref(entry)  # (the trace refers to this: no cycle through the entry)
+
         def materialized(tr: Tracer) -> None:
-            entry.out_spec = _output_spec(raw_out, tr)
+            e = entry_ref()
+            if e is not None:
+                e.out_spec = _output_spec(raw_out, tr)
         trace.on_materialize = materialized
         trace.on_generate = entry.guard.compile  # the guard is generated with the replay
         with self._lock:
