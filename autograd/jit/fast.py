@@ -25,7 +25,7 @@ import numpy as np
 
 from ..hotpath import core as _core
 
-__all__ = ["lookup"]
+__all__ = ["lookup", "table"]
 
 _table: dict | None = None
 
@@ -44,13 +44,19 @@ def _build() -> dict:
     }
 
 
-def lookup(fn: Callable, args: tuple, kwargs: dict) -> Callable | None:
-    """The fast recorder of a live call, or None (then the generic live replay)."""
+def table() -> dict:
+    """The fast recorders by live function (``Tracer.live_call`` reads ``_table`` directly
+    once this has built it)."""
     global _table
     if _table is None:
         _table = _build()
+    return _table
+
+
+def lookup(fn: Callable, args: tuple, kwargs: dict) -> Callable | None:
+    """The fast recorder of a live call, or None (then the generic live replay)."""
     try:
-        return _table.get(fn)
+        return table().get(fn)
     except TypeError:
         return None
 
