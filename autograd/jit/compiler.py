@@ -204,7 +204,7 @@ class _ModuleGuard:
         snap = self._snap = _snapshot(modules)
         self._checks = None
         # a partial over the snapshot, not a bound method: the guard keeps no reference to
-        # itself (see trace.weak_method), and calling a partial costs no Python frame more
+        # itself (see Trace.run), and calling a partial costs no Python frame more
         self.holds = functools.partial(_holds_snap, snap)
 
     @property

@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import sys
 import types
-import weakref
 from typing import Any, Callable
 
 import numpy as np
@@ -549,20 +548,6 @@ _EV_HANDLERS.update({_EV_KERNEL: Tracer._do_kernel, _EV_ACC: Tracer._do_acc,
                      _EV_ASARRAY: Tracer._do_asarray, _EV_BUILD: Tracer._do_build})
 
 
-def weak_method(obj: Any, func: Callable) -> Callable:
-    """``func`` bound to ``obj`` through a weak reference: stored on ``obj`` itself (a trace's
-    ``run``, a guard's ``holds``), a bound method would make a reference cycle, and a trace in a
-    cycle outlives its last use until a garbage collection finds it (with everything it holds:
-    the model, the recorded events), which then costs ~100-150 us in some later call. Without
-    the cycle, dropping a compiled step frees its traces at once, by reference counting."""
-    ref = weakref.ref(obj)
-
-    def method(*args: Any) -> Any:
-        return func(ref(), *args)
-    method.__name__ = func.__name__
-    return method
-
-
 _CODE: dict = {}
 
 
@@ -693,16 +678,28 @@ class Trace:
         self._tracer = tracer
         if tracer is None:
             self._set(steps or [], nslots, meta)
-            self.run = weak_method(self, Trace._interpret)
         else:
             self.nslots = nslots
             #: what a replay's value table starts as: None, or for the slots native segments
             #: fill, their buffers (the same arrays at every replay, so no segment stores them
             #: per call)
             self.template: list = [None] * nslots
-            # (not a bound method: see weak_method; the same for every ``run`` but the
-            # generated one, which does not refer to the trace)
-            self.run = weak_method(self, Trace._first)
+
+    def run(self, vals: list) -> None:
+        """Run the tape on ``vals`` (a copy of ``template`` with the inputs in their slots).
+
+        The first and second replays run here: the first maps the events (and widens
+        ``vals`` to the full table), both interpret the tape. The third generates the replay
+        function, which from then on is this trace's own ``run`` (an instance attribute). (A
+        method of the class, not one stored on the trace at its first call: a bound method
+        kept on its own object is a reference cycle, and a trace in a cycle outlives its last
+        use until a garbage collection finds it, with the model and the recorded events,
+        costing ~100-150 us in some later call.)"""
+        if self._tracer is not None:
+            self.materialize()
+        if len(vals) < self.nslots:
+            vals.extend([None] * (self.nslots - len(vals)))
+        self._interpret(vals)
 
     def _set(self, steps: list[tuple], nslots: int, meta: dict | None) -> None:
         self.nslots = nslots
@@ -730,13 +727,6 @@ class Trace:
             self.materialize()
             return getattr(self, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-    def _first(self, vals: list) -> None:
-        """The first replay: map the events, widen ``vals`` to the full table, interpret."""
-        self.materialize()
-        vals.extend([None] * (self.nslots - len(vals)))
-        self.run = weak_method(self, Trace._interpret)
-        self._interpret(vals)
 
     def _generate(self) -> Callable[[list], None]:
         """The tape as one straight-line Python function: each simple kernel step is one line
