@@ -433,6 +433,7 @@ class Compiled:
         self.fallback = fallback
         self.cache_size = int(cache_size)
         self._cache: collections.OrderedDict = collections.OrderedDict()
+        self._count = 0  # traces in the cache
         self._last: tuple | None = None  # (key, entries) of the last call that replayed
         self._eager_reason: str | None = None
         self._lock = threading.Lock()
@@ -573,12 +574,18 @@ class Compiled:
         # every module whose forward ran (the guard walks their submodules)
         entry = _Entry(trace, list(tracer.modules.values()), arg_slots)
         trace.on_generate = entry.guard.compile  # the guard is generated with the replay
+        evicted = ""
         with self._lock:
             self._last = None
-            self._cache.setdefault(key, []).insert(0, entry)  # most recently used first
-            self._cache.move_to_end(key)
-            total = sum(map(len, self._cache.values()))
-            evicted = ""
+            cache = self._cache
+            if not cache:  # the first trace (or the first since clear_cache)
+                cache[key] = [entry]
+                self._count = 1
+            else:
+                cache.setdefault(key, []).insert(0, entry)  # most recently used first
+                cache.move_to_end(key)
+                self._count += 1
+            total = self._count
             while total > self.cache_size:
                 old_key, old = next(iter(self._cache.items()))
                 old.pop()
@@ -586,6 +593,7 @@ class Compiled:
                     del self._cache[old_key]
                 total -= 1
                 evicted = f"; cache full ({self.cache_size}), dropped the least recent trace"
+            self._count = total
         if logging_on:
             verb = "tracing" if why == "first call" else "retracing"
             kernels, others = tracer.recorded()  # (counted without mapping the events)
@@ -597,6 +605,7 @@ class Compiled:
         """Forget every trace (the next call traces again)."""
         with self._lock:
             self._cache.clear()
+            self._count = 0
             self._last = None
 
 
