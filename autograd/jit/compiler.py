@@ -275,33 +275,77 @@ class _ModuleGuard:
     def compile(self) -> None:
         """Replace ``holds`` by one generated expression over the same facts. Its code depends
         only on the kind of each fact (and each registry's size), so it is made once per shape
-        of model (:func:`_guard_code`) and a new guard only puts its objects in the namespace
-        (generating the source for each trace cost ~25 us, 1.5 eager XOR steps)."""
-        checks = self.checks
-        shape = tuple([(kind, len(want)) if kind == "table" else
-                       (kind, _plain(want[1])) if kind == "setting" else kind
-                       for kind, _, want, _ in checks])
+        of model (:func:`_guard_code`) and a new guard only passes its objects to the code's
+        closure maker (generating the source for each trace cost ~25 us, 1.5 eager XOR
+        steps). The facts' kinds and objects are read straight from the snapshot, in the
+        order of ``checks`` (:func:`_guard_facts`), without building that list."""
+        shape, values = _guard_facts(self._snap)
         made = _GUARD_CODE.get(shape)
         if made is None:
             if len(_GUARD_CODE) >= 256:  # bounded: drop the oldest
                 del _GUARD_CODE[next(iter(_GUARD_CODE))]
             made = _GUARD_CODE[shape] = list(_guard_code(shape)) + [None]
         source, names, make = made
-        env: dict[str, Any] = {"_M": _MISSING, "len": len}
-        for (kind, obj, want, _), (o, extra) in zip(checks, names):
-            env[o] = obj
-            if kind == "table":
-                for (name, v), (kn, vn) in zip(want, extra):
-                    env[kn] = name
-                    env[vn] = v
-            elif kind == "setting":
-                env[extra[0]], env[extra[1]] = want
-            else:
-                env[extra] = want
-        if make is None:  # the same shape fills the same names in the same order
-            make = made[2] = closure_maker(source, "holds", tuple(env),
+        if make is None:  # the same shape takes the same names in the same order
+            order = ["_M", "len"]
+            for o, extra in names:
+                order.append(o)
+                if type(extra) is list:  # a registry: a (key, value) pair per entry
+                    for pair in extra:
+                        order += pair
+                elif type(extra) is tuple:  # a setting: (key, value)
+                    order += extra
+                else:
+                    order.append(extra)
+            make = made[2] = closure_maker(source, "holds", tuple(order),
                                            "<autograd.compile guard>")
-        self.holds = make(*env.values())
+        self.holds = make(_MISSING, len, *values)
+
+
+def _guard_facts(snap: list) -> tuple[tuple, list]:
+    """The shape of a guard's facts (the kind of each, as ``_guard_code`` takes it) and their
+    objects in the order its names take them: per fact the object, then for a registry each
+    (key, value), for a setting (key, value), else the expected value. The same facts in the
+    same order as ``_ModuleGuard._build``."""
+    shape: list = []
+    values: list = []
+    add = shape.append
+    put = values.append
+    more = values.extend
+    for row in snap:
+        m, training, V, Vc, P, B, M = row[:7]
+        add("training")
+        more((m, training))
+        tabs = row[7:10] if len(row) > 7 else (None, None, None)
+        for table, copy in zip((P, B, M), tabs):
+            put(table)
+            if copy:
+                add(("table", len(copy)))
+                for kv in copy.items():
+                    more(kv)
+            else:
+                add(("table", 0))
+        for key, v in Vc.items():
+            if not key.startswith("_") and key != "training":
+                add(("setting", _plain(v)))
+                more((V, key, v))
+    for row in snap:
+        if len(row) == 7:
+            continue
+        Pc, Bc, pdata, bdata = row[7], row[8], row[10], row[11]
+        if Pc:
+            for p, facts in zip(Pc.values(), pdata):
+                if p is not None:
+                    add("data")
+                    more((p, facts[0]))
+                    add("requires_grad")
+                    more((p, facts[1]))
+        if Bc:
+            for b, data in zip(Bc.values(), bdata):
+                if b is not None:
+                    add("data")
+                    more((b, data))
+    return tuple(shape), values
 
 
 #: shape of a guard's facts -> [source, the names of each fact's objects, closure maker]
