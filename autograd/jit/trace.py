@@ -308,29 +308,41 @@ class Tracer:
         return (_CONST, v)
 
     def outputs(self, out: Any) -> Any:
-        """Slots for a call's results; the spec _store uses at replay."""
+        """Slots for a call's results; the spec _store uses at replay. (new_slot and register
+        written out: this runs for every result of every kernel call when a trace is mapped.)"""
         if isinstance(out, _ndarray):
-            item = self.known.get(id(out))
+            known = self.known
+            item = known.get(id(out))
             if item is not None and item[0] == _CONST:
                 # a kernel handed back a constant (sum_to of a same-shape array): keep it so
                 return None
-            s = self.new_slot()
-            self.register(out, (_SLOT, s))
+            s = self.nslots
+            self.nslots = s + 1
+            keep = self.keep
+            keep.append(out)
+            known[id(out)] = (_SLOT, s)
             base = out.base
             if base is None:
-                flags = out.flags
-                if type(out) is np.ndarray and flags.c_contiguous and flags.writeable:
-                    self.meta[s] = (out.shape, out.dtype)  # a fresh array: a plan may fill it
-            elif isinstance(base, _ndarray) and id(base) not in self.known:
-                self.register(base, (_BASE, s))
+                if type(out) is _ndarray:
+                    flags = out.flags
+                    if flags.c_contiguous and flags.writeable:
+                        self.meta[s] = (out.shape, out.dtype)  # a fresh array: a plan may fill it
+            elif isinstance(base, _ndarray) and id(base) not in known:
+                keep.append(base)
+                known[id(base)] = (_BASE, s)
             return s
         if isinstance(out, np.generic):
             s = self.new_slot()
             self.register(out, (_SLOT, s))
             return s
         if isinstance(out, (tuple, list)):
-            specs = [self.outputs(o) for o in out]
-            return None if all(s is None for s in specs) else ("S", specs)
+            specs = []
+            for o in out:
+                specs.append(self.outputs(o))
+            for spec in specs:
+                if spec is not None:
+                    return ("S", specs)
+            return None
         return None
 
     def tensor_output(self, t: Any) -> Any:
@@ -510,9 +522,13 @@ class Tracer:
     def _do_acc(self, ev: tuple) -> None:
         _, t, data, g, grad_data = ev
         t_item = self.tensor_item(t, data)
-        g_item = self.value_item(g)
-        slot = self.new_slot()
-        self.register(grad_data, (_SLOT, slot))
+        g_item = self.known.get(id(g)) if type(g) is _ndarray else None
+        if g_item is None:
+            g_item = self.value_item(g)
+        slot = self.nslots
+        self.nslots = slot + 1
+        self.keep.append(grad_data)
+        self.known[id(grad_data)] = (_SLOT, slot)
         self.steps.append(_fast.accumulate_step(t_item, g_item, slot))
 
     def host_read(self, op: str) -> None:
