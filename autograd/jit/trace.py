@@ -681,8 +681,9 @@ class Trace:
     # third (generating costs several eager steps, which a step run once or twice, e.g. the
     # last partial batch, should not pay).
     _replays = 0
-    #: called when the replay is generated (Compiled generates its guard then too)
-    on_generate: Callable[[], None] | None = None
+    #: called with the generated replay function when it is made (Compiled replays through it
+    #: from then on, and generates its guard then too)
+    on_generate: Callable[[Callable[[list], None]], None] | None = None
     #: called with the tracer when its events are mapped, before it is dropped; what it returns
     #: is kept as ``out_spec`` (Compiled: how to rebuild the step's result at a replay)
     on_materialize: Callable[[Tracer], Any] | None = None
@@ -796,7 +797,7 @@ class Trace:
                     vals[s] = buf
             self.run = self._generate()
             if self.on_generate is not None:
-                self.on_generate()
+                self.on_generate(self.run)
         Trace._run_steps(self.steps, vals)
 
     def _go_native(self) -> None:
