@@ -71,21 +71,26 @@ class Sequential(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply each module in order, fusing Linear + activation pairs."""
-        mods = list(self._modules.values())
+        # One pass over the children, no list built: a Linear waits (``held``) until the next
+        # child shows whether it fuses. Parameters are read from the registry at each call
+        # (not m.weight: see Linear.forward), so a replaced parameter is seen.
         fuse = self.fuse
-        n = len(mods)
-        i = 0
-        while i < n:
-            m = mods[i]
-            if fuse and type(m) is Linear and i + 1 < n and type(mods[i + 1]) in _FUSABLE:
-                params = m._parameters  # not m.weight: see Linear.forward
-                x = F.linear(x, params["weight"], params.get("bias"),
-                             activation=_FUSABLE[type(mods[i + 1])])
-                i += 2
+        held = None
+        for m in self._modules.values():
+            if held is not None:
+                activation = _FUSABLE.get(type(m))
+                if activation is not None:
+                    params = held._parameters
+                    x = F.linear(x, params["weight"], params.get("bias"), activation=activation)
+                    held = None
+                    continue
+                x = held(x)
+                held = None
+            if fuse and type(m) is Linear:
+                held = m
             else:
                 x = m(x)
-                i += 1
-        return x
+        return x if held is None else held(x)
 
 
 class Residual(Module):
