@@ -344,3 +344,120 @@ def test_declared_forward_saves_nothing_when_nothing_is_recorded():
         out = x * x
     assert out._node is None and not out.requires_grad
     np.testing.assert_array_equal(out.numpy(), [1.0, 4.0])
+
+
+# ------------------------------------------------------------------ the XOR step's shortcuts
+def test_sequential_replans_when_its_children_or_fuse_change():
+    # Sequential plans which Linear + activation pairs fuse once, for the children it has; a
+    # child replaced, added or removed by any route (even straight in the registry), or fuse
+    # switched, is seen at the next call, and every plan gives the unfused layers' values.
+    ag.manual_seed(0)
+    x = ag.tensor(np.linspace(-1, 1, 8, dtype=np.float32).reshape(4, 2))
+    seq = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1), nn.Sigmoid())
+    l1, l2 = seq[0], seq[2]
+
+    def unfused(*mods):
+        out = x
+        for m in mods:
+            out = m(out)
+        return out.numpy()
+    assert seq(x)._node.op.name == "linear"
+    np.testing.assert_allclose(seq(x).numpy(), unfused(l1, nn.Tanh(), l2, nn.Sigmoid()),
+                               rtol=1e-6)
+    seq._modules["1"] = nn.ReLU()  # replaced behind Module's back
+    np.testing.assert_allclose(seq(x).numpy(), unfused(l1, nn.ReLU(), l2, nn.Sigmoid()),
+                               rtol=1e-6)
+    del seq._modules["3"]
+    out = seq(x)
+    assert out._node.op.name == "linear" and out._node.params["activation"] is None
+    seq.append(nn.Tanh())
+    assert seq(x)._node.params["activation"] == "tanh"
+    seq.fuse = False
+    assert seq(x)._node.op.name == "tanh"
+    np.testing.assert_allclose(seq(x).numpy(), unfused(l1, nn.ReLU(), l2, nn.Tanh()),
+                               rtol=1e-6)
+    seq.fuse = True
+    l2.weight = nn.Parameter(np.zeros((1, 3), np.float32))  # a parameter replaced
+    np.testing.assert_allclose(seq(x).numpy(), np.tanh(l2.bias.numpy()) * np.ones((4, 1)),
+                               rtol=1e-6)
+
+
+def test_module_call_passes_every_argument_and_keyword_on():
+    class Two(nn.Module):
+        def forward(self, a, b=1.0, *, scale=1.0):
+            return (a + b) * scale
+
+    m = Two()
+    x = ag.tensor([1.0, 2.0])
+    np.testing.assert_array_equal(m(x).numpy(), [2.0, 3.0])
+    np.testing.assert_array_equal(m(x, 2.0).numpy(), [3.0, 4.0])
+    np.testing.assert_array_equal(m(x, scale=2.0).numpy(), [4.0, 6.0])
+    np.testing.assert_array_equal(m(a=x, b=0.0).numpy(), [1.0, 2.0])
+    with pytest.raises(TypeError):
+        m()
+
+
+def test_optimizer_step_runs_a_custom_update_without_grad_and_a_closure_with_it():
+    # SGD's and Adam's updates only call kernels, so their step leaves the grad-mode flag
+    # alone; any other _update runs under no_grad (as PyTorch's step), the closure with grad.
+    seen = []
+
+    class Logged(optim.SGD):
+        def _update(self, group, params, arrays, grads):
+            seen.append(("update", ag.is_grad_enabled(), len(params), len(arrays), len(grads)))
+            super()._update(group, params, arrays, grads)
+
+    a = nn.Parameter(np.ones(2, np.float32))
+    b = nn.Parameter(np.ones(3, np.float32))
+
+    def closure():
+        seen.append(("closure", ag.is_grad_enabled()))
+        a.grad = ag.tensor(np.full(2, 0.5, np.float32))
+        return 7.0
+
+    opt = Logged([a, b], lr=0.1)  # b has no gradient: skipped, not handed to _update
+    with ag.no_grad():
+        assert opt.step(closure) == 7.0
+    assert seen == [("closure", True), ("update", False, 1, 1, 1)]
+    np.testing.assert_allclose(a.numpy(), np.full(2, 0.95, np.float32), rtol=1e-6)
+    np.testing.assert_array_equal(b.numpy(), np.ones(3, np.float32))
+    assert type(opt)._update not in optim.optimizer.KERNEL_ONLY_UPDATES
+    assert optim.SGD._update in optim.optimizer.KERNEL_ONLY_UPDATES
+
+
+def test_optimizer_live_calls_name_what_a_compiled_replay_runs():
+    from autograd.optim.optimizer import Optimizer, _step, _zero_grad
+    assert Optimizer.step.__wrapped_live__ is _step
+    assert Optimizer.zero_grad.__wrapped_live__ is _zero_grad
+    p = nn.Parameter(np.ones(2, np.float32))
+    p.grad = ag.tensor(np.ones(2, np.float32))
+    opt = optim.SGD([p], lr=0.5)
+    _zero_grad(opt, set_to_none=False)
+    np.testing.assert_array_equal(p.grad.numpy(), [0.0, 0.0])
+    p.grad = ag.tensor(np.ones(2, np.float32))
+    assert _step(opt) is None
+    np.testing.assert_array_equal(p.numpy(), [0.5, 0.5])
+    opt.zero_grad()
+    assert p.grad is None
+
+
+def test_bce_shortcut_leaves_every_other_call_to_the_checks():
+    # The direct path is for a recorded sigmoid output with a target of its dtype and shape;
+    # any other call still gets the general path's warnings and errors.
+    ag.manual_seed(0)
+    model = _xor_model(True)
+    p = model(ag.tensor(np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)))
+    with pytest.warns(UserWarning, match="target shape \\(4,\\) differs from input shape"):
+        F.binary_cross_entropy(p, ag.tensor(np.zeros(4, np.float32)))
+    with pytest.raises(TypeError, match="target dtype float64 differs from input dtype float32"):
+        F.binary_cross_entropy(p, ag.tensor(np.zeros((4, 1))))
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        F.binary_cross_entropy(p, ag.tensor(np.zeros((4, 1), np.float32)), reduction="avg")
+    y = np.array([[0], [1], [1], [0]], np.float32)
+    total = F.binary_cross_entropy(p, ag.tensor(y), reduction="sum")
+    each = F.binary_cross_entropy(p, ag.tensor(y), reduction="none")
+    assert each.shape == (4, 1)
+    np.testing.assert_allclose(total.numpy(), each.numpy().sum(), rtol=1e-6)
+    # a list target takes the general path and gives the same loss
+    np.testing.assert_array_equal(F.binary_cross_entropy(p, y.tolist()).numpy(),
+                                  F.binary_cross_entropy(p, ag.tensor(y)).numpy())

@@ -35,6 +35,7 @@ class Sequential(Module):
         else:
             for i, m in enumerate(modules):
                 self.add_module(str(i), m)
+        self._replan(tuple(self._modules.values()))
 
     def add_module(self, name: str, module: Module | None) -> None:
         """Add a child; only Modules may go in a Sequential."""
@@ -71,26 +72,42 @@ class Sequential(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply each module in order, fusing Linear + activation pairs."""
-        # One pass over the children, no list built: a Linear waits (``held``) until the next
-        # child shows whether it fuses. Parameters are read from the registry at each call
-        # (not m.weight: see Linear.forward), so a replaced parameter is seen.
-        fuse = self.fuse
-        held = None
-        for m in self._modules.values():
-            if held is not None:
-                activation = _FUSABLE.get(type(m))
-                if activation is not None:
-                    params = held._parameters
-                    x = F.linear(x, params["weight"], params.get("bias"), activation=activation)
-                    held = None
-                    continue
-                x = held(x)
-                held = None
-            if fuse and type(m) is Linear:
-                held = m
-            else:
+        # The steps (which pairs fuse) are planned once per arrangement of the children and
+        # kept with the tuple of children they were planned for: any change to the children
+        # (replaced, appended, deleted, however it was done) or to ``fuse`` plans again.
+        mods = tuple(self._modules.values())
+        plan = self.__dict__.get("_plan")
+        if plan is None or plan[0] != mods or plan[1] is not self.fuse:
+            plan = self._replan(mods)
+        for m, activation in plan[2]:
+            if activation is None:
                 x = m(x)
-        return x if held is None else held(x)
+            else:
+                params = m._parameters  # read at each call (a parameter may be replaced), and
+                # not as m.weight: see Linear.forward
+                x = F.linear(x, params["weight"], params.get("bias"), activation=activation)
+        return x
+
+    def _replan(self, mods: tuple) -> tuple:
+        """Plan ``forward`` for the children ``mods``: (mods, fuse, steps), each step a module
+        to call with activation None, or a Linear to run fused with the activation named (the
+        activation module then has no step of its own). Kept as the private attribute
+        ``_plan`` (made at construction too, so it is there before any call)."""
+        fuse = self.fuse
+        steps = []
+        n = len(mods)
+        i = 0
+        while i < n:
+            m = mods[i]
+            if fuse and type(m) is Linear and i + 1 < n and type(mods[i + 1]) in _FUSABLE:
+                steps.append((m, _FUSABLE[type(mods[i + 1])]))
+                i += 2
+            else:
+                steps.append((m, None))
+                i += 1
+        plan = (mods, fuse, tuple(steps))
+        object.__setattr__(self, "_plan", plan)
+        return plan
 
 
 class Residual(Module):

@@ -5,7 +5,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import backend
+# The thread's kernel provider, read as grad_mode.state.k: what backend.k returns, without the
+# module property's call (the update kernel runs every step).
+from ..grad_mode import state as _state
 from ..tensor import Tensor
 from .optimizer import KERNEL_ONLY_UPDATES, Optimizer, ParamsT
 
@@ -66,7 +68,7 @@ class Adam(Optimizer):
         b1, b2 = group["betas"]
         lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         for step, (arrays, grads, exp_avgs, exp_avg_sqs) in by_step.items():
-            backend.k.adam_step(arrays, grads, exp_avgs, exp_avg_sqs, step, lr, float(b1),
+            _state.k.adam_step(arrays, grads, exp_avgs, exp_avg_sqs, step, lr, float(b1),
                                 float(b2), eps, wd, self._decoupled)
 
 

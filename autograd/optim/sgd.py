@@ -5,7 +5,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import backend
+# The thread's kernel provider, read as grad_mode.state.k: what backend.k returns, without the
+# module property's call (the update kernel runs every step).
+from ..grad_mode import state as _state
 from ..tensor import Tensor
 from .optimizer import KERNEL_ONLY_UPDATES, Optimizer, ParamsT
 
@@ -36,7 +38,7 @@ class SGD(Optimizer):
                 grads: list[np.ndarray]) -> None:
         mu = float(group["momentum"])
         if mu == 0:  # plain SGD: the kernel's positional signature, no keyword dict per step
-            backend.k.sgd_step(arrays, grads, None, float(group["lr"]), 0.0,
+            _state.k.sgd_step(arrays, grads, None, float(group["lr"]), 0.0,
                                float(group["dampening"]), bool(group["nesterov"]),
                                float(group["weight_decay"]))
             return
@@ -55,7 +57,7 @@ class SGD(Optimizer):
                 fresh.append(i)
             bufs.append(buf)
         if not fresh:
-            backend.k.sgd_step(arrays, grads, bufs, first_step=False, **hyper)
+            _state.k.sgd_step(arrays, grads, bufs, first_step=False, **hyper)
             return
         for i in fresh:
             bufs[i] = state.setdefault(params[i], {})["momentum_buffer"] = \
@@ -64,7 +66,7 @@ class SGD(Optimizer):
         old = [i for i in range(len(params)) if i not in new]
         for subset, first in ((fresh, True), (old, False)):
             if subset:
-                backend.k.sgd_step([arrays[i] for i in subset], [grads[i] for i in subset],
+                _state.k.sgd_step([arrays[i] for i in subset], [grads[i] for i in subset],
                                    [bufs[i] for i in subset], first_step=first, **hyper)
 
 KERNEL_ONLY_UPDATES.add(SGD._update)  # it calls the update kernel alone
