@@ -461,3 +461,26 @@ def test_bce_shortcut_leaves_every_other_call_to_the_checks():
     # a list target takes the general path and gives the same loss
     np.testing.assert_array_equal(F.binary_cross_entropy(p, y.tolist()).numpy(),
                                   F.binary_cross_entropy(p, ag.tensor(y)).numpy())
+
+
+def test_unnamed_walks_match_the_named_ones():
+    # parameters(), buffers() and modules() skip building dotted names, but list the same
+    # objects in the same order, shared ones once, and stay generators (autograd.compile
+    # takes a generator argument of a live call as a list).
+    import types
+    shared = nn.Linear(3, 3)
+    inner = nn.Sequential(shared, nn.BatchNorm1d(3), nn.Tanh())
+    model = nn.Sequential(nn.Linear(2, 3), inner, shared, nn.Residual(inner), nn.Linear(3, 1))
+    model[4].bias = None
+    for walk, named in ((model.parameters, model.named_parameters),
+                        (model.buffers, model.named_buffers),
+                        (model.modules, model.named_modules)):
+        assert isinstance(walk(), types.GeneratorType)
+        assert [id(t) for t in walk()] == [id(t) for _, t in named()]
+    assert [id(p) for p in model.parameters(recurse=False)] == []
+    assert [id(p) for p in shared.parameters(recurse=False)] == [id(shared.weight),
+                                                                 id(shared.bias)]
+    for p in model.parameters():
+        p.grad = ag.tensor(np.ones(p.shape, p.dtype))
+    model.zero_grad()
+    assert all(p.grad is None for _, p in model.named_parameters())
