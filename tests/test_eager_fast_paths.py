@@ -484,3 +484,36 @@ def test_unnamed_walks_match_the_named_ones():
         p.grad = ag.tensor(np.ones(p.shape, p.dtype))
     model.zero_grad()
     assert all(p.grad is None for _, p in model.named_parameters())
+
+
+def test_sequential_rechecks_a_layer_whose_parameters_or_input_changed():
+    # Once functional.linear has accepted a fused layer's weight and bias, Sequential sends a
+    # 2-D input of the same width straight to the op; a replaced parameter or array, or an
+    # input of another shape or type, goes through functional.linear's checks again.
+    ag.manual_seed(0)
+    seq = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2), nn.Sigmoid())
+    x = ag.tensor(np.linspace(-1, 1, 15, dtype=np.float32).reshape(5, 3))
+    first = seq(x).numpy()
+    ref = F.linear(F.linear(x, seq[0].weight, seq[0].bias, activation="tanh"),
+                   seq[2].weight, seq[2].bias, activation="sigmoid")
+    again = seq(x)  # the accepted path
+    assert again.numpy().tobytes() == first.tobytes() == ref.numpy().tobytes()
+    assert again._node.params == {"activation": "sigmoid"} and len(again._node.inputs) == 3
+    np.testing.assert_array_equal(seq(x.numpy()).numpy(), first)  # an array: checked path
+    np.testing.assert_allclose(seq(x[0]).numpy(), first[0], rtol=1e-6)  # 1-D input
+    with pytest.raises(ValueError, match=r"linear: input of shape \(5, 2\) does not match "
+                                         r"weight of shape \(4, 3\)"):
+        seq(ag.tensor(np.ones((5, 2), np.float32)))
+    with ag.no_grad():  # a weight array replaced by one of another width
+        seq[0].weight._update_(array=np.ones((4, 2), np.float32))
+    with pytest.raises(ValueError, match=r"input of shape \(5, 3\) does not match weight of "
+                                         r"shape \(4, 2\)"):
+        seq(x)
+    seq[0].weight = nn.Parameter(np.zeros((4, 3), np.float32))  # a parameter replaced
+    np.testing.assert_allclose(seq(x).numpy()[:, 0], seq(x).numpy()[0, 0], rtol=1e-6)
+    seq[2].bias = None
+    out = seq(x)
+    assert len(out._node.inputs) == 2
+    seq[2].bias = nn.Parameter(np.zeros(3, np.float32))  # a bias of the wrong shape
+    with pytest.raises(ValueError, match=r"bias of shape \(3,\) does not match weight"):
+        seq(x)
