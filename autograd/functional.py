@@ -705,6 +705,14 @@ def binary_cross_entropy(input: Tensor, target: Operand,  # noqa: A002
                          weight: Operand | None = None, reduction: str = "mean") -> Tensor:
     """BCE of probabilities in [0, 1] (log clamped at -100 as in PyTorch); ``weight`` rescales
     each element's loss (broadcast to the input's shape) before the reduction."""
+    if weight is None and type(input) is Tensor and type(target) is Tensor:
+        # The usual call (a classifier's recorded sigmoid output and a target of its dtype and
+        # shape, no weight) needs none of the conversions below, and its values lie in [0, 1]
+        # by construction: the loss op directly. Anything else takes the general path.
+        pa, ta = input._data, target._data
+        if (pa.dtype is ta.dtype and pa.shape == ta.shape and reduction in _REDUCTIONS
+                and _made_by_sigmoid(input)):
+            return apply(loss.BinaryCrossEntropy, input, target, reduction=reduction)
     weight, reduction = _reduction_arg(weight, reduction)
     p, t = _loss_pair("binary_cross_entropy", input, target, reduction)
     lo, hi = (0.0, 1.0) if not p._data.size or _made_by_sigmoid(p) else \
