@@ -1111,8 +1111,7 @@ def norm(x: Tensor, p: float | str = 2, axis: Axis = None, keepdims: bool = Fals
     """The vector p-norm over ``axis`` (all elements when None): (sum |x|^p)^(1/p).
 
     ``p`` may be any positive number, ``"fro"`` (= 2) or ``inf`` (the largest |x|). Like
-    PyTorch's ``torch.norm`` on vectors; the 2-norm's gradient at an all-zero input is NaN here
-    (PyTorch gives 0).
+    PyTorch's ``torch.norm`` on vectors, the gradient at an all-zero input is 0.
     """
     x = as_tensor(x)
     if p == "fro":
@@ -1121,11 +1120,8 @@ def norm(x: Tensor, p: float | str = 2, axis: Axis = None, keepdims: bool = Fals
         raise ValueError(f"norm: p must be a positive number, 'fro' or inf, got {p!r}")
     if p == np.inf:
         return max(abs(x), axis, keepdims)
-    if p == 1:
-        return sum(abs(x), axis, keepdims)
-    if p == 2:
-        return sqrt(sum(x * x, axis, keepdims))
-    return pow(sum(pow(abs(x), float(p)), axis, keepdims), 1.0 / float(p))
+    x = _floating(x)
+    return apply(reduce.Norm, x, p=float(p), axis=_axes("norm", x, axis), keepdims=keepdims)
 
 
 for _name in ("std", "prod", "norm"):
