@@ -3,6 +3,19 @@
 cimport cython
 
 cdef object _ADD, _SUB, _MUL, _DIV
+# True here (cython.compiled): the C shortcuts below replace the Python beside them.
+cdef bint _COMPILED
+
+
+# C helpers of the compiled hot path (csrc/hot.h): each answers what the Python it stands in for
+# would (shape and dtype of exact ndarrays; grad_mode.state of the calling thread).
+cdef extern from "hot.h":
+    int ag_hot_init(object ndarray, object state) except -1
+    bint ag_is_array(object o)
+    bint ag_same_shape(object x, object y)
+    bint ag_same_float(object x, object y, object f32, object f64)
+    object ag_state_get(object name)
+    int ag_state_flag(object name) except -1
 
 
 cdef class TensorBase:
@@ -50,6 +63,12 @@ cdef _apply(op, tuple inputs, dict params)
 @cython.locals(node=Node)
 cdef _apply2(op, TensorBase a, TensorBase b)
 
+@cython.locals(node=Node)
+cdef _apply2_c(op, TensorBase a, TensorBase b)
+
+@cython.locals(node=Node)
+cdef _record_c(op, tuple inputs, dict params, list arrays, bint record)
+
 @cython.locals(t=TensorBase, x=TensorBase)
 cdef _output(out, node, tuple inputs)
 
@@ -71,3 +90,5 @@ cpdef bump_versions(list tensors)
 
 @cython.locals(t=TensorBase)
 cdef bint _same_float(TensorBase a, b)
+
+cdef bint _same_shape(x, y)

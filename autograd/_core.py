@@ -18,6 +18,18 @@ from . import errors as _errors_module
 from .errors import InplaceModificationError, mixed_dtypes_message
 from .grad_mode import state
 
+# The compiled twin takes a few C shortcuts (csrc/hot.h, declared in _core.pxd) where this file
+# spells a fact in Python: an ndarray's shape and dtype read from its C struct instead of built
+# as objects, and the thread's grad_mode.state read from its dict with no threading.local
+# lookup. Each sits under ``if _COMPILED:`` beside the Python it stands for and answers the same;
+# the pure twin runs only the Python (the test is a C constant in the compiled twin, one global
+# read here).
+try:
+    import cython
+    _COMPILED = cython.compiled
+except ImportError:  # the pure twin runs without Cython
+    _COMPILED = False
+
 if TYPE_CHECKING:  # for the operators' annotations only (never imported at run time)
     from .tensor import Tensor
 
@@ -49,6 +61,9 @@ _MUL: Any = None
 _DIV: Any = None
 _NO_PARAMS: dict = {}
 
+if _COMPILED:
+    ag_hot_init(np.ndarray, state)  # noqa: F821 - declared in _core.pxd (csrc/hot.h)
+
 
 def set_tensor_class(cls: type, as_tensor: Any) -> None:
     """Register the class that ``wrap`` instantiates (a subclass of TensorBase) and the
@@ -67,6 +82,8 @@ def set_operators(functional: Any, arith: Any) -> None:
 
 def kernels(module: Any = None) -> Any:
     """The calling thread's kernel provider (``autograd.backend.k`` is this property)."""
+    if _COMPILED:
+        return ag_state_get("k")  # noqa: F821
     return state.k
 
 
@@ -169,6 +186,11 @@ def _same_float(a: Any, b: Any) -> bool:
     if not isinstance(b, TensorBase):
         return False
     t = b
+    if _COMPILED:
+        x = a._data
+        y = t._data
+        if ag_is_array(x) and ag_is_array(y):  # noqa: F821
+            return ag_same_float(x, y, _F32, _F64)  # noqa: F821
     d = a._data.dtype
     return t._data.dtype is d and (d is _F32 or d is _F64)
 
@@ -306,7 +328,7 @@ def _accumulate(t: TensorBase, g: np.ndarray) -> None:
     """Add ``g`` (an array the leaf ``t`` may keep) into ``t.grad``: the first gradient becomes
     ``.grad``, later ones are summed out of place (0-d sums are scalars: kept as arrays). Like
     ``Tensor._update_``, it bumps the version counter of the gradient it changes."""
-    cap = state.capture
+    cap = ag_state_get("capture") if _COMPILED else state.capture  # noqa: F821
     if cap is not None:  # tracing for autograd.compile: replayed live (the .grad it sets)
         cap.live_call(_accumulate_now, (t, g), {})
         return
@@ -320,7 +342,8 @@ def _accumulate_now(t: TensorBase, g: np.ndarray) -> None:
     else:
         # the provider's add: the native one is one C call, 0.08 us less than ndarray's +
         # (same bits: one IEEE addition per element either way)
-        total = state.k.add(grad._data, g)
+        k = ag_state_get("k") if _COMPILED else state.k  # noqa: F821
+        total = k.add(grad._data, g)
         grad._data = total if isinstance(total, _ndarray) else np.asarray(total)
         grad._vc[0] += 1
 
@@ -392,12 +415,13 @@ def kernel_forward(kernel: str, save: str | None = None) -> Any:
     mode = _SAVES[save]
 
     def forward(ctx: Any, x: Any, y: Any = _UNARY) -> Any:
+        k = ag_state_get("k") if _COMPILED else state.k  # noqa: F821
         if y is _UNARY:
-            out = getattr(state.k, kernel)(x)
+            out = getattr(k, kernel)(x)
             if mode:
                 ctx.saved = x if mode == 1 else out
             return out
-        out = getattr(state.k, kernel)(x, y)
+        out = getattr(k, kernel)(x, y)
         if mode:
             ctx.saved = (x, y) if mode == 1 else out
         return out
@@ -442,7 +466,7 @@ def kernel_backward(*grads: Any) -> Any:
                 (g if needs[0] else None, g if needs[1] else None)
         saved = ctx.saved
         env = (g,) + saved if type(saved) is tuple else (g, saved)
-        k = state.k
+        k = ag_state_get("k") if _COMPILED else state.k  # noqa: F821
         d0 = None
         if needs[0]:
             if k0 is None:
@@ -490,6 +514,8 @@ def _apply(op: Any, inputs: tuple, params: dict) -> Any:
                 integer = d
     if integer is not None and dtype is not None:
         _mixed(op, dtype, integer, inputs)
+    if _COMPILED:
+        return _record_c(op, inputs, params, arrays, record)
     if len(arrays) > 1 and op.broadcasting and arrays[0].shape != arrays[1].shape:
         _check_broadcast(op, arrays)
     if not (record and state.grad_enabled):
@@ -503,10 +529,28 @@ def _apply(op: Any, inputs: tuple, params: dict) -> Any:
     return _output(out, node, inputs)
 
 
+def _record_c(op: Any, inputs: tuple, params: dict, arrays: list, record: bool) -> Any:
+    """The rest of ``_apply`` in the compiled twin (never called by the pure one): the same
+    steps, with the shape test and grad_mode.state read in C (see ``_apply2_c``)."""
+    if len(arrays) > 1 and op.broadcasting and not _same_shape(arrays[0], arrays[1]):
+        _check_broadcast(op, arrays)
+    if not (record and ag_state_flag("grad_enabled")):  # noqa: F821
+        return _output(_forward(op, _Scratch(), arrays, params), None, inputs)
+    node = Node.__new__(Node)
+    _record(node, op, inputs)
+    node.params = params
+    out = _forward(op, node, arrays, params)
+    if ag_state_flag("anomaly"):  # noqa: F821
+        node.trace = traceback.extract_stack()
+    return _output(out, node, inputs)
+
+
 def _apply2(op: Any, a: Any, b: Any) -> Any:
     """``_apply`` for the arithmetic operators, whose two Tensors are known to share one float
     dtype (``_same_float``): no dtype loop and no list of arrays, the rest as ``_apply``. The
     per-op path of every ``x * a + b``, so worth its dozen lines (0.1-0.15 us per op)."""
+    if _COMPILED:
+        return _apply2_c(op, a, b)
     x = a._data
     y = b._data
     if x.shape != y.shape:  # + - * / all broadcast
@@ -519,6 +563,27 @@ def _apply2(op: Any, a: Any, b: Any) -> Any:
     out = op.forward(node, x, y)
     if state.anomaly:
         node.trace = traceback.extract_stack()  # origin() shows the frames outside autograd
+    return wrap(out, node)
+
+
+def _apply2_c(op: Any, a: Any, b: Any) -> Any:
+    """``_apply2`` in the compiled twin (never called by the pure one): the same steps, with
+    the shape test read from the arrays' C structs and grad_mode.state from the thread's dict
+    (csrc/hot.h) instead of two shape tuples and two threading.local lookups."""
+    x = a._data
+    y = b._data
+    if not (ag_is_array(x) and ag_is_array(y) and ag_same_shape(x, y)):  # noqa: F821
+        if x.shape != y.shape:
+            _check_broadcast(op, [x, y])
+    if not ((a._requires_grad or b._requires_grad)
+            and ag_state_flag("grad_enabled")):  # noqa: F821
+        return wrap(op.forward(_Scratch(), x, y), None)
+    node = Node.__new__(Node)
+    _record(node, op, (a, b))
+    node.params = _NO_PARAMS
+    out = op.forward(node, x, y)
+    if ag_state_flag("anomaly"):  # noqa: F821
+        node.trace = traceback.extract_stack()
     return wrap(out, node)
 
 
@@ -555,6 +620,13 @@ def _output(out: Any, node: Any, inputs: tuple) -> Any:
             if base is a or base is a.base:
                 t._vc = x._vc
     return t
+
+
+def _same_shape(x: Any, y: Any) -> bool:
+    """``x.shape == y.shape``; in the compiled twin read from exact ndarrays' C structs."""
+    if ag_is_array(x) and ag_is_array(y):  # noqa: F821
+        return ag_same_shape(x, y)  # noqa: F821
+    return x.shape == y.shape
 
 
 def _mixed(op: Any, dtype: np.dtype, other: np.dtype, inputs: tuple = ()) -> None:

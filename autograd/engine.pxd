@@ -3,6 +3,17 @@
 cimport cython
 from autograd._ccore cimport Node, TensorBase
 
+# True here (cython.compiled): the C shortcuts below replace the Python beside them.
+cdef bint _COMPILED
+
+# The C helpers of csrc/hot.h (as in _core.pxd; this module has its own copy of their state).
+cdef extern from "hot.h":
+    int ag_hot_init(object ndarray, object state) except -1
+    bint ag_is_array(object o)
+    bint ag_same_shape(object x, object y)
+    object ag_state_get(object name)
+    int ag_state_flag(object name) except -1
+
 
 @cython.locals(node=Node, child=Node, t=TensorBase, slots=dict, slot=list, order=list,
                ready=list, left=Py_ssize_t)
