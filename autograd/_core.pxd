@@ -63,7 +63,32 @@ cdef _apply(op, tuple inputs, dict params)
 @cython.locals(node=Node)
 cdef _apply2(op, TensorBase a, TensorBase b)
 
+@cython.final
+cdef class _DeclaredForward:
+    cdef str kernel
+    cdef int mode
+    cdef readonly tuple declared_kernels
+    cdef run(self, ctx, x, y)
+
+
+@cython.final
+cdef class _DeclaredBackward:
+    cdef Py_ssize_t n, i0, j0, i1, j1
+    cdef object k0, k1
+    cdef bint same
+    cdef readonly tuple declared_kernels
+    @cython.locals(node=Node)
+    cdef tuple run(self, ctx, g)
+
+
+cdef _kernel_on(k, kernel, g, saved, Py_ssize_t i, Py_ssize_t j)
+
+cdef _env(g, saved, Py_ssize_t i)
+
 @cython.locals(node=Node)
+cdef _save(ctx, value)
+
+@cython.locals(node=Node, forward=_DeclaredForward)
 cdef _apply2_c(op, TensorBase a, TensorBase b)
 
 @cython.locals(node=Node)
@@ -74,6 +99,9 @@ cdef _output(out, node, tuple inputs)
 
 @cython.locals(n=Py_ssize_t)
 cdef _forward(op, ctx, list arrays, dict params)
+
+@cython.locals(n=Py_ssize_t, forward=_DeclaredForward)
+cdef _forward_c(op, ctx, list arrays, dict params)
 
 cpdef tuple pair(a, b)
 

@@ -413,15 +413,16 @@ def kernel_forward(kernel: str, save: str | None = None) -> Any:
         raise ValueError(f"kernel_forward({kernel!r}): save={save!r}, expected None, 'inputs' "
                          f"or 'output'")
     mode = _SAVES[save]
+    if _COMPILED:
+        return _DeclaredForward(kernel, mode)
 
     def forward(ctx: Any, x: Any, y: Any = _UNARY) -> Any:
-        k = ag_state_get("k") if _COMPILED else state.k  # noqa: F821
         if y is _UNARY:
-            out = getattr(k, kernel)(x)
+            out = getattr(state.k, kernel)(x)
             if mode:
                 ctx.saved = x if mode == 1 else out
             return out
-        out = getattr(k, kernel)(x, y)
+        out = getattr(state.k, kernel)(x, y)
         if mode:
             ctx.saved = (x, y) if mode == 1 else out
         return out
@@ -458,6 +459,9 @@ def kernel_backward(*grads: Any) -> Any:
     k0, i0, j0 = fields[0]
     k1, i1, j1 = fields[1] if n == 2 else (None, 0, -1)
     same = k0 is None and k1 is None  # every gradient is g itself (add)
+    declared = tuple(f[0] for f in fields if f[0] is not None)
+    if _COMPILED:
+        return _DeclaredBackward(n, k0, i0, j0, k1, i1, j1, declared)
 
     def backward(ctx: Any, g: Any) -> tuple:
         needs = ctx.needs
@@ -466,7 +470,7 @@ def kernel_backward(*grads: Any) -> Any:
                 (g if needs[0] else None, g if needs[1] else None)
         saved = ctx.saved
         env = (g,) + saved if type(saved) is tuple else (g, saved)
-        k = ag_state_get("k") if _COMPILED else state.k  # noqa: F821
+        k = state.k
         d0 = None
         if needs[0]:
             if k0 is None:
@@ -487,9 +491,115 @@ def kernel_backward(*grads: Any) -> Any:
                 d1 = getattr(k, k1)(env[i1], env[j1])
         return (d0, d1)
 
-    backward.declared_kernels = tuple(f[0] for f in fields if f[0] is not None)
+    backward.declared_kernels = declared
     backward.__doc__ = f"The declared gradient: {grads!r} per input."
     return backward
+
+
+# The compiled twin's declared rows. There ``kernel_forward``/``kernel_backward`` return these
+# objects instead of the closures above (the pure twin never makes one): the same kernels of the
+# thread's provider on the same arguments in the same order, so the same bits, but run by C
+# methods (``run``) that ``apply`` and the compiled engine call directly: no Python call, no
+# argument tuple, and ctx's fields read from the Node struct. Called from Python (a
+# create_graph backward reruns a row on Tensors) they do the same through ``__call__``.
+class _DeclaredForward:
+    """A declared forward (see ``kernel_forward``): its kernel applied to one or two arrays."""
+
+    def __init__(self, kernel: str, mode: int):
+        self.kernel = kernel
+        self.mode = mode
+        self.declared_kernels = (kernel,)
+
+    def __call__(self, ctx: Any, x: Any, y: Any = _UNARY) -> Any:
+        return self.run(ctx, x, y)
+
+    def run(self, ctx: Any, x: Any, y: Any) -> Any:
+        fn = getattr(ag_state_get("k"), self.kernel)  # noqa: F821
+        if y is _UNARY:
+            out = fn(x)
+            if self.mode:
+                _save(ctx, x if self.mode == 1 else out)
+            return out
+        out = fn(x, y)
+        if self.mode:
+            _save(ctx, (x, y) if self.mode == 1 else out)
+        return out
+
+
+class _DeclaredBackward:
+    """A declared gradient (see ``kernel_backward``): per input, g itself or one kernel on the
+    symbols G, X, Y, OUT; None where ``ctx.needs`` says the input wants none."""
+
+    def __init__(self, n: int, k0: Any, i0: int, j0: int, k1: Any, i1: int, j1: int,
+                 declared: tuple):
+        self.n = n
+        self.k0, self.i0, self.j0 = k0, i0, j0
+        self.k1, self.i1, self.j1 = k1, i1, j1
+        self.same = k0 is None and k1 is None
+        self.declared_kernels = declared
+
+    def __call__(self, ctx: Any, g: Any) -> tuple:
+        return self.run(ctx, g)
+
+    def run(self, ctx: Any, g: Any) -> tuple:
+        if type(ctx) is Node:
+            node = ctx
+            needs = node.needs
+            saved = node.saved
+        else:  # gradients.py's _Ctx
+            needs = ctx.needs
+            saved = ctx.saved
+        if self.same:
+            if self.n == 1:
+                return (g if needs[0] else None,)
+            return (g if needs[0] else None, g if needs[1] else None)
+        k = None
+        d0 = None
+        if needs[0]:
+            if self.k0 is None:
+                d0 = g
+            else:
+                k = ag_state_get("k")  # noqa: F821
+                d0 = _kernel_on(k, self.k0, g, saved, self.i0, self.j0)
+        if self.n == 1:
+            return (d0,)
+        d1 = None
+        if needs[1]:
+            if self.k1 is None:
+                d1 = g
+            else:
+                if k is None:
+                    k = ag_state_get("k")  # noqa: F821
+                d1 = _kernel_on(k, self.k1, g, saved, self.i1, self.j1)
+        return (d0, d1)
+
+
+def _kernel_on(k: Any, kernel: str, g: Any, saved: Any, i: int, j: int) -> Any:
+    """Kernel ``kernel`` of provider ``k`` on the symbols at ``i`` and ``j`` (-1: none) of
+    the closure's ``env``, (g,) + saved or (g, saved), read without building that tuple."""
+    fn = getattr(k, kernel)
+    if j < 0:
+        return fn(_env(g, saved, i))
+    return fn(_env(g, saved, i), _env(g, saved, j))
+
+
+def _env(g: Any, saved: Any, i: int) -> Any:
+    if i == 0:
+        return g
+    if type(saved) is tuple:
+        return saved[i - 1]
+    if i == 1:
+        return saved
+    raise IndexError("tuple index out of range")  # as env[2] of (g, saved)
+
+
+def _save(ctx: Any, value: Any) -> None:
+    """``ctx.saved = value``, into the Node struct when ctx is a Node."""
+    if type(ctx) is Node:
+        node = ctx
+        node.saved = value
+    else:
+        ctx.saved = value
 
 
 def _apply(op: Any, inputs: tuple, params: dict) -> Any:
@@ -535,11 +645,11 @@ def _record_c(op: Any, inputs: tuple, params: dict, arrays: list, record: bool) 
     if len(arrays) > 1 and op.broadcasting and not _same_shape(arrays[0], arrays[1]):
         _check_broadcast(op, arrays)
     if not (record and ag_state_flag("grad_enabled")):  # noqa: F821
-        return _output(_forward(op, _Scratch(), arrays, params), None, inputs)
+        return _output(_forward_c(op, _Scratch(), arrays, params), None, inputs)
     node = Node.__new__(Node)
     _record(node, op, inputs)
     node.params = params
-    out = _forward(op, node, arrays, params)
+    out = _forward_c(op, node, arrays, params)
     if ag_state_flag("anomaly"):  # noqa: F821
         node.trace = traceback.extract_stack()
     return _output(out, node, inputs)
@@ -575,13 +685,21 @@ def _apply2_c(op: Any, a: Any, b: Any) -> Any:
     if not (ag_is_array(x) and ag_is_array(y) and ag_same_shape(x, y)):  # noqa: F821
         if x.shape != y.shape:
             _check_broadcast(op, [x, y])
+    f = op.forward
     if not ((a._requires_grad or b._requires_grad)
             and ag_state_flag("grad_enabled")):  # noqa: F821
-        return wrap(op.forward(_Scratch(), x, y), None)
+        if type(f) is _DeclaredForward:
+            forward = f
+            return wrap(forward.run(_Scratch(), x, y), None)
+        return wrap(f(_Scratch(), x, y), None)
     node = Node.__new__(Node)
     _record(node, op, (a, b))
     node.params = _NO_PARAMS
-    out = op.forward(node, x, y)
+    if type(f) is _DeclaredForward:
+        forward = f
+        out = forward.run(node, x, y)
+    else:
+        out = f(node, x, y)
     if ag_state_flag("anomaly"):  # noqa: F821
         node.trace = traceback.extract_stack()
     return wrap(out, node)
@@ -606,6 +724,20 @@ def _forward(op: Any, ctx: Any, arrays: list, params: dict) -> Any:
     if n == 1:
         return f(ctx, arrays[0], **params)
     return f(ctx, *arrays, **params)
+
+
+def _forward_c(op: Any, ctx: Any, arrays: list, params: dict) -> Any:
+    """``_forward`` in the compiled twin: a declared forward on one or two arrays runs its C
+    method; anything else (a written forward, keyword parameters) goes through ``_forward``."""
+    f = op.forward
+    if type(f) is _DeclaredForward and not params:
+        forward = f
+        n = len(arrays)
+        if n == 1:
+            return forward.run(ctx, arrays[0], _UNARY)
+        if n == 2:
+            return forward.run(ctx, arrays[0], arrays[1])
+    return _forward(op, ctx, arrays, params)
 
 
 def _output(out: Any, node: Any, inputs: tuple) -> Any:

@@ -1,7 +1,7 @@
 # C declarations for the compiled twin of engine.py (autograd._cengine): the graph's nodes and
 # tensors are the C structs of autograd._ccore, so the walk reads their fields directly.
 cimport cython
-from autograd._ccore cimport Node, TensorBase
+from autograd._ccore cimport Node, TensorBase, _DeclaredBackward
 
 # True here (cython.compiled): the C shortcuts below replace the Python beside them.
 cdef bint _COMPILED
@@ -24,5 +24,5 @@ cpdef dict _slots(root)
 
 @cython.locals(top=Node, node=Node, child=Node, t=TensorBase, slots=dict, slot=list,
                handed=set, ready=list, i=Py_ssize_t, left=Py_ssize_t, anomaly=bint,
-               hooked=bint, inputs=tuple, needs=tuple)
+               hooked=bint, inputs=tuple, needs=tuple, declared=_DeclaredBackward)
 cpdef _propagate(root, grad, retain_graph)

@@ -152,7 +152,12 @@ def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
             node.check_versions()
             if hooked and id(node) in node_hooks:
                 g = _hooks.run_pre(node_hooks[id(node)], g)
-            grads = node.op.backward(node, g)
+            backward = node.op.backward
+            if _COMPILED and type(backward) is _DeclaredBackward:  # noqa: F821
+                declared = backward  # a declared row: its C method, no Python call
+                grads = declared.run(node, g)
+            else:
+                grads = backward(node, g)
             if anomaly:
                 _check_finite(node, grads)
         inputs = node.inputs
