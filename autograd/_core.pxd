@@ -16,6 +16,8 @@ cdef extern from "hot.h":
     bint ag_same_float(object x, object y, object f32, object f64)
     object ag_state_get(object name)
     int ag_state_flag(object name) except -1
+    object ag_new(object base, object cls)
+    object ag_kernel(object k, object name)
 
 
 cdef class TensorBase:

@@ -69,6 +69,8 @@ def set_tensor_class(cls: type, as_tensor: Any) -> None:
     """Register the class that ``wrap`` instantiates (a subclass of TensorBase) and the
     function that turns other operands into one (``as_tensor(data, like=None)``)."""
     global _Tensor, _as_tensor
+    if not (isinstance(cls, type) and issubclass(cls, TensorBase)):
+        raise TypeError(f"set_tensor_class: {cls!r} is not a subclass of TensorBase")
     _Tensor = cls
     _as_tensor = as_tensor
 
@@ -222,7 +224,10 @@ def wrap(array: Any, node: Any = None) -> Any:
         # .numpy(), in-place updates and .grad behave the same at every rank.
         cap = state.capture
         array = np.asarray(array) if cap is None else cap.asarray(array)
-    t = TensorBase.__new__(_Tensor)
+    if _COMPILED:  # TensorBase's tp_new, called directly (set_tensor_class checked _Tensor)
+        t = ag_new(TensorBase, _Tensor)  # noqa: F821
+    else:
+        t = TensorBase.__new__(_Tensor)
     t._data = array
     t._node = node
     t._requires_grad = node is not None
@@ -342,8 +347,10 @@ def _accumulate_now(t: TensorBase, g: np.ndarray) -> None:
     else:
         # the provider's add: the native one is one C call, 0.08 us less than ndarray's +
         # (same bits: one IEEE addition per element either way)
-        k = ag_state_get("k") if _COMPILED else state.k  # noqa: F821
-        total = k.add(grad._data, g)
+        if _COMPILED:
+            total = ag_kernel(ag_state_get("k"), "add")(grad._data, g)  # noqa: F821
+        else:
+            total = state.k.add(grad._data, g)
         grad._data = total if isinstance(total, _ndarray) else np.asarray(total)
         grad._vc[0] += 1
 
@@ -514,7 +521,7 @@ class _DeclaredForward:
         return self.run(ctx, x, y)
 
     def run(self, ctx: Any, x: Any, y: Any) -> Any:
-        fn = getattr(ag_state_get("k"), self.kernel)  # noqa: F821
+        fn = ag_kernel(ag_state_get("k"), self.kernel)  # noqa: F821
         if y is _UNARY:
             out = fn(x)
             if self.mode:
@@ -577,7 +584,7 @@ class _DeclaredBackward:
 def _kernel_on(k: Any, kernel: str, g: Any, saved: Any, i: int, j: int) -> Any:
     """Kernel ``kernel`` of provider ``k`` on the symbols at ``i`` and ``j`` (-1: none) of
     the closure's ``env``, (g,) + saved or (g, saved), read without building that tuple."""
-    fn = getattr(k, kernel)
+    fn = ag_kernel(k, kernel)  # noqa: F821
     if j < 0:
         return fn(_env(g, saved, i))
     return fn(_env(g, saved, i), _env(g, saved, j))
@@ -645,7 +652,8 @@ def _record_c(op: Any, inputs: tuple, params: dict, arrays: list, record: bool) 
     if len(arrays) > 1 and op.broadcasting and not _same_shape(arrays[0], arrays[1]):
         _check_broadcast(op, arrays)
     if not (record and ag_state_flag("grad_enabled")):  # noqa: F821
-        return _output(_forward_c(op, _Scratch(), arrays, params), None, inputs)
+        return _output(_forward_c(op, _Scratch.__new__(_Scratch), arrays, params), None,
+                       inputs)
     node = Node.__new__(Node)
     _record(node, op, inputs)
     node.params = params
@@ -690,8 +698,8 @@ def _apply2_c(op: Any, a: Any, b: Any) -> Any:
             and ag_state_flag("grad_enabled")):  # noqa: F821
         if type(f) is _DeclaredForward:
             forward = f
-            return wrap(forward.run(_Scratch(), x, y), None)
-        return wrap(f(_Scratch(), x, y), None)
+            return wrap(forward.run(_Scratch.__new__(_Scratch), x, y), None)
+        return wrap(f(_Scratch.__new__(_Scratch), x, y), None)
     node = Node.__new__(Node)
     _record(node, op, (a, b))
     node.params = _NO_PARAMS

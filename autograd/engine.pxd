@@ -13,6 +13,7 @@ cdef extern from "hot.h":
     bint ag_same_shape(object x, object y)
     object ag_state_get(object name)
     int ag_state_flag(object name) except -1
+    object ag_kernel(object k, object name)
 
 
 @cython.locals(node=Node, child=Node, t=TensorBase, slots=dict, slot=list, order=list,

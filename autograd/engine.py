@@ -201,9 +201,10 @@ def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
                 prev = slot[1]
                 if prev is None:
                     slot[1] = gi
+                elif _COMPILED:
+                    slot[1] = ag_kernel(ag_state_get("k"), "add")(prev, gi)  # noqa: F821
                 else:
-                    k = ag_state_get("k") if _COMPILED else state.k  # noqa: F821
-                    slot[1] = k.add(prev, gi)
+                    slot[1] = state.k.add(prev, gi)
             left = slot[0] - 1
             slot[0] = left
             if left == 0:
