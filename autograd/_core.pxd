@@ -3,6 +3,10 @@
 cimport cython
 
 cdef object _ADD, _SUB, _MUL, _DIV
+# C globals: read on every op without a module dictionary lookup.
+cdef object _Tensor, _ndarray, _UNARY
+cdef tuple _NEEDS1, _NEEDS2
+cdef dict _NO_PARAMS
 # True here (cython.compiled): the C shortcuts below replace the Python beside them.
 cdef bint _COMPILED
 
