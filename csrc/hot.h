@@ -75,7 +75,9 @@ static inline int ag_same_float(PyObject* x, PyObject* y, PyObject* f32, PyObjec
 // threading.local keeps one dict per thread for the thread's life. It is cached for the thread
 // that asked last, recognised by its PyThreadState id, which CPython never reuses (a thread
 // ident can be reused once its thread ends). Reading the dict itself, not values copied from
-// it, means no write to the state ever needs to tell this cache.
+// it, means no write to the state ever needs to tell this cache. The cached dict is kept alive
+// until another thread reads (a finished thread's dict, with its flags and provider, outlives
+// the thread by that long; a dead thread's dict is never read: its id does not come back).
 static inline PyObject* ag_state_dict(void) {
   const uint64_t id = PyThreadState_GetID(PyThreadState_Get());
   if (id == ag_thread_id && ag_thread_dict) return ag_thread_dict;
