@@ -3,6 +3,25 @@
 cimport cython
 
 cdef object _ADD, _SUB, _MUL, _DIV
+# C globals: read on every op without a module dictionary lookup.
+cdef object _Tensor, _ndarray, _UNARY
+cdef tuple _NEEDS1, _NEEDS2
+cdef dict _NO_PARAMS
+# True here (cython.compiled): the C shortcuts below replace the Python beside them.
+cdef bint _COMPILED
+
+
+# C helpers of the compiled hot path (csrc/hot.h): each answers what the Python it stands in for
+# would (shape and dtype of exact ndarrays; grad_mode.state of the calling thread).
+cdef extern from "hot.h":
+    int ag_hot_init(object ndarray, object state) except -1
+    bint ag_is_array(object o)
+    bint ag_same_shape(object x, object y)
+    bint ag_same_float(object x, object y, object f32, object f64)
+    object ag_state_get(object name)
+    int ag_state_flag(object name) except -1
+    object ag_new(object base, object cls)
+    object ag_kernel(object k, object name)
 
 
 cdef class TensorBase:
@@ -50,11 +69,45 @@ cdef _apply(op, tuple inputs, dict params)
 @cython.locals(node=Node)
 cdef _apply2(op, TensorBase a, TensorBase b)
 
+@cython.final
+cdef class _DeclaredForward:
+    cdef str kernel
+    cdef int mode
+    cdef readonly tuple declared_kernels
+    cdef run(self, ctx, x, y)
+
+
+@cython.final
+cdef class _DeclaredBackward:
+    cdef Py_ssize_t n, i0, j0, i1, j1
+    cdef object k0, k1
+    cdef bint same
+    cdef readonly tuple declared_kernels
+    @cython.locals(node=Node)
+    cdef tuple run(self, ctx, g)
+
+
+cdef _kernel_on(k, kernel, g, saved, Py_ssize_t i, Py_ssize_t j)
+
+cdef _env(g, saved, Py_ssize_t i)
+
+@cython.locals(node=Node)
+cdef _save(ctx, value)
+
+@cython.locals(node=Node, forward=_DeclaredForward)
+cdef _apply2_c(op, TensorBase a, TensorBase b)
+
+@cython.locals(node=Node)
+cdef _record_c(op, tuple inputs, dict params, list arrays, bint record)
+
 @cython.locals(t=TensorBase, x=TensorBase)
 cdef _output(out, node, tuple inputs)
 
 @cython.locals(n=Py_ssize_t)
 cdef _forward(op, ctx, list arrays, dict params)
+
+@cython.locals(n=Py_ssize_t, forward=_DeclaredForward)
+cdef _forward_c(op, ctx, list arrays, dict params)
 
 cpdef tuple pair(a, b)
 
@@ -71,3 +124,5 @@ cpdef bump_versions(list tensors)
 
 @cython.locals(t=TensorBase)
 cdef bint _same_float(TensorBase a, b)
+
+cdef bint _same_shape(x, y)

@@ -18,6 +18,18 @@ from . import errors as _errors_module
 from .errors import InplaceModificationError, mixed_dtypes_message
 from .grad_mode import state
 
+# The compiled twin takes a few C shortcuts (csrc/hot.h, declared in _core.pxd) where this file
+# spells a fact in Python: an ndarray's shape and dtype read from its C struct instead of built
+# as objects, and the thread's grad_mode.state read from its dict with no threading.local
+# lookup. Each sits under ``if _COMPILED:`` beside the Python it stands for and answers the same;
+# the pure twin runs only the Python (the test is a C constant in the compiled twin, one global
+# read here).
+try:
+    import cython
+    _COMPILED = cython.compiled
+except ImportError:  # the pure twin runs without Cython
+    _COMPILED = False
+
 if TYPE_CHECKING:  # for the operators' annotations only (never imported at run time)
     from .tensor import Tensor
 
@@ -49,11 +61,16 @@ _MUL: Any = None
 _DIV: Any = None
 _NO_PARAMS: dict = {}
 
+if _COMPILED:
+    ag_hot_init(np.ndarray, state)  # noqa: F821 - declared in _core.pxd (csrc/hot.h)
+
 
 def set_tensor_class(cls: type, as_tensor: Any) -> None:
     """Register the class that ``wrap`` instantiates (a subclass of TensorBase) and the
     function that turns other operands into one (``as_tensor(data, like=None)``)."""
     global _Tensor, _as_tensor
+    if not (isinstance(cls, type) and issubclass(cls, TensorBase)):
+        raise TypeError(f"set_tensor_class: {cls!r} is not a subclass of TensorBase")
     _Tensor = cls
     _as_tensor = as_tensor
 
@@ -67,6 +84,8 @@ def set_operators(functional: Any, arith: Any) -> None:
 
 def kernels(module: Any = None) -> Any:
     """The calling thread's kernel provider (``autograd.backend.k`` is this property)."""
+    if _COMPILED:
+        return ag_state_get("k")  # noqa: F821
     return state.k
 
 
@@ -169,6 +188,11 @@ def _same_float(a: Any, b: Any) -> bool:
     if not isinstance(b, TensorBase):
         return False
     t = b
+    if _COMPILED:
+        x = a._data
+        y = t._data
+        if ag_is_array(x) and ag_is_array(y):  # noqa: F821
+            return ag_same_float(x, y, _F32, _F64)  # noqa: F821
     d = a._data.dtype
     return t._data.dtype is d and (d is _F32 or d is _F64)
 
@@ -200,7 +224,10 @@ def wrap(array: Any, node: Any = None) -> Any:
         # .numpy(), in-place updates and .grad behave the same at every rank.
         cap = state.capture
         array = np.asarray(array) if cap is None else cap.asarray(array)
-    t = TensorBase.__new__(_Tensor)
+    if _COMPILED:  # TensorBase's tp_new, called directly (set_tensor_class checked _Tensor)
+        t = ag_new(TensorBase, _Tensor)  # noqa: F821
+    else:
+        t = TensorBase.__new__(_Tensor)
     t._data = array
     t._node = node
     t._requires_grad = node is not None
@@ -306,7 +333,7 @@ def _accumulate(t: TensorBase, g: np.ndarray) -> None:
     """Add ``g`` (an array the leaf ``t`` may keep) into ``t.grad``: the first gradient becomes
     ``.grad``, later ones are summed out of place (0-d sums are scalars: kept as arrays). Like
     ``Tensor._update_``, it bumps the version counter of the gradient it changes."""
-    cap = state.capture
+    cap = ag_state_get("capture") if _COMPILED else state.capture  # noqa: F821
     if cap is not None:  # tracing for autograd.compile: replayed live (the .grad it sets)
         cap.live_call(_accumulate_now, (t, g), {})
         return
@@ -320,7 +347,10 @@ def _accumulate_now(t: TensorBase, g: np.ndarray) -> None:
     else:
         # the provider's add: the native one is one C call, 0.08 us less than ndarray's +
         # (same bits: one IEEE addition per element either way)
-        total = state.k.add(grad._data, g)
+        if _COMPILED:
+            total = ag_kernel(ag_state_get("k"), "add")(grad._data, g)  # noqa: F821
+        else:
+            total = state.k.add(grad._data, g)
         grad._data = total if isinstance(total, _ndarray) else np.asarray(total)
         grad._vc[0] += 1
 
@@ -390,6 +420,8 @@ def kernel_forward(kernel: str, save: str | None = None) -> Any:
         raise ValueError(f"kernel_forward({kernel!r}): save={save!r}, expected None, 'inputs' "
                          f"or 'output'")
     mode = _SAVES[save]
+    if _COMPILED:
+        return _DeclaredForward(kernel, mode)
 
     def forward(ctx: Any, x: Any, y: Any = _UNARY) -> Any:
         if y is _UNARY:
@@ -434,6 +466,9 @@ def kernel_backward(*grads: Any) -> Any:
     k0, i0, j0 = fields[0]
     k1, i1, j1 = fields[1] if n == 2 else (None, 0, -1)
     same = k0 is None and k1 is None  # every gradient is g itself (add)
+    declared = tuple(f[0] for f in fields if f[0] is not None)
+    if _COMPILED:
+        return _DeclaredBackward(n, k0, i0, j0, k1, i1, j1, declared)
 
     def backward(ctx: Any, g: Any) -> tuple:
         needs = ctx.needs
@@ -463,9 +498,115 @@ def kernel_backward(*grads: Any) -> Any:
                 d1 = getattr(k, k1)(env[i1], env[j1])
         return (d0, d1)
 
-    backward.declared_kernels = tuple(f[0] for f in fields if f[0] is not None)
+    backward.declared_kernels = declared
     backward.__doc__ = f"The declared gradient: {grads!r} per input."
     return backward
+
+
+# The compiled twin's declared rows. There ``kernel_forward``/``kernel_backward`` return these
+# objects instead of the closures above (the pure twin never makes one): the same kernels of the
+# thread's provider on the same arguments in the same order, so the same bits, but run by C
+# methods (``run``) that ``apply`` and the compiled engine call directly: no Python call, no
+# argument tuple, and ctx's fields read from the Node struct. Called from Python (a
+# create_graph backward reruns a row on Tensors) they do the same through ``__call__``.
+class _DeclaredForward:
+    """A declared forward (see ``kernel_forward``): its kernel applied to one or two arrays."""
+
+    def __init__(self, kernel: str, mode: int):
+        self.kernel = kernel
+        self.mode = mode
+        self.declared_kernels = (kernel,)
+
+    def __call__(self, ctx: Any, x: Any, y: Any = _UNARY) -> Any:
+        return self.run(ctx, x, y)
+
+    def run(self, ctx: Any, x: Any, y: Any) -> Any:
+        fn = ag_kernel(ag_state_get("k"), self.kernel)  # noqa: F821
+        if y is _UNARY:
+            out = fn(x)
+            if self.mode:
+                _save(ctx, x if self.mode == 1 else out)
+            return out
+        out = fn(x, y)
+        if self.mode:
+            _save(ctx, (x, y) if self.mode == 1 else out)
+        return out
+
+
+class _DeclaredBackward:
+    """A declared gradient (see ``kernel_backward``): per input, g itself or one kernel on the
+    symbols G, X, Y, OUT; None where ``ctx.needs`` says the input wants none."""
+
+    def __init__(self, n: int, k0: Any, i0: int, j0: int, k1: Any, i1: int, j1: int,
+                 declared: tuple):
+        self.n = n
+        self.k0, self.i0, self.j0 = k0, i0, j0
+        self.k1, self.i1, self.j1 = k1, i1, j1
+        self.same = k0 is None and k1 is None
+        self.declared_kernels = declared
+
+    def __call__(self, ctx: Any, g: Any) -> tuple:
+        return self.run(ctx, g)
+
+    def run(self, ctx: Any, g: Any) -> tuple:
+        if type(ctx) is Node:
+            node = ctx
+            needs = node.needs
+            saved = node.saved
+        else:  # gradients.py's _Ctx
+            needs = ctx.needs
+            saved = ctx.saved
+        if self.same:
+            if self.n == 1:
+                return (g if needs[0] else None,)
+            return (g if needs[0] else None, g if needs[1] else None)
+        k = None
+        d0 = None
+        if needs[0]:
+            if self.k0 is None:
+                d0 = g
+            else:
+                k = ag_state_get("k")  # noqa: F821
+                d0 = _kernel_on(k, self.k0, g, saved, self.i0, self.j0)
+        if self.n == 1:
+            return (d0,)
+        d1 = None
+        if needs[1]:
+            if self.k1 is None:
+                d1 = g
+            else:
+                if k is None:
+                    k = ag_state_get("k")  # noqa: F821
+                d1 = _kernel_on(k, self.k1, g, saved, self.i1, self.j1)
+        return (d0, d1)
+
+
+def _kernel_on(k: Any, kernel: str, g: Any, saved: Any, i: int, j: int) -> Any:
+    """Kernel ``kernel`` of provider ``k`` on the symbols at ``i`` and ``j`` (-1: none) of
+    the closure's ``env``, (g,) + saved or (g, saved), read without building that tuple."""
+    fn = ag_kernel(k, kernel)  # noqa: F821
+    if j < 0:
+        return fn(_env(g, saved, i))
+    return fn(_env(g, saved, i), _env(g, saved, j))
+
+
+def _env(g: Any, saved: Any, i: int) -> Any:
+    if i == 0:
+        return g
+    if type(saved) is tuple:
+        return saved[i - 1]
+    if i == 1:
+        return saved
+    raise IndexError("tuple index out of range")  # as env[2] of (g, saved)
+
+
+def _save(ctx: Any, value: Any) -> None:
+    """``ctx.saved = value``, into the Node struct when ctx is a Node."""
+    if type(ctx) is Node:
+        node = ctx
+        node.saved = value
+    else:
+        ctx.saved = value
 
 
 def _apply(op: Any, inputs: tuple, params: dict) -> Any:
@@ -490,6 +631,8 @@ def _apply(op: Any, inputs: tuple, params: dict) -> Any:
                 integer = d
     if integer is not None and dtype is not None:
         _mixed(op, dtype, integer, inputs)
+    if _COMPILED:
+        return _record_c(op, inputs, params, arrays, record)
     if len(arrays) > 1 and op.broadcasting and arrays[0].shape != arrays[1].shape:
         _check_broadcast(op, arrays)
     if not (record and state.grad_enabled):
@@ -503,10 +646,29 @@ def _apply(op: Any, inputs: tuple, params: dict) -> Any:
     return _output(out, node, inputs)
 
 
+def _record_c(op: Any, inputs: tuple, params: dict, arrays: list, record: bool) -> Any:
+    """The rest of ``_apply`` in the compiled twin (never called by the pure one): the same
+    steps, with the shape test and grad_mode.state read in C (see ``_apply2_c``)."""
+    if len(arrays) > 1 and op.broadcasting and not _same_shape(arrays[0], arrays[1]):
+        _check_broadcast(op, arrays)
+    if not (record and ag_state_flag("grad_enabled")):  # noqa: F821
+        return _output(_forward_c(op, _Scratch.__new__(_Scratch), arrays, params), None,
+                       inputs)
+    node = Node.__new__(Node)
+    _record(node, op, inputs)
+    node.params = params
+    out = _forward_c(op, node, arrays, params)
+    if ag_state_flag("anomaly"):  # noqa: F821
+        node.trace = traceback.extract_stack()
+    return _output(out, node, inputs)
+
+
 def _apply2(op: Any, a: Any, b: Any) -> Any:
     """``_apply`` for the arithmetic operators, whose two Tensors are known to share one float
     dtype (``_same_float``): no dtype loop and no list of arrays, the rest as ``_apply``. The
     per-op path of every ``x * a + b``, so worth its dozen lines (0.1-0.15 us per op)."""
+    if _COMPILED:
+        return _apply2_c(op, a, b)
     x = a._data
     y = b._data
     if x.shape != y.shape:  # + - * / all broadcast
@@ -519,6 +681,35 @@ def _apply2(op: Any, a: Any, b: Any) -> Any:
     out = op.forward(node, x, y)
     if state.anomaly:
         node.trace = traceback.extract_stack()  # origin() shows the frames outside autograd
+    return wrap(out, node)
+
+
+def _apply2_c(op: Any, a: Any, b: Any) -> Any:
+    """``_apply2`` in the compiled twin (never called by the pure one): the same steps, with
+    the shape test read from the arrays' C structs and grad_mode.state from the thread's dict
+    (csrc/hot.h) instead of two shape tuples and two threading.local lookups."""
+    x = a._data
+    y = b._data
+    if not (ag_is_array(x) and ag_is_array(y) and ag_same_shape(x, y)):  # noqa: F821
+        if x.shape != y.shape:
+            _check_broadcast(op, [x, y])
+    f = op.forward
+    if not ((a._requires_grad or b._requires_grad)
+            and ag_state_flag("grad_enabled")):  # noqa: F821
+        if type(f) is _DeclaredForward:
+            forward = f
+            return wrap(forward.run(_Scratch.__new__(_Scratch), x, y), None)
+        return wrap(f(_Scratch.__new__(_Scratch), x, y), None)
+    node = Node.__new__(Node)
+    _record(node, op, (a, b))
+    node.params = _NO_PARAMS
+    if type(f) is _DeclaredForward:
+        forward = f
+        out = forward.run(node, x, y)
+    else:
+        out = f(node, x, y)
+    if ag_state_flag("anomaly"):  # noqa: F821
+        node.trace = traceback.extract_stack()
     return wrap(out, node)
 
 
@@ -543,6 +734,20 @@ def _forward(op: Any, ctx: Any, arrays: list, params: dict) -> Any:
     return f(ctx, *arrays, **params)
 
 
+def _forward_c(op: Any, ctx: Any, arrays: list, params: dict) -> Any:
+    """``_forward`` in the compiled twin: a declared forward on one or two arrays runs its C
+    method; anything else (a written forward, keyword parameters) goes through ``_forward``."""
+    f = op.forward
+    if type(f) is _DeclaredForward and not params:
+        forward = f
+        n = len(arrays)
+        if n == 1:
+            return forward.run(ctx, arrays[0], _UNARY)
+        if n == 2:
+            return forward.run(ctx, arrays[0], arrays[1])
+    return _forward(op, ctx, arrays, params)
+
+
 def _output(out: Any, node: Any, inputs: tuple) -> Any:
     """Wrap an op's result; a view of its single input shares that input's version counter,
     so an in-place change through either one invalidates graphs that saved the other."""
@@ -555,6 +760,13 @@ def _output(out: Any, node: Any, inputs: tuple) -> Any:
             if base is a or base is a.base:
                 t._vc = x._vc
     return t
+
+
+def _same_shape(x: Any, y: Any) -> bool:
+    """``x.shape == y.shape``; in the compiled twin read from exact ndarrays' C structs."""
+    if ag_is_array(x) and ag_is_array(y):  # noqa: F821
+        return ag_same_shape(x, y)  # noqa: F821
+    return x.shape == y.shape
 
 
 def _mixed(op: Any, dtype: np.dtype, other: np.dtype, inputs: tuple = ()) -> None:

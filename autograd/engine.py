@@ -13,6 +13,18 @@ from . import hooks as _hooks
 from .errors import AnomalyError, FreedGraphError
 from .grad_mode import state
 
+# As in _core.py: the compiled twin reads an edge's shapes from the arrays' C structs and the
+# thread's kernels and flags from its grad_mode.state dict (csrc/hot.h, declared in engine.pxd),
+# each under ``if _COMPILED:`` beside the Python it stands for; the pure twin runs the Python.
+try:
+    import cython
+    _COMPILED = cython.compiled
+except ImportError:  # the pure twin runs without Cython
+    _COMPILED = False
+
+if _COMPILED:
+    ag_hot_init(np.ndarray, state)  # noqa: F821 - declared in engine.pxd (csrc/hot.h)
+
 __all__ = ["run_backward", "topological_order", "count_consumers"]
 
 # The hook registries (WeakValueDictionaries, never rebound: see hooks.py) and the dicts under
@@ -115,7 +127,7 @@ def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
     if hooked:
         leaf_left = _hooks.leaf_edges(top)  # edges still to deliver, per hooked leaf
         leaf_sum = {}  # what they delivered so far
-    anomaly = state.anomaly
+    anomaly = ag_state_flag("anomaly") if _COMPILED else state.anomaly  # noqa: F821
     # Each node's slot: [consumers left, gradient so far, node] (see _slots).
     slots = _slots(top)
     slot = slots[top]
@@ -140,7 +152,12 @@ def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
             node.check_versions()
             if hooked and id(node) in node_hooks:
                 g = _hooks.run_pre(node_hooks[id(node)], g)
-            grads = node.op.backward(node, g)
+            backward = node.op.backward
+            if _COMPILED and type(backward) is _DeclaredBackward:  # noqa: F821
+                declared = backward  # a declared row: its C method, no Python call
+                grads = declared.run(node, g)
+            else:
+                grads = backward(node, g)
             if anomaly:
                 _check_finite(node, grads)
         inputs = node.inputs
@@ -150,9 +167,17 @@ def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
             child = t._node
             gi = None if grads is None or not needs[i] else grads[i]
             if gi is not None:
-                shape = t._data.shape
-                if gi.shape != shape:  # a broadcast input: looked up only then
-                    gi = state.k.sum_to(gi, shape)
+                if _COMPILED:  # the same test from the arrays' C structs (no shape tuples)
+                    a = t._data
+                    if not (ag_is_array(gi) and ag_is_array(a)  # noqa: F821
+                            and ag_same_shape(gi, a)):  # noqa: F821
+                        shape = a.shape
+                        if gi.shape != shape:
+                            gi = ag_state_get("k").sum_to(gi, shape)  # noqa: F821
+                else:
+                    shape = t._data.shape
+                    if gi.shape != shape:  # a broadcast input: looked up only then
+                        gi = state.k.sum_to(gi, shape)
             if child is None:
                 entry = None
                 if hooked and needs[i] and id(t) in leaf_left:
@@ -163,7 +188,8 @@ def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
                     if t.grad is None:
                         key = id(gi)
                         if key in handed or gi.base is not None or not gi.flags.writeable:
-                            gi = state.k.cast(gi, gi.dtype)  # a copy the trace sees
+                            k = ag_state_get("k") if _COMPILED else state.k  # noqa: F821
+                            gi = k.cast(gi, gi.dtype)  # a copy the trace sees
                             key = id(gi)
                         handed.add(key)
                     t._accumulate_grad(gi)
@@ -173,7 +199,12 @@ def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
             slot = slots[child]
             if gi is not None:
                 prev = slot[1]
-                slot[1] = gi if prev is None else state.k.add(prev, gi)
+                if prev is None:
+                    slot[1] = gi
+                elif _COMPILED:
+                    slot[1] = ag_kernel(ag_state_get("k"), "add")(prev, gi)  # noqa: F821
+                else:
+                    slot[1] = state.k.add(prev, gi)
             left = slot[0] - 1
             slot[0] = left
             if left == 0:

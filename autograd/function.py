@@ -25,9 +25,10 @@ the two bodies, still side by side::
         forward = kernel_forward("mul", save="inputs")
         backward = kernel_backward(("mul", G, Y), ("mul", G, X))
 
-The two calls make ``forward(ctx, x[, y])`` and ``backward(ctx, g)`` functions in
-``autograd._core``: compiled to C with the hot path (no interpreter frame per forward or
-gradient), plain Python in the pure twin, the same kernels in the same order in both.
+The two calls make the row's ``forward(ctx, x[, y])`` and ``backward(ctx, g)`` in
+``autograd._core``: plain Python closures in the pure twin; in the compiled twin objects whose C
+methods ``apply`` and the engine call directly (no Python call per forward or gradient), and
+which Python calls like the closures. The same kernels in the same order in both.
 
 Defining a subclass registers it in :data:`REGISTRY`, which the test suite checks against its
 op database.

@@ -705,6 +705,14 @@ def binary_cross_entropy(input: Tensor, target: Operand,  # noqa: A002
                          weight: Operand | None = None, reduction: str = "mean") -> Tensor:
     """BCE of probabilities in [0, 1] (log clamped at -100 as in PyTorch); ``weight`` rescales
     each element's loss (broadcast to the input's shape) before the reduction."""
+    if weight is None and type(input) is Tensor and type(target) is Tensor:
+        # The usual call (a classifier's recorded sigmoid output and a target of its dtype and
+        # shape, no weight) needs none of the conversions below, and its values lie in [0, 1]
+        # by construction: the loss op directly. Anything else takes the general path.
+        pa, ta = input._data, target._data
+        if (pa.dtype is ta.dtype and pa.shape == ta.shape and reduction in _REDUCTIONS
+                and _made_by_sigmoid(input)):
+            return apply(loss.BinaryCrossEntropy, input, target, reduction=reduction)
     weight, reduction = _reduction_arg(weight, reduction)
     p, t = _loss_pair("binary_cross_entropy", input, target, reduction)
     lo, hi = (0.0, 1.0) if not p._data.size or _made_by_sigmoid(p) else \
@@ -1103,8 +1111,7 @@ def norm(x: Tensor, p: float | str = 2, axis: Axis = None, keepdims: bool = Fals
     """The vector p-norm over ``axis`` (all elements when None): (sum |x|^p)^(1/p).
 
     ``p`` may be any positive number, ``"fro"`` (= 2) or ``inf`` (the largest |x|). Like
-    PyTorch's ``torch.norm`` on vectors; the 2-norm's gradient at an all-zero input is NaN here
-    (PyTorch gives 0).
+    PyTorch's ``torch.norm`` on vectors, the gradient at an all-zero input is 0.
     """
     x = as_tensor(x)
     if p == "fro":
@@ -1113,11 +1120,8 @@ def norm(x: Tensor, p: float | str = 2, axis: Axis = None, keepdims: bool = Fals
         raise ValueError(f"norm: p must be a positive number, 'fro' or inf, got {p!r}")
     if p == np.inf:
         return max(abs(x), axis, keepdims)
-    if p == 1:
-        return sum(abs(x), axis, keepdims)
-    if p == 2:
-        return sqrt(sum(x * x, axis, keepdims))
-    return pow(sum(pow(abs(x), float(p)), axis, keepdims), 1.0 / float(p))
+    x = _floating(x)
+    return apply(reduce.Norm, x, p=float(p), axis=_axes("norm", x, axis), keepdims=keepdims)
 
 
 for _name in ("std", "prod", "norm"):

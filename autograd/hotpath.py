@@ -8,6 +8,12 @@ Two modules have a compiled twin built from the same ``.py`` source (see CMakeLi
 * ``autograd.engine`` (``backward``) compiles to ``autograd._cengine``; it can be switched at any
   time with :func:`use_engine`.
 
+Where the source spells a fact in Python that C can read directly, the compiled twins do so
+under ``if _COMPILED:`` beside that Python (helpers in ``csrc/hot.h``): an ndarray's shape and
+dtype from its C struct, the thread's ``grad_mode.state`` from its dict (cached per thread
+state, not per thread ident, which CPython reuses), a declared row run by a C method. The pure
+twin runs only the Python.
+
 ``AUTOGRAD_ENGINE`` = ``auto`` (compiled when built) | ``compiled`` (an error when not built) |
 ``python`` picks both at import. ``autograd.backend.info()`` reports what runs.
 """

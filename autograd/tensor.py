@@ -276,6 +276,14 @@ class Tensor(_TensorBase):
         if not self._requires_grad:
             raise RuntimeError("backward: this tensor does not require grad and has no graph; "
                                "create the inputs with requires_grad=True")
+        if grad is None and not create_graph and inputs is None:
+            a = self._data
+            if a.ndim == 0:  # a scalar loss (every training step): a copy of a kept 1 of its
+                # dtype (0.07 us, not np.ones' 0.22), the rest of the checks not needed
+                one = _SCALAR_ONES.get(a.dtype)
+                if one is not None:
+                    hotpath.engine_module.run_backward(self, one.copy(), bool(retain_graph))
+                    return
         if create_graph or inputs is not None:
             from .gradients import backward as _recorded_backward
             if grad is None and self._data.size != 1:

@@ -14,7 +14,10 @@ median over repeats of a timed loop, with the fastest and slowest repeat (the ma
 ``--clock cpu`` times the CPU time of the benchmarking thread instead of the wall clock, which
 leaves out the time spent waiting for a core while other processes keep the machine busy:
 
-    python benchmarks/bench_eager.py [--quick] [--clock wall|cpu]
+    python benchmarks/bench_eager.py [--quick] [--clock wall|cpu] [--xor-pieces]
+
+``--xor-pieces`` times the XOR step's pieces instead (zero_grad, forward, loss, backward, the
+optimizer step) and the seven kernel calls it makes, called directly: its arithmetic floor.
 """
 from __future__ import annotations
 
@@ -245,6 +248,78 @@ def torch_cases(torch):
             "adam1251": adam1251}
 
 
+# ------------------------------------------------------------------------------ XOR pieces
+def xor_pieces():
+    """name -> zero-argument call: the XOR step's pieces, each timed on its own (the step's
+    state between them: the loss and its graph are remade where a piece consumes them), and
+    its kernel floor: the native calls the step makes, on the same arrays, called directly.
+    For ``--xor-pieces``: where the step's time goes (which part is arithmetic and which is
+    Python and Cython bookkeeping)."""
+    import autograd as ag
+    from autograd import backend
+    from autograd import functional as F
+    from autograd import nn, optim
+    ag.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 10), nn.Tanh(), nn.Linear(10, 1), nn.Sigmoid())
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    x, y = ag.tensor(XOR_X), ag.tensor(XOR_Y)
+
+    def forward_loss():
+        opt.zero_grad()
+        return F.binary_cross_entropy(model(x), y)
+
+    def backward():  # forward + loss + backward, less forward + loss (taken below)
+        forward_loss().backward()
+
+    forward_loss().backward()  # gradients in place for opt.step
+    out = model(x)
+    pieces = {"opt.zero_grad()": opt.zero_grad, "model(x)": lambda: model(x),
+              "binary_cross_entropy": lambda: F.binary_cross_entropy(out, y),
+              "zero_grad + forward + loss": forward_loss,
+              "zero_grad + forward + loss + backward": backward}
+    # the step's kernels on its own arrays (opt.step last: it needs the gradients)
+    k = backend.k
+    l1, l2 = model[0], model[2]
+    w1, b1, w2, b2 = (p.numpy() for p in (l1.weight, l1.bias, l2.weight, l2.bias))
+    h = k.linear(XOR_X, w1, b1, "tanh")
+    p = k.linear(h, w2, b2, "sigmoid")
+    g = np.ones((), np.float32)
+    dp = k.bce_back(p, XOR_Y, g, "mean")
+    dh = k.linear_back(h, w2, p, dp, "sigmoid", True)[0]
+    params = [w1.copy(), b1.copy(), w2.copy(), b2.copy()]
+    grads = [np.zeros_like(a) for a in params]
+
+    def kernels():
+        k.linear(XOR_X, w1, b1, "tanh")
+        k.linear(h, w2, b2, "sigmoid")
+        k.bce(p, XOR_Y, "mean")
+        k.bce_back(p, XOR_Y, g, "mean")
+        k.linear_back(h, w2, p, dp, "sigmoid", True)
+        k.linear_back(XOR_X, w1, h, dh, "tanh", True)
+        k.sgd_step(params, grads, None, 0.1, 0.0, 0.0, False, 0.0)
+    pieces["opt.step()"] = opt.step
+    pieces["kernels alone (7 calls)"] = kernels
+    pieces["whole step"] = ag_xor_step()
+    return pieces
+
+
+def run_xor_pieces(repeat: int, min_time: float, clock: str) -> str:
+    """The XOR step's pieces on every provider of this process, as a table (median, spread)."""
+    from autograd import backend
+    rows = []
+    for name in backend.available():
+        with backend.use(name):
+            for i, (piece, fn) in enumerate(xor_pieces().items()):
+                samples = sample_seconds(fn, repeat, min_time, clock=CLOCKS[clock])
+                rows.append([name if i == 0 else "", piece,
+                             f"{statistics.median(samples) * 1e6:.2f}",
+                             f"{min(samples) * 1e6:.2f}-{max(samples) * 1e6:.2f}"])
+    hand = sample_seconds(numpy_cases()["xor"](), repeat, min_time, clock=CLOCKS[clock])
+    rows.append(["numpy by hand", "whole step", f"{statistics.median(hand) * 1e6:.2f}",
+                 f"{min(hand) * 1e6:.2f}-{max(hand) * 1e6:.2f}"])
+    return table(["provider", "XOR step piece", "median us", "fastest-slowest"], rows)
+
+
 # ------------------------------------------------------------------------------ report
 def _per_op(case: str, samples: list[float]) -> list[float]:
     return [s / CHAIN for s in samples] if case == "op_fb" else samples
@@ -331,10 +406,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min-time", type=float, default=None)
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                         help="wall clock (default) or this thread's CPU time")
+    parser.add_argument("--xor-pieces", action="store_true",
+                        help="time the pieces of the XOR step (this process's hot path) and "
+                             "its kernels alone, instead of the comparison table")
     parser.add_argument("--ours", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     repeat = args.repeat or (3 if args.quick else 15)
     min_time = args.min_time or (0.005 if args.quick else 0.1)
+    if args.xor_pieces:
+        from autograd import backend
+        print(f"clock: {args.clock}; {repeat} repeats per figure; {backend.info()['hot_path']} "
+              f"hot path, {backend.info()['engine']} engine")
+        print(run_xor_pieces(repeat, min_time, args.clock))
+        return
     if args.ours:  # the worker: this process's hot path, every provider, JSON on stdout
         print(json.dumps(run_ours(repeat, min_time, args.clock)))
         return

@@ -89,6 +89,12 @@ def test_every_eager_case_runs_for_everyone():
         for factory in eager.torch_cases(torch).values():
             factory()()
     assert set(eager.numpy_cases()) == set(eager.TARGETS_US) == set(eager.TITLES)
+    for name in backend.available():  # --xor-pieces: every piece and the kernels alone
+        with backend.use(name):
+            pieces = eager.xor_pieces()
+            assert {"whole step", "kernels alone (7 calls)", "opt.step()"} <= set(pieces)
+            for piece in pieces.values():
+                piece()
 
 
 def test_plan_benchmark_runs(capsys):

@@ -344,3 +344,176 @@ def test_declared_forward_saves_nothing_when_nothing_is_recorded():
         out = x * x
     assert out._node is None and not out.requires_grad
     np.testing.assert_array_equal(out.numpy(), [1.0, 4.0])
+
+
+# ------------------------------------------------------------------ the XOR step's shortcuts
+def test_sequential_replans_when_its_children_or_fuse_change():
+    # Sequential plans which Linear + activation pairs fuse once, for the children it has; a
+    # child replaced, added or removed by any route (even straight in the registry), or fuse
+    # switched, is seen at the next call, and every plan gives the unfused layers' values.
+    ag.manual_seed(0)
+    x = ag.tensor(np.linspace(-1, 1, 8, dtype=np.float32).reshape(4, 2))
+    seq = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1), nn.Sigmoid())
+    l1, l2 = seq[0], seq[2]
+
+    def unfused(*mods):
+        out = x
+        for m in mods:
+            out = m(out)
+        return out.numpy()
+    assert seq(x)._node.op.name == "linear"
+    np.testing.assert_allclose(seq(x).numpy(), unfused(l1, nn.Tanh(), l2, nn.Sigmoid()),
+                               rtol=1e-6)
+    seq._modules["1"] = nn.ReLU()  # replaced behind Module's back
+    np.testing.assert_allclose(seq(x).numpy(), unfused(l1, nn.ReLU(), l2, nn.Sigmoid()),
+                               rtol=1e-6)
+    del seq._modules["3"]
+    out = seq(x)
+    assert out._node.op.name == "linear" and out._node.params["activation"] is None
+    seq.append(nn.Tanh())
+    assert seq(x)._node.params["activation"] == "tanh"
+    seq.fuse = False
+    assert seq(x)._node.op.name == "tanh"
+    np.testing.assert_allclose(seq(x).numpy(), unfused(l1, nn.ReLU(), l2, nn.Tanh()),
+                               rtol=1e-6)
+    seq.fuse = True
+    l2.weight = nn.Parameter(np.zeros((1, 3), np.float32))  # a parameter replaced
+    np.testing.assert_allclose(seq(x).numpy(), np.tanh(l2.bias.numpy()) * np.ones((4, 1)),
+                               rtol=1e-6)
+
+
+def test_module_call_passes_every_argument_and_keyword_on():
+    class Two(nn.Module):
+        def forward(self, a, b=1.0, *, scale=1.0):
+            return (a + b) * scale
+
+    m = Two()
+    x = ag.tensor([1.0, 2.0])
+    np.testing.assert_array_equal(m(x).numpy(), [2.0, 3.0])
+    np.testing.assert_array_equal(m(x, 2.0).numpy(), [3.0, 4.0])
+    np.testing.assert_array_equal(m(x, scale=2.0).numpy(), [4.0, 6.0])
+    np.testing.assert_array_equal(m(a=x, b=0.0).numpy(), [1.0, 2.0])
+    with pytest.raises(TypeError):
+        m()
+
+
+def test_optimizer_step_runs_a_custom_update_without_grad_and_a_closure_with_it():
+    # SGD's and Adam's updates only call kernels, so their step leaves the grad-mode flag
+    # alone; any other _update runs under no_grad (as PyTorch's step), the closure with grad.
+    seen = []
+
+    class Logged(optim.SGD):
+        def _update(self, group, params, arrays, grads):
+            seen.append(("update", ag.is_grad_enabled(), len(params), len(arrays), len(grads)))
+            super()._update(group, params, arrays, grads)
+
+    a = nn.Parameter(np.ones(2, np.float32))
+    b = nn.Parameter(np.ones(3, np.float32))
+
+    def closure():
+        seen.append(("closure", ag.is_grad_enabled()))
+        a.grad = ag.tensor(np.full(2, 0.5, np.float32))
+        return 7.0
+
+    opt = Logged([a, b], lr=0.1)  # b has no gradient: skipped, not handed to _update
+    with ag.no_grad():
+        assert opt.step(closure) == 7.0
+    assert seen == [("closure", True), ("update", False, 1, 1, 1)]
+    np.testing.assert_allclose(a.numpy(), np.full(2, 0.95, np.float32), rtol=1e-6)
+    np.testing.assert_array_equal(b.numpy(), np.ones(3, np.float32))
+    assert type(opt)._update not in optim.optimizer.KERNEL_ONLY_UPDATES
+    assert optim.SGD._update in optim.optimizer.KERNEL_ONLY_UPDATES
+
+
+def test_optimizer_live_calls_name_what_a_compiled_replay_runs():
+    from autograd.optim.optimizer import Optimizer, _step, _zero_grad
+    assert Optimizer.step.__wrapped_live__ is _step
+    assert Optimizer.zero_grad.__wrapped_live__ is _zero_grad
+    p = nn.Parameter(np.ones(2, np.float32))
+    p.grad = ag.tensor(np.ones(2, np.float32))
+    opt = optim.SGD([p], lr=0.5)
+    _zero_grad(opt, set_to_none=False)
+    np.testing.assert_array_equal(p.grad.numpy(), [0.0, 0.0])
+    p.grad = ag.tensor(np.ones(2, np.float32))
+    assert _step(opt) is None
+    np.testing.assert_array_equal(p.numpy(), [0.5, 0.5])
+    opt.zero_grad()
+    assert p.grad is None
+
+
+def test_bce_shortcut_leaves_every_other_call_to_the_checks():
+    # The direct path is for a recorded sigmoid output with a target of its dtype and shape;
+    # any other call still gets the general path's warnings and errors.
+    ag.manual_seed(0)
+    model = _xor_model(True)
+    p = model(ag.tensor(np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)))
+    with pytest.warns(UserWarning, match="target shape \\(4,\\) differs from input shape"):
+        F.binary_cross_entropy(p, ag.tensor(np.zeros(4, np.float32)))
+    with pytest.raises(TypeError, match="target dtype float64 differs from input dtype float32"):
+        F.binary_cross_entropy(p, ag.tensor(np.zeros((4, 1))))
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        F.binary_cross_entropy(p, ag.tensor(np.zeros((4, 1), np.float32)), reduction="avg")
+    y = np.array([[0], [1], [1], [0]], np.float32)
+    total = F.binary_cross_entropy(p, ag.tensor(y), reduction="sum")
+    each = F.binary_cross_entropy(p, ag.tensor(y), reduction="none")
+    assert each.shape == (4, 1)
+    np.testing.assert_allclose(total.numpy(), each.numpy().sum(), rtol=1e-6)
+    # a list target takes the general path and gives the same loss
+    np.testing.assert_array_equal(F.binary_cross_entropy(p, y.tolist()).numpy(),
+                                  F.binary_cross_entropy(p, ag.tensor(y)).numpy())
+
+
+def test_unnamed_walks_match_the_named_ones():
+    # parameters(), buffers() and modules() skip building dotted names, but list the same
+    # objects in the same order, shared ones once, and stay generators (autograd.compile
+    # takes a generator argument of a live call as a list).
+    import types
+    shared = nn.Linear(3, 3)
+    inner = nn.Sequential(shared, nn.BatchNorm1d(3), nn.Tanh())
+    model = nn.Sequential(nn.Linear(2, 3), inner, shared, nn.Residual(inner), nn.Linear(3, 1))
+    model[4].bias = None
+    for walk, named in ((model.parameters, model.named_parameters),
+                        (model.buffers, model.named_buffers),
+                        (model.modules, model.named_modules)):
+        assert isinstance(walk(), types.GeneratorType)
+        assert [id(t) for t in walk()] == [id(t) for _, t in named()]
+    assert [id(p) for p in model.parameters(recurse=False)] == []
+    assert [id(p) for p in shared.parameters(recurse=False)] == [id(shared.weight),
+                                                                 id(shared.bias)]
+    for p in model.parameters():
+        p.grad = ag.tensor(np.ones(p.shape, p.dtype))
+    model.zero_grad()
+    assert all(p.grad is None for _, p in model.named_parameters())
+
+
+def test_sequential_rechecks_a_layer_whose_parameters_or_input_changed():
+    # Once functional.linear has accepted a fused layer's weight and bias, Sequential sends a
+    # 2-D input of the same width straight to the op; a replaced parameter or array, or an
+    # input of another shape or type, goes through functional.linear's checks again.
+    ag.manual_seed(0)
+    seq = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2), nn.Sigmoid())
+    x = ag.tensor(np.linspace(-1, 1, 15, dtype=np.float32).reshape(5, 3))
+    first = seq(x).numpy()
+    ref = F.linear(F.linear(x, seq[0].weight, seq[0].bias, activation="tanh"),
+                   seq[2].weight, seq[2].bias, activation="sigmoid")
+    again = seq(x)  # the accepted path
+    assert again.numpy().tobytes() == first.tobytes() == ref.numpy().tobytes()
+    assert again._node.params == {"activation": "sigmoid"} and len(again._node.inputs) == 3
+    np.testing.assert_array_equal(seq(x.numpy()).numpy(), first)  # an array: checked path
+    np.testing.assert_allclose(seq(x[0]).numpy(), first[0], rtol=1e-6)  # 1-D input
+    with pytest.raises(ValueError, match=r"linear: input of shape \(5, 2\) does not match "
+                                         r"weight of shape \(4, 3\)"):
+        seq(ag.tensor(np.ones((5, 2), np.float32)))
+    with ag.no_grad():  # a weight array replaced by one of another width
+        seq[0].weight._update_(array=np.ones((4, 2), np.float32))
+    with pytest.raises(ValueError, match=r"input of shape \(5, 3\) does not match weight of "
+                                         r"shape \(4, 2\)"):
+        seq(x)
+    seq[0].weight = nn.Parameter(np.zeros((4, 3), np.float32))  # a parameter replaced
+    np.testing.assert_allclose(seq(x).numpy()[:, 0], seq(x).numpy()[0, 0], rtol=1e-6)
+    seq[2].bias = None
+    out = seq(x)
+    assert len(out._node.inputs) == 2
+    seq[2].bias = nn.Parameter(np.zeros(3, np.float32))  # a bias of the wrong shape
+    with pytest.raises(ValueError, match=r"bias of shape \(3,\) does not match weight"):
+        seq(x)

@@ -186,3 +186,32 @@ def test_sample_layouts_are_really_not_contiguous(layout):
     np.testing.assert_array_equal(b, a)
     assert not b.flags.c_contiguous
     assert autograd.from_numpy(b).numpy() is b
+
+
+@pytest.mark.parametrize("p", [1, 2, 3, 1.5, "fro"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_norm_gradient_at_zero_is_zero_like_pytorch(p, dtype, backend_name):
+    # the L2 penalty of a zero-initialised bias: sqrt(sum(x * x)) composed would give NaN
+    x = autograd.tensor(np.zeros(4, dtype), requires_grad=True)
+    autograd.functional.norm(x, p).backward()
+    assert x.grad.dtype == dtype
+    np.testing.assert_array_equal(x.grad.numpy(), np.zeros(4, dtype))
+    # one all-zero row beside a non-zero one: only the zero row's gradient is 0
+    v = np.array([[0.0, 0.0, 0.0], [3.0, -4.0, 0.0]], dtype)
+    y = autograd.tensor(v, requires_grad=True)
+    autograd.functional.norm(y, p, axis=1).sum().backward()
+    q = 2.0 if p == "fro" else float(p)
+    n = np.sum(np.abs(v[1]) ** q) ** (1 / q)
+    want = np.sign(v[1]) * (np.abs(v[1]) / n) ** (q - 1)
+    np.testing.assert_allclose(y.grad.numpy(), np.stack([np.zeros(3), want]), rtol=1e-6)
+
+
+def test_norm_second_derivative_away_from_zero():
+    # d/dx of (d||x||/dx . u) = (u - x (x.u)/n^2) / n, through create_graph
+    x = autograd.tensor(np.array([3.0, -4.0, 12.0]), requires_grad=True)
+    u = np.array([1.0, 2.0, -0.5])
+    (g,) = autograd.grad(autograd.functional.norm(x), x, create_graph=True)
+    (h,) = autograd.grad((g * autograd.tensor(u)).sum(), x)
+    xv = x.numpy()
+    n = np.linalg.norm(xv)
+    np.testing.assert_allclose(h.numpy(), (u - xv * (xv @ u) / n ** 2) / n, rtol=1e-12)

@@ -240,6 +240,129 @@ def test_apply_refuses_a_non_tensor_input():
         apply(arith.Add, ag.tensor([1.0]), np.ones(1, np.float32))
 
 
+def test_a_new_thread_never_sees_the_state_a_finished_thread_left():
+    # The compiled twin keeps the last reader's state dict in C, keyed by its thread state;
+    # a thread that ends with grad off and another provider must not leak them into the next
+    # thread, even one that reuses its thread ident (sequential threads often do).
+    default = backend.active()
+    other = "numpy" if default == "native" else backend.available()[0]
+    x = ag.tensor([1.0, 2.0], requires_grad=True)
+
+    def leave_a_mess():
+        state.grad_enabled = False  # set and never restored: this thread's own value
+        backend.use(other)          # (no context manager: left switched)
+        state.anomaly = True
+        return (x * 2).requires_grad, backend.active(), threading.get_ident()
+
+    def look():
+        return ((x * 2).requires_grad, (x + x).requires_grad, ag.is_grad_enabled(),
+                backend.active(), ag.grad_mode.is_anomaly_enabled(), threading.get_ident())
+
+    for _ in range(20):
+        recorded, active, _ident = _in_thread(leave_a_mess)
+        assert (recorded, active) == (False, other)
+        assert _in_thread(look)[:5] == (True, True, True, default, False)
+    assert (x * 2).requires_grad and backend.active() == default  # this thread: untouched
+
+
+def test_threads_taking_turns_read_their_own_grad_mode_every_op():
+    # Turn by turn on one tensor: the hot path must see each thread's own flag at every op,
+    # never the flag of the thread that ran just before it.
+    x = ag.tensor(np.ones((4, 4), np.float32), requires_grad=True)
+    seen = {True: [], False: []}
+    turn = threading.Condition()
+    state_of = {"next": True}
+
+    def worker(enabled: bool):
+        with ag.enable_grad() if enabled else ag.no_grad():
+            for _ in range(50):
+                with turn:
+                    turn.wait_for(lambda: state_of["next"] is enabled)
+                    seen[enabled].append(((x * x).requires_grad, (x + 1.0).requires_grad,
+                                          ag.function.apply(_arith().Exp, x).requires_grad))
+                    state_of["next"] = not enabled
+                    turn.notify_all()
+    threads = [threading.Thread(target=worker, args=(e,)) for e in (True, False)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen[True] == [(True, True, True)] * 50
+    assert seen[False] == [(False, False, False)] * 50
+
+
+def _arith():
+    from autograd.ops import arith
+    return arith
+
+
+def test_grad_mode_default_of_the_state_class_reaches_threads_without_their_own(monkeypatch):
+    # state.<flag> falls back to the _State class attribute in a thread that never set its
+    # own; the compiled twin's C read of the thread's dict must fall back the same way.
+    x = ag.tensor([1.0, 2.0], requires_grad=True)
+    monkeypatch.setattr(type(state), "grad_enabled", False)
+    assert _in_thread(lambda: ((x * x).requires_grad, ag.is_grad_enabled())) == (False, False)
+    with ag.enable_grad():  # this thread's own value wins over the class default
+        assert (x * x).requires_grad
+
+
+def test_declared_rows_called_from_python_with_any_ctx():
+    # create_graph (gradients.py) calls a row's forward and backward from Python with its own
+    # ctx objects; the compiled twin's declared rows (C objects there, closures in the pure
+    # twin) must read and write any ctx as the closures do.
+    from types import SimpleNamespace
+
+    from autograd.ops import activation, arith
+    k = backend.k
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    y = rng.standard_normal((2, 3)).astype(np.float32)
+    g = rng.standard_normal((2, 3)).astype(np.float32)
+    ctx = SimpleNamespace(saved=None)
+    out = arith.Mul.forward(ctx, x, y)
+    assert out.tobytes() == k.mul(x, y).tobytes() and ctx.saved == (x, y)
+    ctx.needs = (False, True)
+    dx, dy = arith.Mul.backward(ctx, g)
+    assert dx is None and dy.tobytes() == k.mul(g, x).tobytes()
+    ctx = SimpleNamespace(saved=None, needs=(True,))
+    out = activation.Tanh.forward(ctx, x)
+    assert ctx.saved is out
+    (dx,) = activation.Tanh.backward(ctx, g)
+    assert dx.tobytes() == k.tanh_back(out, g).tobytes()
+    ctx = SimpleNamespace(saved=None, needs=(True, True))
+    assert arith.Add.forward(ctx, x, y).tobytes() == k.add(x, y).tobytes()
+    assert ctx.saved is None  # add saves nothing
+    assert arith.Add.backward(ctx, g) == (g, g)
+    with pytest.raises(TypeError):
+        arith.Mul.forward(ctx, x, y, z=1)
+
+
+class _Sub(np.ndarray):
+    """An ndarray subclass: the compiled twin reads shapes of exact ndarrays only."""
+
+
+def test_shapes_of_array_subclasses_are_checked_and_reduced_as_plain_arrays():
+    from autograd.hotpath import core
+    a = core.wrap(np.ones((3, 1), np.float32).view(_Sub))
+    a._requires_grad = True
+    b = ag.tensor(np.ones((3, 4), np.float32), requires_grad=True)
+    (a * b).sum().backward()
+    assert a.grad.shape == (3, 1) and b.grad.shape == (3, 4)
+    np.testing.assert_array_equal(a.grad.numpy(), np.full((3, 1), 4.0, np.float32))
+    c = core.wrap(np.ones((2, 5), np.float32).view(_Sub))
+    with pytest.raises(ValueError, match=r"mul: shapes \(2, 5\) and \(3, 4\) cannot be"):
+        c * b
+    with pytest.raises(ValueError, match=r"\(2, 5\) and \(3, 4\)"):
+        ag.function.apply(_arith().Maximum, c, b)
+
+
+def test_the_tensor_class_must_derive_from_tensor_base():
+    from autograd.hotpath import core
+    with pytest.raises(TypeError, match="not a subclass of TensorBase"):
+        core.set_tensor_class(dict, lambda data, like=None: data)
+    assert isinstance(ag.tensor([1.0]), ag.Tensor)  # the registered class is still Tensor
+
+
 # ------------------------------------------------------------- the one in-place path
 
 def test_update_bumps_the_version_and_invalidates_saved_graphs():

@@ -5,6 +5,8 @@ from collections import OrderedDict
 from typing import Iterator, overload
 
 from .. import functional as F
+from ..function import apply
+from ..ops import linalg
 from ..tensor import Tensor
 from .layers import Linear, ReLU, Sigmoid, Tanh
 from .module import Module
@@ -14,6 +16,7 @@ __all__ = ["Sequential", "Residual"]
 # The activations the fused linear kernel knows; matched by exact type, so a subclass that
 # overrides forward is never fused behind its back.
 _FUSABLE = {ReLU: "relu", Sigmoid: "sigmoid", Tanh: "tanh"}
+_LINEAR = linalg.Linear  # the op functional.linear applies
 
 
 class Sequential(Module):
@@ -35,6 +38,7 @@ class Sequential(Module):
         else:
             for i, m in enumerate(modules):
                 self.add_module(str(i), m)
+        self._replan(tuple(self._modules.values()))
 
     def add_module(self, name: str, module: Module | None) -> None:
         """Add a child; only Modules may go in a Sequential."""
@@ -71,21 +75,59 @@ class Sequential(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply each module in order, fusing Linear + activation pairs."""
-        mods = list(self._modules.values())
+        # The steps (which pairs fuse) are planned once per arrangement of the children and
+        # kept with the tuple of children they were planned for: any change to the children
+        # (replaced, appended, deleted, however it was done) or to ``fuse`` plans again.
+        mods = tuple(self._modules.values())
+        plan = self.__dict__.get("_plan")
+        if plan is None or plan[0] != mods or plan[1] is not self.fuse:
+            plan = self._replan(mods)
+        for step in plan[2]:
+            m, activation, accepted = step
+            if activation is None:
+                x = m(x)
+                continue
+            params = m._parameters  # read at each call (a parameter may be replaced), and
+            # not as m.weight: see Linear.forward
+            w = params["weight"]
+            b = params.get("bias")
+            # functional.linear checks the layer's weight, bias and activation against the
+            # input; once it has accepted them (``accepted``: those very objects, their very
+            # arrays and the input width), a 2-D Tensor of that width is accepted too, so it
+            # goes to the op as functional.linear would send it, without the checks again.
+            if (accepted is not None and type(x) is Tensor and accepted[0] is w
+                    and accepted[2] is b and w._data is accepted[1]
+                    and (b is None or b._data is accepted[3])):
+                xs = x._data.shape
+                if len(xs) == 2 and xs[1] == accepted[4]:
+                    x = apply(_LINEAR, x, w, activation=activation) if b is None else \
+                        apply(_LINEAR, x, w, b, activation=activation)
+                    continue
+            x = F.linear(x, w, b, activation=activation)
+            step[2] = (w, w._data, b, None if b is None else b._data, w._data.shape[1])
+        return x
+
+    def _replan(self, mods: tuple) -> tuple:
+        """Plan ``forward`` for the children ``mods``: (mods, fuse, steps), each step a list
+        [module to call, None, None], or [Linear, the activation fused into it (its module
+        then has no step of its own), what functional.linear last accepted for it]. Kept as
+        the private attribute ``_plan`` (made at construction too, so it is there before any
+        call)."""
         fuse = self.fuse
+        steps = []
         n = len(mods)
         i = 0
         while i < n:
             m = mods[i]
             if fuse and type(m) is Linear and i + 1 < n and type(mods[i + 1]) in _FUSABLE:
-                params = m._parameters  # not m.weight: see Linear.forward
-                x = F.linear(x, params["weight"], params.get("bias"),
-                             activation=_FUSABLE[type(mods[i + 1])])
+                steps.append([m, _FUSABLE[type(mods[i + 1])], None])
                 i += 2
             else:
-                x = m(x)
+                steps.append([m, None, None])
                 i += 1
-        return x
+        plan = (mods, fuse, tuple(steps))
+        object.__setattr__(self, "_plan", plan)
+        return plan
 
 
 class Residual(Module):

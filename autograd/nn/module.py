@@ -58,11 +58,13 @@ class Module:
     training: bool
 
     def __init__(self) -> None:
-        # object.__setattr__ because our own __setattr__ needs these dicts to exist.
-        object.__setattr__(self, "_parameters", OrderedDict())
-        object.__setattr__(self, "_buffers", OrderedDict())
+        # object.__setattr__ because our own __setattr__ needs these dicts to exist. Plain
+        # dicts (ordered, as PyTorch's registries since 2.0): reading and iterating them is
+        # cheaper than an OrderedDict's, and every forward does.
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_buffers", {})
         object.__setattr__(self, "_non_persistent", set())
-        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_modules", {})
         object.__setattr__(self, "training", True)
 
     # ---------------------------------------------------------------- registration
@@ -164,7 +166,37 @@ class Module:
 
     def modules(self) -> Iterator["Module"]:
         """This module and every descendant."""
-        return (m for _, m in self.named_modules())
+        yield from self._module_list()  # a generator, as before (autograd.compile lists those)
+
+    def _module_list(self) -> list["Module"]:
+        """``modules()`` as a list, in ``named_modules``' order, without building the names:
+        the walk under ``parameters()`` and ``zero_grad()``, which tutorials run every step
+        (the named generators cost ~5 us on a 4-layer net)."""
+        out = []
+        seen: set[int] = set()
+        stack = [self]
+        while stack:  # depth-first, children in registration order
+            m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            out.append(m)
+            kids = m._modules
+            if kids:
+                stack.extend(c for c in reversed(kids.values()) if c is not None)
+        return out
+
+    def _unnamed(self, registry: str, recurse: bool) -> list[Tensor]:
+        """The tensors of ``registry`` of this module (and, with ``recurse``, every descendant),
+        each once, in ``_named``'s order."""
+        seen: set[int] = set()
+        out = []
+        for m in self._module_list() if recurse else (self,):
+            for t in getattr(m, registry).values():
+                if t is not None and id(t) not in seen:
+                    seen.add(id(t))
+                    out.append(t)
+        return out
 
     def named_children(self) -> Iterator[tuple[str, "Module"]]:
         """(name, module) for the direct children."""
@@ -191,7 +223,7 @@ class Module:
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
         """Every parameter (each once), for an optimizer."""
-        return (p for _, p in self.named_parameters(recurse=recurse))
+        yield from self._unnamed("_parameters", recurse)  # type: ignore[misc]
 
     def named_buffers(self, prefix: str = "", recurse: bool = True
                       ) -> Iterator[tuple[str, Tensor]]:
@@ -200,7 +232,7 @@ class Module:
 
     def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
         """Every buffer."""
-        return (b for _, b in self.named_buffers(recurse=recurse))
+        yield from self._unnamed("_buffers", recurse)
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         """The number of scalar parameters (only those requiring grad if ``trainable_only``)."""
@@ -221,7 +253,7 @@ class Module:
     @live  # autograd.compile replays it live
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear every parameter's ``.grad`` (to None by default, else to zeros)."""
-        for p in self.parameters():
+        for p in self._unnamed("_parameters", True):
             if p.grad is None:
                 continue
             if set_to_none:
@@ -308,8 +340,11 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if state.capture is not None:  # autograd.compile guards on the modules a step calls
-            state.capture.saw_module(self)
+        cap = state.capture
+        if cap is not None:  # autograd.compile guards on the modules a step calls
+            cap.saw_module(self)
+        if len(args) == 1 and not kwargs:  # one input: a plain call, which CPython inlines
+            return self.forward(args[0])
         return self.forward(*args, **kwargs)
 
     def extra_repr(self) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .. import backend as B
 from ..function import Op
+from ..grad_mode import state as _state
 
 
 class Matmul(Op):
@@ -45,15 +46,17 @@ def _squeezed(shape, drop_row: bool, drop_col: bool) -> tuple[int, ...]:
 class Linear(Op):
     """act(x @ w.T + b) in one fused kernel; its backward gives dx, dw, db in one more."""
 
+    # The thread's provider read from grad_mode.state (what backend.k returns, without the
+    # module property's call): every layer of every step runs these two.
     @staticmethod
     def forward(ctx, x, w, b=None, activation=None):
-        out = B.k.linear(x, w, b, activation)
+        out = _state.k.linear(x, w, b, activation)
         ctx.saved = (x, w, out, activation)
         return out
 
     @staticmethod
     def backward(ctx, g):
         x, w, out, activation = ctx.saved
-        has_bias = len(ctx.inputs) == 3
-        grads = B.k.linear_back(x, w, out, g, activation, has_bias)  # (dx, dw, db)
-        return grads if has_bias else grads[:2]
+        if len(ctx.inputs) == 3:
+            return _state.k.linear_back(x, w, out, g, activation, True)  # (dx, dw, db)
+        return _state.k.linear_back(x, w, out, g, activation, False)[:2]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import backend as B
 from ..function import Op
+from ..grad_mode import state as _state
 
 
 class MseLoss(Op):
@@ -42,12 +43,14 @@ class BinaryCrossEntropy(Op):
     @staticmethod
     def forward(ctx, p, t, reduction="mean"):
         ctx.saved = (p, t, reduction)
-        return B.k.bce(p, t, reduction)
+        return _state.k.bce(p, t, reduction)  # (backend.k without the module property)
 
     @staticmethod
     def backward(ctx, g):
         p, t, reduction = ctx.saved
         needs = ctx.needs
+        if not needs[1]:  # the usual case: a constant target
+            return _state.k.bce_back(p, t, g, reduction), None
         dp = B.k.bce_back(p, t, g, reduction) if needs[0] else None
         dt = None
         if needs[1]:

@@ -1,4 +1,4 @@
-"""Reductions over axes: sum, mean, max, min, var.
+"""Reductions over axes: sum, mean, max, min, var, the p-norm.
 
 ``axis`` reaching an op is already normalised by the functional layer: None or a tuple of
 non-negative ints.
@@ -14,6 +14,13 @@ def _kept_shape(shape: tuple[int, ...], axis) -> tuple[int, ...]:
     if axis is None:
         return (1,) * len(shape)
     return tuple(1 if i in axis else n for i, n in enumerate(shape))
+
+
+def _reduced_shape(shape: tuple[int, ...], axis) -> tuple[int, ...]:
+    """The shape of a reduction over ``axis`` with keepdims=False."""
+    if axis is None:
+        return ()
+    return tuple(n for i, n in enumerate(shape) if i not in axis)
 
 
 def _count(shape: tuple[int, ...], axis) -> int:
@@ -85,6 +92,43 @@ class Min(_Extremum):
     """d min(x)/dx = 1 at the minimum, shared equally among ties."""
 
     kernel = "min"
+
+
+class Norm(Op):
+    """The vector p-norm n = (sum |x|^p)^(1/p) for a finite p > 0:
+    dn/dx = sign(x) (|x| / n)^(p-1), i.e. x / n for p = 2 and sign(x) for p = 1.
+
+    At an all-zero input (n = 0) the gradient is 0, as in PyTorch: the composed form
+    sqrt(sum(x * x)) would give 0 * inf = NaN there (e.g. the L2 penalty of a zero-initialised
+    bias).
+    """
+
+    @staticmethod
+    def forward(ctx, x, p=2.0, axis=None, keepdims=False):
+        k = B.k
+        if p == 2:
+            n = k.sqrt(k.sum(k.mul(x, x), axis, True))
+        elif p == 1:
+            n = k.sum(k.abs(x), axis, True)
+        else:
+            n = k.pow(k.sum(k.pow(k.abs(x), x.dtype.type(p)), axis, True), x.dtype.type(1 / p))
+        ctx.saved = (x, n, p)
+        return n if keepdims else k.reshape(n, _reduced_shape(x.shape, axis))
+
+    @staticmethod
+    def backward(ctx, g):
+        x, n, p = ctx.saved
+        k = B.k
+        one = x.dtype.type(1)
+        # n = 0 only where every reduced x is 0: divide by 1 there, x (or sign x) makes it 0
+        safe = k.where(k.compare(n, x.dtype.type(0), "gt"), n, one)
+        scale = k.div(k.reshape(g, n.shape), safe)
+        if p == 2:
+            return (k.mul(x, scale),)
+        if p == 1:
+            return (k.mul(k.sign(x), k.reshape(g, n.shape)),)
+        ratio = k.pow(k.div(k.abs(x), safe), x.dtype.type(p - 1))
+        return (k.mul(k.mul(k.sign(x), ratio), k.reshape(g, n.shape)),)
 
 
 class Var(Op):

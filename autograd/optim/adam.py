@@ -5,9 +5,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import backend
+# The thread's kernel provider, read as grad_mode.state.k: what backend.k returns, without the
+# module property's call (the update kernel runs every step).
+from ..grad_mode import state as _state
 from ..tensor import Tensor
-from .optimizer import Optimizer, ParamsT
+from .optimizer import KERNEL_ONLY_UPDATES, Optimizer, ParamsT
 
 __all__ = ["Adam", "AdamW"]
 
@@ -42,31 +44,35 @@ class Adam(Optimizer):
         if not group["eps"] >= 0:
             raise ValueError(f"{name}: invalid epsilon {group['eps']!r} (must be >= 0)")
 
-    def _update(self, group: dict[str, Any], params: list[Tensor]) -> None:
+    def _update(self, group: dict[str, Any], params: list[Tensor], arrays: list[np.ndarray],
+                grads: list[np.ndarray]) -> None:
         # The kernel takes one step count for bias correction. Parameters of a group share it
         # unless some had no gradient on an earlier step: then one call per distinct count.
         # One loop gathers the arrays per count (this runs every step of a small network).
         by_step: dict[int, tuple[list, list, list, list]] = {}
         states = self.state
-        for p in params:
+        for i, p in enumerate(params):
+            a = arrays[i]
             st = states.get(p)
             if st is None or "exp_avg" not in st:
-                st = states[p] = {"step": 0, "exp_avg": np.zeros_like(p._data),
-                                  "exp_avg_sq": np.zeros_like(p._data)}
+                st = states[p] = {"step": 0, "exp_avg": np.zeros_like(a),
+                                  "exp_avg_sq": np.zeros_like(a)}
             step = st["step"] = st["step"] + 1
             lists = by_step.get(step)
             if lists is None:
                 lists = by_step[step] = ([], [], [], [])
-            lists[0].append(p._data)
-            lists[1].append(p.grad._data)
+            lists[0].append(a)
+            lists[1].append(grads[i])
             lists[2].append(st["exp_avg"])
             lists[3].append(st["exp_avg_sq"])
         b1, b2 = group["betas"]
         lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         for step, (arrays, grads, exp_avgs, exp_avg_sqs) in by_step.items():
-            backend.k.adam_step(arrays, grads, exp_avgs, exp_avg_sqs, step, lr, float(b1),
+            _state.k.adam_step(arrays, grads, exp_avgs, exp_avg_sqs, step, lr, float(b1),
                                 float(b2), eps, wd, self._decoupled)
 
+
+KERNEL_ONLY_UPDATES.add(Adam._update)  # it calls the update kernel alone
 
 class AdamW(Adam):
     """AdamW as ``torch.optim.AdamW``: Adam whose weight decay is decoupled from the gradient,

@@ -995,7 +995,7 @@ OP_DB += (
                                                                        keepdims=keepdims),
            _many_reduced(st.one_of(S.floats(-1.5, 1.5), st.just(0.0))), _axis_errors("prod"),
            variant="prod", aliases=(_torch_kw(Tensor.prod),)),
-    OpInfo("sum", F.norm, _norm_ref, _norm(), (
+    OpInfo("norm", F.norm, _norm_ref, _norm(), (
         ErrorInput((_z(3),), {"p": 0}, ValueError,
                    r"norm: p must be a positive number, 'fro' or inf, got 0"),
         ErrorInput((_z(3),), {"p": "nuc"}, ValueError, r"norm: p must be a positive number"),
