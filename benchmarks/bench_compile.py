@@ -322,6 +322,11 @@ def main(argv: list[str] | None = None) -> None:
             peers += ["PyTorch eager", "torch.compile"]
         if _installed("jax"):
             peers += ["jax.jit"]
+    if args.clock == "cpu" and len(peers) > 2:
+        print("note: --clock cpu counts the CPU time of the timing thread only; jax.jit and "
+              "PyTorch (and our pool, for large products) compute on other threads too, so "
+              "their CPU-clock figures undercount them: compare with jax.jit on the wall "
+              "clock (the default)")
 
     def run(case: str, peer: str) -> list[float] | str:
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", case, peer,

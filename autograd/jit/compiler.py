@@ -25,6 +25,7 @@ import operator
 import os
 import threading
 import warnings
+import weakref
 from typing import Any, Callable
 
 import numpy as np
@@ -105,6 +106,81 @@ _pfacts = operator.attrgetter("_data", "_requires_grad")
 _bfacts = operator.attrgetter("_data")
 
 
+def _snapshot(modules: list) -> list:
+    """The facts a module guard checks, taken from ``modules`` and their submodules (each
+    once, depth first, parents before children): per module ``(module, training, __dict__,
+    copy of __dict__, parameters, buffers, submodules)`` (the registries as objects), and when
+    one of them holds anything ``+ (their copies (None: empty), each parameter's (array,
+    requires_grad), each buffer's array)``. Run once per trace, so it is kept to one pass with
+    one C call per copy (a module costs ~0.6 us here)."""
+    snap: list = []
+    app = snap.append
+    seen: set = set()
+    add = seen.add
+    stack = modules[::-1]
+    pop = stack.pop
+    while stack:
+        m = pop()
+        i = id(m)
+        if i in seen or m is None:  # (a registered None submodule)
+            continue
+        add(i)
+        V = m.__dict__
+        P, B, M = m._parameters, m._buffers, m._modules
+        if not (P or B or M):  # an activation, a loss: its flag and settings only
+            app((m, m.training, V, V.copy(), P, B, M))
+            continue
+        Pc = Bc = Mc = None
+        pdata = bdata = ()
+        if P:
+            Pc = P.copy()
+            try:
+                pdata = tuple(map(_pfacts, Pc.values()))
+            except AttributeError:  # a registered None
+                pdata = tuple(None if p is None else _pfacts(p) for p in Pc.values())
+        if B:
+            Bc = B.copy()
+            try:
+                bdata = tuple(map(_bfacts, Bc.values()))
+            except AttributeError:
+                bdata = tuple(None if b is None else _bfacts(b) for b in Bc.values())
+        if M:
+            Mc = M.copy()
+            stack.extend(reversed(Mc.values()))
+        app((m, m.training, V, V.copy(), P, B, M, Pc, Bc, Mc, pdata, bdata))
+    return snap
+
+
+def _holds_snap(snap: list) -> bool:
+    """A guard's ``holds`` until it is generated: the facts checked straight from the
+    snapshot (the same facts as ``_ModuleGuard.checks``, without building that list). A dict
+    whose keys and values are still the very objects of the copy (in order: checked in C)
+    holds; otherwise its facts are checked one by one."""
+    for row in snap:
+        m, training, V, Vc = row[:4]
+        if m.training is not training:
+            return False
+        if not (_same(V, Vc) or _settings_hold(V, Vc)):
+            return False
+        if len(row) == 7:
+            if row[4] or row[5] or row[6]:  # the registries were empty at trace time
+                return False
+            continue
+        P, B, M, Pc, Bc, Mc, pdata, bdata = row[4:]
+        if not (_table_holds(P, Pc) and _table_holds(B, Bc) and _table_holds(M, Mc)):
+            return False
+        if Pc:
+            for p, facts in zip(Pc.values(), pdata):
+                if p is not None and (p._data is not facts[0]
+                                      or p._requires_grad is not facts[1]):
+                    return False
+        if Bc:
+            for b, data in zip(Bc.values(), bdata):
+                if b is not None and b._data is not data:
+                    return False
+    return True
+
+
 class _ModuleGuard:
     """The module part of a trace's guards: every module's train flag and its registries of
     parameters, buffers and submodules (the same objects under the same names), every
@@ -124,50 +200,13 @@ class _ModuleGuard:
         # container may run its children without calling them, e.g. Sequential's fused
         # Linear + activation).
         # The facts are taken now (the trace is of the modules as they are now), as shallow
-        # copies of the dicts they live in (one C call each: a per-key tuple cost ~1 us a
-        # module on the first call of a step); the list of checks is built from them when
-        # the guard is generated, so a step called once does not pay for it.
-        snap = []
-        seen: set = set()
-        add = seen.add
-        stack = modules[::-1]
-        pop = stack.pop
-        push = stack.append
-        while stack:  # each module once, submodules after their parent (depth first)
-            m = pop()
-            i = id(m)
-            if i in seen:
-                continue
-            add(i)
-            V = m.__dict__
-            P, B, M = m._parameters, m._buffers, m._modules
-            if not (P or B or M):  # an activation, a loss: its flag and settings only
-                snap.append((m, m.training, V, V.copy(), P, B, M, None))
-                continue
-            # an empty registry is not copied (None: it must stay empty)
-            Pc = Bc = Mc = None
-            pdata = bdata = ()
-            if P:
-                Pc = P.copy()
-                try:
-                    pdata = tuple(map(_pfacts, Pc.values()))
-                except AttributeError:  # a registered None
-                    pdata = tuple(None if p is None else _pfacts(p) for p in Pc.values())
-            if B:
-                Bc = B.copy()
-                try:
-                    bdata = tuple(map(_bfacts, Bc.values()))
-                except AttributeError:
-                    bdata = tuple(None if b is None else _bfacts(b) for b in Bc.values())
-            if M:
-                Mc = M.copy()
-                for c in reversed(Mc.values()):
-                    if c is not None:
-                        push(c)
-            snap.append((m, m.training, V, V.copy(), P, B, M, (Pc, Bc, Mc, pdata, bdata)))
-        self._snap = snap
+        # copies of the dicts they live in (one C call each); the list of checks is built
+        # from them when the guard is generated, so a step called once does not pay for it.
+        snap = self._snap = _snapshot(modules)
         self._checks = None
-        self.holds = self._holds_snap
+        # a partial over the snapshot, not a bound method: the guard keeps no reference to
+        # itself (see Trace.run), and calling a partial costs no Python frame more
+        self.holds = functools.partial(_holds_snap, snap)
 
     @property
     def checks(self) -> list:
@@ -180,21 +219,22 @@ class _ModuleGuard:
     @staticmethod
     def _build(snap: list) -> list:
         checks: list = []
-        for m, training, V, Vc, P, B, M, tabs in snap:
+        for row in snap:
+            m, training, V, Vc = row[:4]
             checks.append(("training", m, training, m))
-            Pi = Bi = Mi = ()
-            if tabs is not None:
-                Pi, Bi, Mi = (() if c is None else tuple(c.items()) for c in tabs[:3])
-            checks.append(("table", P, Pi, m))
-            checks.append(("table", B, Bi, m))
-            checks.append(("table", M, Mi, m))
+            P, B, M = row[4:7]
+            Pc = Bc = Mc = None  # (no copy: the registry was empty and must stay so)
+            if len(row) > 7:
+                Pc, Bc, Mc = row[7:10]
+            for table, copy in ((P, Pc), (B, Bc), (M, Mc)):
+                checks.append(("table", table, () if copy is None else tuple(copy.items()), m))
             for key, v in Vc.items():
                 if not key.startswith("_") and key != "training":
                     checks.append(("setting", V, (key, v), m))
-        for m, _, _, _, _, _, _, tabs in snap:
-            if tabs is None:
+        for row in snap:
+            if len(row) == 7:
                 continue
-            Pc, Bc, _, pdata, bdata = tabs
+            m, Pc, Bc, pdata, bdata = row[0], row[7], row[8], row[10], row[11]
             for p, facts in zip(Pc.values() if Pc else (), pdata):
                 if p is not None:
                     checks.append(("data", p, facts[0], m))
@@ -203,34 +243,6 @@ class _ModuleGuard:
                 if b is not None:
                     checks.append(("data", b, data, m))
         return checks
-
-    def _holds_snap(self) -> bool:
-        """``holds`` until the guard is generated: the facts checked straight from the
-        snapshot (the same facts as ``checks``, without building that list). A dict whose keys
-        and values are still the very objects of the copy (in order: checked in C) holds;
-        otherwise its facts are checked one by one."""
-        for m, training, V, Vc, P, B, M, tabs in self._snap:
-            if m.training is not training:
-                return False
-            if not (_same(V, Vc) or _settings_hold(V, Vc)):
-                return False
-            if tabs is None:
-                if P or B or M:  # a registry that was empty at trace time
-                    return False
-                continue
-            Pc, Bc, Mc, pdata, bdata = tabs
-            if not (_table_holds(P, Pc) and _table_holds(B, Bc) and _table_holds(M, Mc)):
-                return False
-            if Pc:
-                for p, facts in zip(Pc.values(), pdata):
-                    if p is not None and (p._data is not facts[0]
-                                          or p._requires_grad is not facts[1]):
-                        return False
-            if Bc:
-                for b, data in zip(Bc.values(), bdata):
-                    if b is not None and b._data is not data:
-                        return False
-        return True
 
     def explain(self) -> str | None:
         """The first fact that no longer holds, in words (None: all hold)."""
@@ -264,33 +276,77 @@ class _ModuleGuard:
     def compile(self) -> None:
         """Replace ``holds`` by one generated expression over the same facts. Its code depends
         only on the kind of each fact (and each registry's size), so it is made once per shape
-        of model (:func:`_guard_code`) and a new guard only puts its objects in the namespace
-        (generating the source for each trace cost ~25 us, 1.5 eager XOR steps)."""
-        checks = self.checks
-        shape = tuple([(kind, len(want)) if kind == "table" else
-                       (kind, _plain(want[1])) if kind == "setting" else kind
-                       for kind, _, want, _ in checks])
+        of model (:func:`_guard_code`) and a new guard only passes its objects to the code's
+        closure maker (generating the source for each trace cost ~25 us, 1.5 eager XOR
+        steps). The facts' kinds and objects are read straight from the snapshot, in the
+        order of ``checks`` (:func:`_guard_facts`), without building that list."""
+        shape, values = _guard_facts(self._snap)
         made = _GUARD_CODE.get(shape)
         if made is None:
             if len(_GUARD_CODE) >= 256:  # bounded: drop the oldest
                 del _GUARD_CODE[next(iter(_GUARD_CODE))]
             made = _GUARD_CODE[shape] = list(_guard_code(shape)) + [None]
         source, names, make = made
-        env: dict[str, Any] = {"_M": _MISSING, "len": len}
-        for (kind, obj, want, _), (o, extra) in zip(checks, names):
-            env[o] = obj
-            if kind == "table":
-                for (name, v), (kn, vn) in zip(want, extra):
-                    env[kn] = name
-                    env[vn] = v
-            elif kind == "setting":
-                env[extra[0]], env[extra[1]] = want
-            else:
-                env[extra] = want
-        if make is None:  # the same shape fills the same names in the same order
-            make = made[2] = closure_maker(source, "holds", tuple(env),
+        if make is None:  # the same shape takes the same names in the same order
+            order = ["_M", "len"]
+            for o, extra in names:
+                order.append(o)
+                if type(extra) is list:  # a registry: a (key, value) pair per entry
+                    for pair in extra:
+                        order += pair
+                elif type(extra) is tuple:  # a setting: (key, value)
+                    order += extra
+                else:
+                    order.append(extra)
+            make = made[2] = closure_maker(source, "holds", tuple(order),
                                            "<autograd.compile guard>")
-        self.holds = make(*env.values())
+        self.holds = make(_MISSING, len, *values)
+
+
+def _guard_facts(snap: list) -> tuple[tuple, list]:
+    """The shape of a guard's facts (the kind of each, as ``_guard_code`` takes it) and their
+    objects in the order its names take them: per fact the object, then for a registry each
+    (key, value), for a setting (key, value), else the expected value. The same facts in the
+    same order as ``_ModuleGuard._build``."""
+    shape: list = []
+    values: list = []
+    add = shape.append
+    put = values.append
+    more = values.extend
+    for row in snap:
+        m, training, V, Vc, P, B, M = row[:7]
+        add("training")
+        more((m, training))
+        tabs = row[7:10] if len(row) > 7 else (None, None, None)
+        for table, copy in zip((P, B, M), tabs):
+            put(table)
+            if copy:
+                add(("table", len(copy)))
+                for kv in copy.items():
+                    more(kv)
+            else:
+                add(("table", 0))
+        for key, v in Vc.items():
+            if not key.startswith("_") and key != "training":
+                add(("setting", _plain(v)))
+                more((V, key, v))
+    for row in snap:
+        if len(row) == 7:
+            continue
+        Pc, Bc, pdata, bdata = row[7], row[8], row[10], row[11]
+        if Pc:
+            for p, facts in zip(Pc.values(), pdata):
+                if p is not None:
+                    add("data")
+                    more((p, facts[0]))
+                    add("requires_grad")
+                    more((p, facts[1]))
+        if Bc:
+            for b, data in zip(Bc.values(), bdata):
+                if b is not None:
+                    add("data")
+                    more((b, data))
+    return tuple(shape), values
 
 
 #: shape of a guard's facts -> [source, the names of each fact's objects, closure maker]
@@ -394,15 +450,40 @@ def _describe(old: Any, new: Any, path: str = "") -> str | None:
 
 
 class _Entry:
-    __slots__ = ("trace", "arg_slots", "out_spec", "guard", "lock")
+    # What a replay reads is in these slots (a Trace attribute is read through the class's
+    # __getattr__ machinery, ~0.05 us more each).
+    __slots__ = ("trace", "run", "out_spec", "arg_slots", "guard", "lock", "__weakref__")
 
-    def __init__(self, trace: Trace, modules: list, arg_slots: list, out_spec: Any = None):
+    def __init__(self, trace: Trace, modules: list, arg_slots: list):
         self.trace = trace
+        #: what a replay calls: the trace's first and interpreted replays, then (_generated)
+        #: its generated function itself
+        self.run = trace.run
+        self.out_spec = None  # (set when the trace is mapped, before its first replay)
         self.arg_slots = arg_slots
-        self.out_spec = out_spec  # (set when the trace is mapped, before its first replay)
         self.guard = _ModuleGuard(modules)
         # native segments write buffers shared by every replay of this trace: one at a time
         self.lock = threading.Lock()
+
+
+# The trace's callbacks reach its entry through a weak reference: the entry holds the trace,
+# and a reference back would make a cycle (see Trace.run).
+def _materialized(entry_ref: Any, raw: Any, tracer: Tracer) -> Any:
+    """Trace.on_materialize: how to rebuild the step's result at a replay, for the entry."""
+    spec = _output_spec(raw, tracer)
+    entry = entry_ref()
+    if entry is not None:
+        entry.out_spec = spec
+    return spec
+
+
+def _generated(entry_ref: Any, run: Callable[[list], None]) -> None:
+    """Trace.on_generate: replay through the generated function from now on, and generate
+    the guard with it."""
+    entry = entry_ref()
+    if entry is not None:
+        entry.run = run
+        entry.guard.compile()
 
 
 class Compiled:
@@ -423,6 +504,7 @@ class Compiled:
         self.fallback = fallback
         self.cache_size = int(cache_size)
         self._cache: collections.OrderedDict = collections.OrderedDict()
+        self._count = 0  # traces in the cache
         self._last: tuple | None = None  # (key, entries) of the last call that replayed
         self._eager_reason: str | None = None
         self._lock = threading.Lock()
@@ -488,7 +570,7 @@ class Compiled:
                     vals[data_slot] = v._data
                 else:
                     vals[data_slot] = v
-            trace.run(vals)
+            entry.run(vals)
             spec = entry.out_spec
             if spec[0] == "C":
                 return spec[1]
@@ -531,23 +613,23 @@ class Compiled:
         return "guards differ"
 
     def _trace(self, key: Any, values: Any, args: tuple, kwargs: dict) -> Any:
+        # (kept lean: this runs once per fresh step, where its cost is counted in eager steps)
         logging_on = log.isEnabledFor(logging.INFO)
         why = self._why(key) if logging_on else ""  # (only logged)
-        tracer = Tracer(state.k, self._name, strict=self.fallback == "error")
+        base = state.k
+        tracer = Tracer(base, self._name, self.fallback == "error")
         arg_slots = []
         for v in values:
             if isinstance(v, _core.TensorBase):
                 arg_slots.append(tracer.input_tensor(v))
             else:
                 arg_slots.append((-1, tracer.input_array(v)))
-        provider = recording(state.k)
-        previous_k = state.k
-        state.k = provider
+        state.k = recording(base)
         state.capture = tracer
         try:
             result = self.fn(*args, **kwargs)
         finally:
-            state.k = previous_k
+            state.k = base
             state.capture = None
         self.stats["traces"] += 1
         if tracer.host_reads:
@@ -556,22 +638,26 @@ class Compiled:
                           f"{self._eager_reason}", RuntimeWarning, stacklevel=3)
             return result
         # The events are mapped to the tape at the first replay (a step called once pays for
-        # recording only); the result is kept as the arrays it holds now.
-        raw_out = _raw_output(result)
-        trace = tracer.finish(lazy=True)
+        # recording only); the result is kept as the arrays it holds now, and how to rebuild
+        # it is worked out then.
+        trace = Trace(None, tracer.nslots, tracer.native, None, tracer)
         # every module whose forward ran (the guard walks their submodules)
         entry = _Entry(trace, list(tracer.modules.values()), arg_slots)
-
-        def materialized(tr: Tracer) -> None:
-            entry.out_spec = _output_spec(raw_out, tr)
-        trace.on_materialize = materialized
-        trace.on_generate = entry.guard.compile  # the guard is generated with the replay
+        entry_ref = weakref.ref(entry)
+        trace.on_materialize = functools.partial(_materialized, entry_ref, _raw_output(result))
+        trace.on_generate = functools.partial(_generated, entry_ref)
+        evicted = ""
         with self._lock:
             self._last = None
-            self._cache.setdefault(key, []).insert(0, entry)  # most recently used first
-            self._cache.move_to_end(key)
-            total = sum(map(len, self._cache.values()))
-            evicted = ""
+            cache = self._cache
+            if not cache:  # the first trace (or the first since clear_cache)
+                cache[key] = [entry]
+                self._count = 1
+            else:
+                cache.setdefault(key, []).insert(0, entry)  # most recently used first
+                cache.move_to_end(key)
+                self._count += 1
+            total = self._count
             while total > self.cache_size:
                 old_key, old = next(iter(self._cache.items()))
                 old.pop()
@@ -579,6 +665,7 @@ class Compiled:
                     del self._cache[old_key]
                 total -= 1
                 evicted = f"; cache full ({self.cache_size}), dropped the least recent trace"
+            self._count = total
         if logging_on:
             verb = "tracing" if why == "first call" else "retracing"
             kernels, others = tracer.recorded()  # (counted without mapping the events)
@@ -590,12 +677,15 @@ class Compiled:
         """Forget every trace (the next call traces again)."""
         with self._lock:
             self._cache.clear()
+            self._count = 0
             self._last = None
 
 
 def _raw_output(result: Any) -> Any:
     """The function's result with each tensor replaced by the array it holds now (mapped to
     the trace by :func:`_output_spec` later)."""
+    if result is None:
+        return _NONE_OUT
     if isinstance(result, _core.TensorBase):
         return ("T", result._data)
     if isinstance(result, np.ndarray):
@@ -605,6 +695,9 @@ def _raw_output(result: Any) -> Any:
     if isinstance(result, dict):
         return ("D", [(k, _raw_output(v)) for k, v in result.items()])
     return ("C", result)
+
+
+_NONE_OUT = ("C", None)
 
 
 def _output_spec(raw: Any, tracer: Tracer) -> Any:

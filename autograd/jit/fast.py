@@ -25,7 +25,7 @@ import numpy as np
 
 from ..hotpath import core as _core
 
-__all__ = ["lookup"]
+__all__ = ["lookup", "table"]
 
 _table: dict | None = None
 
@@ -40,17 +40,24 @@ def _build() -> dict:
         Module.zero_grad.__wrapped_live__: _zero_grad_module,
         Optimizer.step.__wrapped_live__: _step,
         "_classes": (SGD, Adam, AdamW, Optimizer, Module),
+        "_fused": frozenset((SGD, Adam, AdamW)),  # (exactly these: a subclass may differ)
         "_opt_zero_grad": Optimizer.zero_grad,
     }
 
 
-def lookup(fn: Callable, args: tuple, kwargs: dict) -> Callable | None:
-    """The fast recorder of a live call, or None (then the generic live replay)."""
+def table() -> dict:
+    """The fast recorders by live function (``Tracer.live_call`` reads ``_table`` directly
+    once this has built it)."""
     global _table
     if _table is None:
         _table = _build()
+    return _table
+
+
+def lookup(fn: Callable, args: tuple, kwargs: dict) -> Callable | None:
+    """The fast recorder of a live call, or None (then the generic live replay)."""
     try:
-        return _table.get(fn)
+        return table().get(fn)
     except TypeError:
         return None
 
@@ -89,16 +96,22 @@ def _zero_grad_opt(tracer: Any, orig: Callable, args: tuple,
                    kwargs: dict) -> Any:
     opt = args[0]
     set_to_none = kwargs.get("set_to_none", args[1] if len(args) > 1 else True)
-    tracer.call_paused(orig, args, kwargs)
+    tracer.paused += 1  # (tracer.call_paused, written out: this runs in every first call)
+    try:
+        orig(*args, **kwargs)
+    finally:
+        tracer.paused -= 1
     if set_to_none is not True or type(opt).zero_grad is not _table["_opt_zero_grad"]:
         return tracer.generic_live_replay(orig, args, kwargs)
     groups = opt.param_groups
 
+    # (a closure, not a partial: this runs at every replay, where a partial's extra call
+    # layer costs more than making the closure once per trace)
     def replay(vals: list) -> None:
         for g in groups:
             for p in g["params"]:
                 p.grad = None
-    tracer.push(("f", replay, False))
+    tracer.events.append(("f", replay, False))
 
 
 def _zero_grad_module(tracer: Any, orig: Callable, args: tuple,
@@ -120,7 +133,7 @@ def _step(tracer: Any, orig: Callable, args: tuple,
     opt = args[0]
     closure = kwargs.get("closure", args[1] if len(args) > 1 else None)
     kind = type(opt)
-    if closure is not None or kind not in _table["_classes"][:3]:
+    if closure is not None or kind not in _table["_fused"]:
         out = tracer.call_paused(orig, args, kwargs)
         tracer.generic_live_replay(orig, args, kwargs)
         return out
@@ -132,11 +145,16 @@ def _step(tracer: Any, orig: Callable, args: tuple,
     for g in groups:
         params = g["params"]
         row = []
+        app = row.append
         for p in params:
             grad = p.grad
-            row.append((p, p._data, None if grad is None else grad._data))
+            app((p, p._data, None if grad is None else grad._data))
         snap.append((g, params, row))
-    out = tracer.call_paused(orig, args, kwargs)
+    tracer.paused += 1  # (tracer.call_paused, written out: this runs in every first call)
+    try:
+        out = orig(*args, **kwargs)
+    finally:
+        tracer.paused -= 1
     tracer.push_build(_step_replay, (orig, opt, kind, groups, snap))
     return out
 

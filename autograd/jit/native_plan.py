@@ -42,6 +42,8 @@ class NativeInfo:
         self.names = frozenset(core.plan_kernels())
         self.exact = {name: bool(exact) for name, _, exact, _ in core.KERNELS}
         self.routes_native = base.routes_native
+        #: routes_native's answers by (kernel, _route_key of the arguments): see plannable
+        self.routes: dict = {}
 
     @staticmethod
     def of(base: Any) -> "NativeInfo | None":
@@ -56,10 +58,44 @@ class NativeInfo:
             return False
         if self.exact.get(name):
             return True
+        # A route is a pure function of the arguments' dtypes, shapes and attrs
+        # (native.routes_native), so its answer is kept under a key that holds those and
+        # more (type, strides, writeable): the plan of every fresh step of a model asks the
+        # same questions (~1-8 us each, most of a plan build's Python time), and asks them
+        # again for each of a model's traces.
         try:
-            return bool(self.routes_native(name, *args, **kwargs))
-        except Exception:  # a route that cannot judge these arguments: keep it in Python
-            return False
+            key = (name, _route_key(args), _route_key(tuple(kwargs.items())) if kwargs else ())
+            answer = self.routes.get(key)
+        except TypeError:  # an argument the key cannot hold (unhashable): ask the route
+            key = answer = None
+        if answer is None:
+            try:
+                answer = bool(self.routes_native(name, *args, **kwargs))
+            except Exception:  # a route that cannot judge these arguments: keep it in Python
+                answer = False
+            if key is not None:
+                if len(self.routes) >= 4096:  # bounded
+                    self.routes.clear()
+                self.routes[key] = answer
+        return answer
+
+
+_ndarray = np.ndarray
+_KEYED = frozenset({str, int, float, bool, type(None)})
+
+
+def _route_key(v: Any) -> Any:
+    """What a kernel's route may read of an argument, as a hashable key: an array's type,
+    dtype, shape, strides and writeable flag; a list or tuple item by item; a Python or NumPy
+    scalar by type and value. Anything else raises TypeError (not keyed: the route is asked)."""
+    t = type(v)
+    if t is _ndarray:
+        return (v.dtype, v.shape, v.strides, v.flags.writeable)
+    if t is tuple or t is list:
+        return (t, tuple([_route_key(x) for x in v]))
+    if t in _KEYED or isinstance(v, np.generic):
+        return (t, v)
+    raise TypeError(f"no route key for {t.__name__}")
 
 
 _SIGS: dict[str, tuple] = {}
@@ -100,7 +136,7 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]
     are. An optimizer update that follows a run directly (fast.FusedUpdate) joins it as the
     segment's last steps."""
     buffers: list[np.ndarray] = []
-    index: dict[Any, int] = {}  # ("s", slot) or ("c", id(array)) -> buffer index
+    index: dict[int, int] = {}  # a slot (>= 0), or -1 - id(constant array) -> buffer index
     produced: set[int] = set()   # slots filled by plan steps
     copied: set[int] = set()     # slots copied in from Python before some segment
     out: list = []
@@ -108,32 +144,36 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]
     deferred: list = []         # gradient accumulations moved after the current run
     optim: list = []            # (first plan step, FusedUpdate, Python replay, scalars)
 
-    def buffer_of(item: tuple, reading: bool) -> int | None:
-        kind, p = item
-        if kind == _SLOT:
+    plannable = info.plannable
+
+    def slot_buffer(p: int) -> int | None:
+        """The buffer of slot ``p`` (made on first use), or None: not a plain array."""
+        b = index.get(p)
+        if b is None:
             m = meta.get(p)
             if m is None:
                 return None
-            key = ("s", p)
-            if key not in index:
-                shape, dtype = m
-                index[key] = len(buffers)
-                buffers.append(np.empty(shape, dtype))
-            return index[key]
-        if kind == _CONST and isinstance(p, np.ndarray) and reading:
-            if not (p.flags.c_contiguous and type(p) is np.ndarray):
-                return None
-            key = ("c", id(p))
-            if key not in index:
-                index[key] = len(buffers)
-                buffers.append(p)
-            return index[key]
-        return None
+            b = index[p] = len(buffers)
+            buffers.append(np.empty(m[0], m[1]))
+        return b
 
+    def const_buffer(p: Any) -> int | None:
+        """A constant array read in place (a parameter...), or None: not C-contiguous."""
+        if type(p) is not np.ndarray or not p.flags.c_contiguous:
+            return None
+        key = -1 - id(p)
+        b = index.get(key)
+        if b is None:
+            b = index[key] = len(buffers)
+            buffers.append(p)
+        return b
+
+    # (translate runs for every kernel step of every plan built: kept to one pass over the
+    # kernel's parameters, without a dict of the arguments or a call per buffer lookup)
     def translate(step: tuple) -> tuple | None:
         _, name, _, a, k, spec, _, _, route = step
         if type(route) is tuple:  # the trace-time arguments: did eager run the native kernel?
-            route = info.plannable(name, *route)
+            route = plannable(name, *route)
         if not route:
             return None
         if type(spec) is int:
@@ -142,22 +182,25 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]
             out_slots = list(spec[1])
         else:
             return None
-        if any(s not in meta for s in out_slots):
-            return None
+        for s in out_slots:
+            if s not in meta:
+                return None
         sig, _ = _signature(name)
         pnames, rows = _ROWS[name]
         if not k and len(a) <= len(pnames) and _POSITIONAL.get(name):
-            given = dict(zip(pnames, a))  # the usual call: positional, no binding needed
+            items = a  # the usual call: positional, parameter i is argument i
         else:
             try:
                 given = sig.bind(*a, **k).arguments
             except TypeError:
                 return None
+            items = [given.get(n) for n in pnames]
+        n_items = len(items)
         ins: list = []
         attrs: list = []
         reads: list[int] = []
-        for pname, kind, default in rows:
-            item = given.get(pname)
+        for i, (_, kind, default) in enumerate(rows):
+            item = items[i] if i < n_items else None
             if kind == "attr":
                 if item is None:
                     if default is _EMPTY:
@@ -175,14 +218,20 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]
                     return None
                 ins.append(None)
                 continue
-            b = buffer_of(item, reading=True)
-            if b is None:
+            ikind, p = item
+            if ikind == _SLOT:
+                b = slot_buffer(p)
+                if b is None:
+                    return None
+                reads.append(p)
+            elif ikind == _CONST:
+                b = const_buffer(p)
+                if b is None:
+                    return None
+            else:
                 return None
-            if item[0] == _SLOT:
-                reads.append(item[1])
             ins.append(b)
-        outs = [buffer_of((_SLOT, s), reading=False) for s in out_slots]
-        return (name, ins, outs, attrs, reads, out_slots, [])
+        return (name, ins, [slot_buffer(s) for s in out_slots], attrs, reads, out_slots, [])
 
     def fuse(fused: Any, base: int) -> list | None:
         """Plan steps for an optimizer update that follows the current run (FusedUpdate in
@@ -198,7 +247,7 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]
         steps = []
         j = base
         for name, params, arrays, attrs, route in fused.calls:
-            if not info.plannable(name, route, {}):
+            if not plannable(name, route, {}):
                 return None
             ins: list = []
             for arr in arrays:
@@ -206,9 +255,9 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]
                     slots = [grad_of.get(id(p)) for p in params]
                     if any(g is None or g not in filled for g in slots):
                         return None
-                    ins.append([index[("s", g)] for g in slots])
+                    ins.append([index[g] for g in slots])
                 elif isinstance(arr, list):
-                    bs = [buffer_of((_CONST, a), reading=True) for a in arr]
+                    bs = [const_buffer(a) for a in arr]
                     if any(b is None for b in bs):
                         return None
                     ins.append(bs)
@@ -251,7 +300,7 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]
             for s in reads:
                 if s not in produced and s not in copied:
                     copied.add(s)
-                    copy_in.append((s, index[("s", s)]))
+                    copy_in.append((s, index[s]))
             for s, b in zip(out_slots, outs):
                 produced.add(s)
                 fills.append((s, b))
@@ -320,7 +369,7 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]
                 # A .grad the accumulation made from a buffer of this segment is that buffer
                 # (when the leaf had no gradient before): outputs must copy it too.
                 produced.add(acc[4])
-                grad_buffers[acc[4]] = buffers[index[("s", gs)]]
+                grad_buffers[acc[4]] = buffers[index[gs]]
         if optims:
             # With the update fused, every accumulation starts from no gradient (checked before
             # the segment runs), so each .grad slot holds its gradient buffer: part of the

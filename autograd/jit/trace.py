@@ -139,7 +139,9 @@ class RecordingProvider:
             fn = attr
 
             def kernel(*args: Any, **kwargs: Any) -> Any:
-                out = fn(*args, **kwargs)
+                # (fn(*args) when there are no keywords, the usual case: passing an empty
+                # **kwargs on costs ~0.15 us a kernel call while tracing)
+                out = fn(*args, **kwargs) if kwargs else fn(*args)
                 tracer = state.capture
                 if tracer is not None and not tracer.paused:
                     # a raw record: mapped to slots when the trace is first replayed
@@ -201,6 +203,10 @@ class Tracer:
     the same order, so the result is the same as mapping each at once; the trace flushes when
     first replayed, and recording flushes first where it must read the mapping (a generic live
     call)."""
+
+    __slots__ = ("base", "fn_name", "strict", "paused", "events", "steps", "nslots", "known",
+                 "keep", "tensor_slots", "modules", "host_reads", "native", "meta",
+                 "kernel_count")
 
     def __init__(self, base: Any, fn_name: str, strict: bool):
         self.base = base
@@ -302,29 +308,41 @@ class Tracer:
         return (_CONST, v)
 
     def outputs(self, out: Any) -> Any:
-        """Slots for a call's results; the spec _store uses at replay."""
+        """Slots for a call's results; the spec _store uses at replay. (new_slot and register
+        written out: this runs for every result of every kernel call when a trace is mapped.)"""
         if isinstance(out, _ndarray):
-            item = self.known.get(id(out))
+            known = self.known
+            item = known.get(id(out))
             if item is not None and item[0] == _CONST:
                 # a kernel handed back a constant (sum_to of a same-shape array): keep it so
                 return None
-            s = self.new_slot()
-            self.register(out, (_SLOT, s))
+            s = self.nslots
+            self.nslots = s + 1
+            keep = self.keep
+            keep.append(out)
+            known[id(out)] = (_SLOT, s)
             base = out.base
             if base is None:
-                flags = out.flags
-                if type(out) is np.ndarray and flags.c_contiguous and flags.writeable:
-                    self.meta[s] = (out.shape, out.dtype)  # a fresh array: a plan may fill it
-            elif isinstance(base, _ndarray) and id(base) not in self.known:
-                self.register(base, (_BASE, s))
+                if type(out) is _ndarray:
+                    flags = out.flags
+                    if flags.c_contiguous and flags.writeable:
+                        self.meta[s] = (out.shape, out.dtype)  # a fresh array: a plan may fill it
+            elif isinstance(base, _ndarray) and id(base) not in known:
+                keep.append(base)
+                known[id(base)] = (_BASE, s)
             return s
         if isinstance(out, np.generic):
             s = self.new_slot()
             self.register(out, (_SLOT, s))
             return s
         if isinstance(out, (tuple, list)):
-            specs = [self.outputs(o) for o in out]
-            return None if all(s is None for s in specs) else ("S", specs)
+            specs = []
+            for o in out:
+                specs.append(self.outputs(o))
+            for spec in specs:
+                if spec is not None:
+                    return ("S", specs)
+            return None
         return None
 
     def tensor_output(self, t: Any) -> Any:
@@ -412,7 +430,10 @@ class Tracer:
                     self.paused -= 1
             self.events.append((_EV_ACC, t, data, g, t.grad._data))
             return None
-        fast = _fast.lookup(fn, args, kwargs)
+        try:
+            fast = (_fast._table or _fast.table()).get(fn)
+        except TypeError:  # (an unhashable callable: the generic path)
+            fast = None
         if fast is not None:
             return fast(self, fn, args, kwargs)
         self.flush()  # the generic path maps its arguments now
@@ -501,9 +522,13 @@ class Tracer:
     def _do_acc(self, ev: tuple) -> None:
         _, t, data, g, grad_data = ev
         t_item = self.tensor_item(t, data)
-        g_item = self.value_item(g)
-        slot = self.new_slot()
-        self.register(grad_data, (_SLOT, slot))
+        g_item = self.known.get(id(g)) if type(g) is _ndarray else None
+        if g_item is None:
+            g_item = self.value_item(g)
+        slot = self.nslots
+        self.nslots = slot + 1
+        self.keep.append(grad_data)
+        self.known[id(grad_data)] = (_SLOT, slot)
         self.steps.append(_fast.accumulate_step(t_item, g_item, slot))
 
     def host_read(self, op: str) -> None:
@@ -647,31 +672,51 @@ class Trace:
     first read): ``template`` covers only the inputs' slots until then, and the first replay
     extends its value table."""
 
+    # Defaults kept on the class, so a trace made at a first call sets only what it needs
+    # (a step called once pays for recording, not for a replay's state):
+    #: slots whose arrays are native buffers reused by every replay (outputs copy them)
+    reused: frozenset | set = frozenset()
+    prefill: tuple | list = ()
+    # The first replays interpret the tape; the straight-line code is generated at the
+    # third (generating costs several eager steps, which a step run once or twice, e.g. the
+    # last partial batch, should not pay).
+    _replays = 0
+    #: called with the generated replay function when it is made (Compiled replays through it
+    #: from then on, and generates its guard then too)
+    on_generate: Callable[[Callable[[list], None]], None] | None = None
+    #: called with the tracer when its events are mapped, before it is dropped; what it returns
+    #: is kept as ``out_spec`` (Compiled: how to rebuild the step's result at a replay)
+    on_materialize: Callable[[Tracer], Any] | None = None
+    out_spec: Any = None
+
     def __init__(self, steps: list[tuple] | None, nslots: int, native: Any = None,
                  meta: dict | None = None, tracer: Tracer | None = None):
         self.native = native
-        #: slots whose arrays are native buffers reused by every replay (outputs copy them)
-        self.reused: set = set()
-        self.prefill: list = []
-        # The first replays interpret the tape; the straight-line code is generated at the
-        # third (generating costs several eager steps, which a step run once or twice, e.g. the
-        # last partial batch, should not pay).
-        self._replays = 0
-        #: called when the replay is generated (Compiled generates its guard then too)
-        self.on_generate: Callable[[], None] | None = None
-        #: called with the tracer when its events are mapped, before it is dropped
-        self.on_materialize: Callable[[Tracer], None] | None = None
         self._tracer = tracer
         if tracer is None:
             self._set(steps or [], nslots, meta)
-            self.run = self._interpret
         else:
             self.nslots = nslots
             #: what a replay's value table starts as: None, or for the slots native segments
             #: fill, their buffers (the same arrays at every replay, so no segment stores them
             #: per call)
             self.template: list = [None] * nslots
-            self.run = self._first
+
+    def run(self, vals: list) -> None:
+        """Run the tape on ``vals`` (a copy of ``template`` with the inputs in their slots).
+
+        The first and second replays run here: the first maps the events (and widens
+        ``vals`` to the full table), both interpret the tape. The third generates the replay
+        function, which from then on is this trace's own ``run`` (an instance attribute). (A
+        method of the class, not one stored on the trace at its first call: a bound method
+        kept on its own object is a reference cycle, and a trace in a cycle outlives its last
+        use until a garbage collection finds it, with the model and the recorded events,
+        costing ~100-150 us in some later call.)"""
+        if self._tracer is not None:
+            self.materialize()
+        if len(vals) < self.nslots:
+            vals.extend([None] * (self.nslots - len(vals)))
+        self._interpret(vals)
 
     def _set(self, steps: list[tuple], nslots: int, meta: dict | None) -> None:
         self.nslots = nslots
@@ -688,7 +733,7 @@ class Trace:
             return
         tracer.flush()
         if self.on_materialize is not None:
-            self.on_materialize(tracer)
+            self.out_spec = self.on_materialize(tracer)
             self.on_materialize = None
         self._tracer = None
         self._set(tracer.steps, tracer.nslots, tracer.meta)
@@ -699,13 +744,6 @@ class Trace:
             self.materialize()
             return getattr(self, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-    def _first(self, vals: list) -> None:
-        """The first replay: map the events, widen ``vals`` to the full table, interpret."""
-        self.materialize()
-        vals.extend([None] * (self.nslots - len(vals)))
-        self.run = self._interpret
-        self._interpret(vals)
 
     def _generate(self) -> Callable[[list], None]:
         """The tape as one straight-line Python function: each simple kernel step is one line
@@ -759,7 +797,7 @@ class Trace:
                     vals[s] = buf
             self.run = self._generate()
             if self.on_generate is not None:
-                self.on_generate()
+                self.on_generate(self.run)
         Trace._run_steps(self.steps, vals)
 
     def _go_native(self) -> None:
