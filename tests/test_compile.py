@@ -659,7 +659,8 @@ def _snapshot(model, opt):
 def test_guards_retrace_before_and_after_the_guard_is_generated(when, caplog):
     """Every module fact is checked by the interpreted and by the generated guard alike:
     train/eval, a parameter's array or requires_grad, a parameter, buffer or submodule
-    added, removed or replaced (a layer appended to a Sequential changes its forward)."""
+    added, removed or replaced (a layer appended to a Sequential changes its forward), a
+    registry dict replaced."""
     caplog.set_level(logging.INFO, logger="autograd.compile")
     changes = [
         ("eval mode", lambda m: m.eval(), "switched to eval mode"),
@@ -671,6 +672,12 @@ def test_guards_retrace_before_and_after_the_guard_is_generated(when, caplog):
         ("buffer", lambda m: m[1].register_buffer("extra", ag.zeros(1)),
          "parameters or buffers of module Tanh changed"),
         ("submodule", lambda m: m.append(nn.Tanh()), "submodules of module Sequential changed"),
+        # a registry replaced by another dict (parametrization code does this): was not a
+        # guard, so the replay kept the old weight
+        ("registry", lambda m: setattr(m[0], "_parameters", {
+            "weight": nn.Parameter(np.full((6, 2), 0.5, np.float32)),
+            "bias": m[0]._parameters["bias"]}),
+         "module Linear's _parameters was replaced by another dict"),
     ]
     for name, change, why in changes:
         results = []
