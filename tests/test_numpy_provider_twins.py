@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import sys
 import types
 import warnings
 from pathlib import Path
@@ -56,6 +57,19 @@ def test_a_compiled_hot_path_with_native_built_has_the_compiled_provider():
         pytest.skip("this process runs the pure-Python twin (AUTOGRAD_ENGINE=python)")
     assert backend.numpy_provider is not pure
     assert not inspect.isfunction(backend.numpy_provider.add)  # a C function, not a frame
+
+
+def test_a_missing_compiled_provider_is_an_error_only_when_compiled_was_asked_for(monkeypatch):
+    # A build without _cnumpy_kernels (stale, or partial) under the compiled hot path: `auto`
+    # runs numpy_kernels (and info() says so), AUTOGRAD_ENGINE=compiled refuses with the fix.
+    monkeypatch.setitem(sys.modules, "autograd.backend._cnumpy_kernels", None)  # ImportError
+    monkeypatch.delattr(backend, "_cnumpy_kernels", raising=False)  # an imported submodule
+    monkeypatch.setattr(hotpath, "core_name", lambda: "compiled")
+    monkeypatch.setattr(hotpath, "requested", lambda: "auto")
+    assert backend._load_numpy_provider() is pure
+    monkeypatch.setattr(hotpath, "requested", lambda: "compiled")
+    with pytest.raises(RuntimeError, match="_cnumpy_kernels is not built: reinstall"):
+        backend._load_numpy_provider()
 
 
 def test_native_falls_back_to_the_provider_of_its_hot_path():
