@@ -164,7 +164,8 @@ _compiled_engine = hotpath._compiled_engine
 
 
 def info() -> dict[str, Any]:
-    """What runs: kernel provider, graph engine, and the native core's BLAS and threads."""
+    """What runs: kernel provider, graph engine, hot path and NumPy-kernel twins, and the native
+    core's BLAS and threads."""
     out: dict[str, Any] = {"backend": active(), "engine": engine(),
                            "hot_path": hotpath.core_name(),
                            "numpy_kernels": ("compiled" if numpy_provider is not numpy_kernels
