@@ -1,12 +1,17 @@
 """Which implementation of the hot path runs: compiled by Cython, or the same source as Python.
 
-Two modules have a compiled twin built from the same ``.py`` source (see CMakeLists.txt):
+Three modules have a compiled twin built from the same ``.py`` source (see CMakeLists.txt):
 
 * ``autograd._core`` (Tensor storage, ``apply``, ``Node``: everything an op pays for on the way
   down) compiles to ``autograd._ccore``, with the C types declared in ``_core.pxd``. Every
   Tensor class derives from its ``TensorBase``, so it is chosen once, at import.
 * ``autograd.engine`` (``backward``) compiles to ``autograd._cengine``; it can be switched at any
   time with :func:`use_engine`.
+* ``autograd.backend.numpy_kernels`` (the NumPy provider's kernels, which the hot path calls by
+  name) compiles to ``autograd.backend._cnumpy_kernels``, with no C types at all: the same NumPy
+  calls, so the same bits, each kernel a C function instead of a Python frame. The backend
+  picks it with this module's core at import (``backend.numpy_provider``); the pure twin keeps
+  ``numpy_kernels``.
 
 Where the source spells a fact in Python that C can read directly, the compiled twins do so
 under ``if _COMPILED:`` beside that Python (helpers in ``csrc/hot.h``): an ndarray's shape and
@@ -15,7 +20,8 @@ state, not per thread ident, which CPython reuses), a declared row run by a C me
 twin runs only the Python.
 
 ``AUTOGRAD_ENGINE`` = ``auto`` (compiled when built) | ``compiled`` (an error when not built) |
-``python`` picks both at import. ``autograd.backend.info()`` reports what runs.
+``python`` picks all three at import. ``autograd.backend.info()`` reports what runs
+(``hot_path``, ``engine``, ``numpy_kernels``).
 """
 from __future__ import annotations
 

@@ -15,6 +15,12 @@ median over repeats of a timed loop, with the fastest and slowest repeat (the ma
 leaves out the time spent waiting for a core while other processes keep the machine busy:
 
     python benchmarks/bench_eager.py [--quick] [--clock wall|cpu] [--xor-pieces]
+    python benchmarks/bench_eager.py --alternate 5 --provider numpy --clock cpu
+
+``--alternate N`` times only the per-op cases (one recorded op; forward + backward per op) for
+one provider, in N rounds that each run a compiled and a pure-twin process back to back (the
+order swapped every round), so a busy spell on the shared machine lands on both twins alike;
+it prints each round's compiled/python ratio and, over all repeats, both medians and slowest.
 
 ``--xor-pieces`` times the XOR step's pieces instead (zero_grad, forward, loss, backward, the
 optimizer step) and the seven kernel calls it makes, called directly: its arithmetic floor.
@@ -86,13 +92,17 @@ def ours_cases():
 CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 
 
-def run_ours(repeat: int, min_time: float, clock: str) -> dict:
-    """Time every case on every provider in this process: {case: {provider: samples}}."""
+def run_ours(repeat: int, min_time: float, clock: str, provider: str | None = None,
+             cases: tuple[str, ...] | None = None) -> dict:
+    """Time every case (or ``cases``) on every provider (or ``provider``) in this process:
+    {case: {provider: samples}}."""
     from autograd import backend
     out: dict = {"info": backend.info()}
     for case, factory in ours_cases().items():
+        if cases is not None and case not in cases:
+            continue
         out[case] = {}
-        for name in backend.available():
+        for name in [provider] if provider else backend.available():
             with backend.use(name):
                 out[case][name] = sample_seconds(factory(), repeat, min_time,
                                                  clock=CLOCKS[clock])
@@ -325,11 +335,13 @@ def _per_op(case: str, samples: list[float]) -> list[float]:
     return [s / CHAIN for s in samples] if case == "op_fb" else samples
 
 
-def _ours_in_subprocess(engine: str, repeat: int, min_time: float, clock: str) -> dict | None:
+def _ours_in_subprocess(engine: str, repeat: int, min_time: float, clock: str,
+                        provider: str | None = None) -> dict | None:
     env = dict(os.environ, AUTOGRAD_ENGINE=engine)
+    extra = ["--provider", provider] if provider else []
     res = subprocess.run([sys.executable, os.path.abspath(__file__), "--ours",
                           "--repeat", str(repeat), "--min-time", str(min_time),
-                          "--clock", clock],
+                          "--clock", clock] + extra,
                          env=env, capture_output=True, text=True)
     if res.returncode != 0:
         print(f"(ours with AUTOGRAD_ENGINE={engine} did not run: "
@@ -360,6 +372,43 @@ def collect(repeat: int, min_time: float, clock: str = "wall") -> dict:
             results[case][who] = _per_op(case, sample_seconds(factory(), repeat, min_time,
                                                               clock=CLOCKS[clock]))
     return {"results": results, "infos": infos}
+
+
+PER_OP = ("op", "op_fb")
+
+
+def alternate(rounds: int, provider: str, repeat: int, min_time: float, clock: str) -> str:
+    """The per-op cases of ``provider``, compiled against the pure twin, in ``rounds`` rounds of
+    one process each (order swapped every round): each round's ratio, then over all repeats
+    the medians and slowest repeats of both twins and the ratio of the medians."""
+    samples: dict = {(e, c): [] for e in ("compiled", "python") for c in PER_OP}
+    lines, ratios = [], {c: [] for c in PER_OP}
+    for r in range(rounds):
+        med = {}
+        for engine in ("compiled", "python") if r % 2 == 0 else ("python", "compiled"):
+            ours = _ours_in_subprocess(engine, repeat, min_time, clock, provider)
+            if ours is None:
+                raise SystemExit(f"the {engine} twin did not run")
+            info = ours.pop("info")
+            if info["hot_path"] != engine:
+                raise SystemExit(f"AUTOGRAD_ENGINE={engine} ran the {info['hot_path']} hot path")
+            for case in PER_OP:
+                s = _per_op(case, ours[case][provider])
+                samples[engine, case] += s
+                med[engine, case] = statistics.median(s)
+        for case in PER_OP:
+            ratios[case].append(med["python", case] / med["compiled", case])
+        lines.append(f"round {r + 1}: " + "; ".join(
+            f"{TITLES[case]} {med['compiled', case] * 1e6:.3f} vs {med['python', case] * 1e6:.3f}"
+            f" us = {ratios[case][-1]:.2f}x" for case in PER_OP))
+    for case in PER_OP:
+        c, p = samples["compiled", case], samples["python", case]
+        lines.append(
+            f"{provider}, {TITLES[case]}: compiled {statistics.median(c) * 1e6:.3f} us "
+            f"(slowest {max(c) * 1e6:.3f}), python twin {statistics.median(p) * 1e6:.3f} us "
+            f"(slowest {max(p) * 1e6:.3f}): {statistics.median(p) / statistics.median(c):.2f}x "
+            f"(rounds {min(ratios[case]):.2f}-{max(ratios[case]):.2f}x; target >= 2x)")
+    return "\n".join(lines)
 
 
 def report(data: dict) -> str:
@@ -409,6 +458,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--xor-pieces", action="store_true",
                         help="time the pieces of the XOR step (this process's hot path) and "
                              "its kernels alone, instead of the comparison table")
+    parser.add_argument("--alternate", type=int, metavar="N", default=0,
+                        help="only the per-op cases of --provider, compiled against the pure "
+                             "twin in N rounds of alternating processes")
+    parser.add_argument("--provider", choices=("numpy", "native"), default=None,
+                        help="the kernel provider --alternate times (default: numpy)")
     parser.add_argument("--ours", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     repeat = args.repeat or (3 if args.quick else 15)
@@ -420,7 +474,13 @@ def main(argv: list[str] | None = None) -> None:
         print(run_xor_pieces(repeat, min_time, args.clock))
         return
     if args.ours:  # the worker: this process's hot path, every provider, JSON on stdout
-        print(json.dumps(run_ours(repeat, min_time, args.clock)))
+        print(json.dumps(run_ours(repeat, min_time, args.clock, args.provider,
+                                  PER_OP if args.provider else None)))
+        return
+    if args.alternate:
+        print(f"clock: {args.clock}; {repeat} repeats per figure and process; "
+              f"{args.alternate} rounds")
+        print(alternate(args.alternate, args.provider or "numpy", repeat, min_time, args.clock))
         return
     data = collect(repeat, min_time, args.clock)
     print(f"clock: {args.clock}; {repeat} repeats per figure")

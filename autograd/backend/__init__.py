@@ -5,6 +5,12 @@ compiled C++ core, ``autograd._C``) and ``"numpy"`` (the reference). The environ
 ``AUTOGRAD_BACKEND`` picks one at import: ``auto`` (native when built, else numpy), ``native``
 (an error with a build hint when it is not built) or ``numpy``.
 
+The NumPy provider is one source with two twins, as the hot path is: with the compiled hot path
+(``autograd._ccore``) it is ``numpy_kernels.py`` compiled by Cython
+(``autograd.backend._cnumpy_kernels``: the same NumPy calls, so the same bits, but each kernel a
+C function instead of a Python frame); with the pure hot path it is ``numpy_kernels`` itself.
+:data:`numpy_provider` is the one that runs; ``info()["numpy_kernels"]`` says which.
+
 Likewise the graph engine runs Cython-compiled (``autograd._cengine``) when built, else the same
 source uncompiled (``autograd.engine``); ``AUTOGRAD_ENGINE`` = ``auto`` | ``compiled`` | ``python``.
 
@@ -34,7 +40,7 @@ from ..grad_mode import state  # noqa: E402
 from . import numpy_kernels  # noqa: E402
 
 __all__ = ["active", "use", "available", "native_available", "k", "engine", "use_engine",
-           "info"]
+           "info", "numpy_provider"]
 
 BUILD_HINT = ("the native core (autograd._C) is not built: reinstall from source with "
               "`pip install .` (needs g++, cmake and ninja), or set AUTOGRAD_BACKEND=numpy")
@@ -58,6 +64,26 @@ elif _install_check._is_source_checkout(_PACKAGE_DIR):
 _native: ModuleType | None = None
 _native_error: BaseException | None = None
 
+
+def _load_numpy_provider() -> ModuleType:
+    """The NumPy provider's twin matching the hot path: compiled with the compiled hot path (an
+    error when it was asked for by ``AUTOGRAD_ENGINE=compiled`` and is not built), else the
+    ``numpy_kernels`` source module."""
+    if hotpath.core_name() != "compiled":
+        return numpy_kernels
+    try:
+        from . import _cnumpy_kernels  # type: ignore[attr-defined]
+    except ImportError as exc:
+        if hotpath.requested() == "compiled":
+            raise RuntimeError(f"AUTOGRAD_ENGINE=compiled but autograd.backend._cnumpy_kernels "
+                               f"is not built: {hotpath._BUILD_HINT}") from exc
+        return numpy_kernels
+    return _cnumpy_kernels
+
+
+#: The NumPy kernel provider that runs: ``autograd.backend._cnumpy_kernels`` (numpy_kernels.py
+#: compiled) with the compiled hot path, else ``numpy_kernels``. ``use("numpy")`` installs it.
+numpy_provider: ModuleType = _load_numpy_provider()
 
 
 def _load_native() -> ModuleType:
@@ -94,7 +120,7 @@ def active() -> str:
     """The name of the kernel provider this thread uses: ``"native"`` or ``"numpy"``."""
     k = state.k
     k = getattr(k, "_base", k)  # while autograd.compile traces: the provider it records
-    return "numpy" if k is numpy_kernels else "native"
+    return "numpy" if k is numpy_provider or k is numpy_kernels else "native"
 
 
 def _provider(name: str) -> ModuleType:
@@ -103,7 +129,7 @@ def _provider(name: str) -> ModuleType:
     if name == "native":
         return _load_native()
     if name == "numpy":
-        return numpy_kernels
+        return numpy_provider
     raise ValueError(f"unknown backend {name!r}: expected 'auto', 'native' or 'numpy'")
 
 
@@ -116,7 +142,8 @@ class _BackendModule(ModuleType):
     """This module's type: ``k`` reads the calling thread's kernel provider (through a
     compiled getter when the hot path is compiled)."""
 
-    k = property(hotpath.core.kernels, doc="The kernel module ops call: numpy_kernels or native.")
+    k = property(hotpath.core.kernels,
+                 doc="The kernel module ops call: numpy_provider (numpy_kernels) or native.")
 
 
 _Switch = hotpath._Switch
@@ -137,9 +164,12 @@ _compiled_engine = hotpath._compiled_engine
 
 
 def info() -> dict[str, Any]:
-    """What runs: kernel provider, graph engine, and the native core's BLAS and threads."""
+    """What runs: kernel provider, graph engine, hot path and NumPy-kernel twins, and the native
+    core's BLAS and threads."""
     out: dict[str, Any] = {"backend": active(), "engine": engine(),
                            "hot_path": hotpath.core_name(),
+                           "numpy_kernels": ("compiled" if numpy_provider is not numpy_kernels
+                                             else "python"),
                            "native_available": native_available()}
     if not _NATIVE_BUILT:
         out["native_build"] = "off (installed with AUTOGRAD_NATIVE=OFF: NumPy backend only)"

@@ -1,13 +1,12 @@
 """The native kernel provider: the kernel API of ``numpy_kernels`` over the compiled ``_C``.
 
 Same names, signatures and results as ``numpy_kernels``. A name is native when ``_C`` has a row
-for it in its kernel table (csrc/kernel_table.h, ``_C.KERNELS``); any other name is the NumPy
-kernel. Each family has a route, a pure predicate of dtypes, shapes and attrs (``routes_native``):
-float32/float64 arrays in the patterns the C++ covers go to ``_C``, the rest to NumPy. Importing
-this module imports ``autograd._C``; it raises ImportError when that is not built.
-
-Each native name is a ``_C.Dispatch``: one C call running the kernel where its contract takes the
-arguments as they are, else the Python route (``_C`` on adapted inputs, or the NumPy kernel).
+for it in its kernel table (csrc/kernel_table.h, ``_C.KERNELS``), else the NumPy provider's
+(``backend.numpy_provider``, compiled with the compiled hot path). Each family has a route, a
+pure predicate of dtypes, shapes and attrs (``routes_native``): float32/float64 arrays in the
+patterns the C++ covers go to ``_C``, the rest to NumPy. Importing this module imports ``_C``
+(ImportError when not built). Each native name is a ``_C.Dispatch``: one C call running the
+kernel where its contract takes the arguments, else the Python route (adapted ``_C``, NumPy).
 """
 from __future__ import annotations
 
@@ -17,6 +16,7 @@ import types
 import numpy as np
 
 from . import numpy_kernels as _np
+from . import numpy_provider as _npk  # the same kernels; compiled with the compiled hot path
 from ._load_core import _AVX512_FLAGS, _cpu_flags, import_core  # noqa: F401 (tests)
 
 _C, _CORETYPE_SET = import_core()
@@ -206,7 +206,7 @@ def _adapt(name: str, args) -> list:
 
 def _kernel(name: str, core, n: int):
     """native.<name>: _C.<name> where the route says so, else the NumPy kernel."""
-    c, ref = getattr(core, name), getattr(_np, name)
+    c, ref, spec = getattr(core, name), getattr(_npk, name), getattr(_np, name)
     route = _ROUTES.get(name) or _ROUTES[TABLE[name][0]]
 
     def routed(*args, **kwargs):  # the route decides: _C on adapted inputs, else NumPy
@@ -214,20 +214,20 @@ def _kernel(name: str, core, n: int):
             return c(*_adapt(name, args), **kwargs)
         return ref(*args, **kwargs)
     if n > 1:  # a crossover: the route (size first) decides before anything runs
-        return _dressed(routed, name, ref)
+        return _dressed(routed, name, spec)
     if type(core) is types.ModuleType:
         # _C.<name> where its contract takes the arguments, else routed(); no Python frame
-        return _dressed(core.dispatch(name, routed), name, ref)
+        return _dressed(core.dispatch(name, routed), name, spec)
     q = core.QUIET[name]  # a stand-in core (tests' spy on _C): the same logic in Python
 
     def kernel(*args, **kwargs):
         r = q(*args, **kwargs)  # NotImplemented where the contract refuses
         return routed(*args, **kwargs) if r is NotImplemented else r
-    return _dressed(kernel, name, ref)
+    return _dressed(kernel, name, spec)
 
 
 def _dressed(kernel, name: str, ref):
-    """kernel, named and documented as the NumPy kernel ``ref`` (inspect.signature reads it)."""
+    """kernel, named and documented as numpy_kernels' ``ref`` (inspect.signature reads it)."""
     kernel.__name__ = kernel.__qualname__ = name
     kernel.__module__ = __name__
     kernel.__doc__ = ref.__doc__
@@ -237,13 +237,13 @@ def _dressed(kernel, name: str, ref):
 
 def _bind(core=_C, all_sizes: bool = False) -> None:
     """Binds every numpy_kernels name: the table's kernels through their routes to ``core``,
-    every other name to the NumPy kernel. ``all_sizes`` sets every crossover to 0 (tests)."""
+    every other name to the NumPy provider's. ``all_sizes`` sets every crossover to 0 (tests)."""
     g = globals()
     for name, v in vars(_np).items():
         if name.startswith("_") or not inspect.isfunction(v) or v.__module__ != _np.__name__:
             continue
         g[name] = _kernel(name, core, 0 if all_sizes else _MIN.get(name, _MIN_ALL)) \
-            if name in TABLE else v
+            if name in TABLE else getattr(_npk, name)
 
 
 _bind()

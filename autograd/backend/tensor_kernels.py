@@ -48,7 +48,7 @@ _local = threading.local()
 def _fallback() -> ModuleType:
     base = getattr(_local, "base", None)
     if base is None:  # called outside installed(): the thread's own provider serves arrays
-        base = state.k if state.k is not sys.modules[__name__] else B.numpy_kernels
+        base = state.k if state.k is not sys.modules[__name__] else B.numpy_provider
     return base
 
 
