@@ -5,6 +5,7 @@ failure, so CI can never pass on the NumPy fallback alone.
 """
 from __future__ import annotations
 
+import importlib
 import os
 
 import pytest
@@ -20,6 +21,17 @@ settings.register_profile("ci", deadline=None, max_examples=40, print_blob=True,
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 REQUIRE_NATIVE = os.environ.get("AUTOGRAD_REQUIRE_NATIVE", "") == "1"
+
+
+def import_built(name: str, what: str):
+    """The compiled module ``name`` (``what`` names it in messages), or a skip (a failure when
+    AUTOGRAD_REQUIRE_NATIVE=1, so CI cannot pass without it)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        if REQUIRE_NATIVE:
+            pytest.fail(f"AUTOGRAD_REQUIRE_NATIVE=1 but {what} does not import: {exc}")
+        pytest.skip(f"{what} not built: {exc}")
 
 
 def need_native() -> None:

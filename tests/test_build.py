@@ -5,18 +5,12 @@ import importlib
 import os
 
 import pytest
-
-REQUIRE_NATIVE = os.environ.get("AUTOGRAD_REQUIRE_NATIVE", "") == "1"
+from conftest import import_built
 
 
 def _load_native():
     """autograd.backend.native, or a skip (a failure when AUTOGRAD_REQUIRE_NATIVE=1)."""
-    try:
-        return importlib.import_module("autograd.backend.native")
-    except ImportError as exc:
-        if REQUIRE_NATIVE:
-            pytest.fail(f"AUTOGRAD_REQUIRE_NATIVE=1 but the native core does not import: {exc}")
-        pytest.skip(f"native core not built: {exc}")
+    return import_built("autograd.backend.native", "the native core")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ Same names, signatures, docs, errors, warnings and bits; the right one runs with
 from __future__ import annotations
 
 import ast
-import importlib
 import inspect
 import sys
 import types
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REQUIRE_NATIVE, need_native, stdout_of_both_twins
+from conftest import import_built, need_native, stdout_of_both_twins
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -30,12 +29,7 @@ KERNELS = sorted(n for n, v in vars(pure).items()
 def cy():
     """autograd.backend._cnumpy_kernels (built with _C, _ccore and _cengine by one CMake
     project), or a skip (a failure under AUTOGRAD_REQUIRE_NATIVE=1)."""
-    try:
-        return importlib.import_module("autograd.backend._cnumpy_kernels")
-    except ImportError as exc:
-        if REQUIRE_NATIVE:
-            pytest.fail(f"AUTOGRAD_REQUIRE_NATIVE=1 but _cnumpy_kernels does not import: {exc}")
-        pytest.skip(f"compiled NumPy provider not built: {exc}")
+    return import_built("autograd.backend._cnumpy_kernels", "the compiled NumPy provider")
 
 
 def test_the_hot_path_picks_its_twin():
