@@ -42,6 +42,24 @@ def test_compiled_hot_path_imports(native):
         assert hotpath.core is mod
 
 
+def test_compiled_jit_runs_with_the_compiled_hot_path(native):
+    # trace.py and compiler.py compiled by the same CMake project (section 6); the compiled
+    # compiler records with the compiled trace; the pure hot path runs the .py modules.
+    import autograd as ag
+    from autograd import backend, hotpath, jit
+
+    ccompiler = importlib.import_module("autograd.jit._ccompiler")
+    ctrace = importlib.import_module("autograd.jit._ctrace")
+    assert ccompiler.Tracer is ctrace.Tracer
+    if hotpath.core_name() == "compiled":
+        assert jit.twin == "compiled" and backend.info()["jit"] == "compiled"
+        assert ag.compile is ccompiler.compile and ag.CompileError is ctrace.CompileError
+    else:
+        from autograd.jit import compiler, trace
+        assert jit.twin == "python" and backend.info()["jit"] == "python"
+        assert ag.compile is compiler.compile and ag.CompileError is trace.CompileError
+
+
 def test_blas_info_reports_core(native):
     info = native.blas_info()
     assert info["library"] == "scipy-openblas32"

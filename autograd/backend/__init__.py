@@ -163,13 +163,19 @@ _set_engine = hotpath.set_engine
 _compiled_engine = hotpath._compiled_engine
 
 
+def _jit_twin() -> str:
+    from .. import jit  # (jit imports this package)
+    return jit.twin
+
+
 def info() -> dict[str, Any]:
-    """What runs: kernel provider, graph engine, hot path and NumPy-kernel twins, and the native
-    core's BLAS and threads."""
+    """What runs: kernel provider, graph engine, hot path, NumPy-kernel and jit twins, and the
+    native core's BLAS and threads."""
     out: dict[str, Any] = {"backend": active(), "engine": engine(),
                            "hot_path": hotpath.core_name(),
                            "numpy_kernels": ("compiled" if numpy_provider is not numpy_kernels
                                              else "python"),
+                           "jit": _jit_twin(),
                            "native_available": native_available()}
     if not _NATIVE_BUILT:
         out["native_build"] = "off (installed with AUTOGRAD_NATIVE=OFF: NumPy backend only)"

@@ -2,8 +2,42 @@
 
 See :mod:`autograd.jit.compiler` (guards, cache, fallback) and :mod:`autograd.jit.trace`
 (recording provider, buffers, replay).
-"""
-from .compiler import Compiled, compile
-from .trace import CompileError
 
-__all__ = ["compile", "Compiled", "CompileError"]
+Like the hot path, ``trace`` and ``compiler`` have compiled twins: the same sources compiled by
+Cython as ``autograd.jit._ctrace`` and ``_ccompiler`` (CMakeLists.txt, section 6; the compiled
+compiler imports the compiled trace; both use the ``.py`` ``fast`` and ``native_plan``, whose
+closures Cython would keep in reference cycles: one scope object shared by all of a function's
+inner functions), which run with the compiled hot path (a fresh step's first call, the trace, costs
+about 15% less); the pure hot path (``AUTOGRAD_ENGINE=python``) runs the ``.py`` modules.
+:data:`twin` says which runs (``backend.info()["jit"]``).
+"""
+from typing import TYPE_CHECKING
+
+from .. import hotpath
+
+
+def _load_twin() -> str:
+    if hotpath.core_name() != "compiled":
+        return "python"
+    try:
+        from . import _ccompiler, _ctrace  # type: ignore[attr-defined]  # noqa: F401
+    except ImportError as exc:
+        if hotpath.requested() == "compiled":
+            raise RuntimeError(f"AUTOGRAD_ENGINE=compiled but the compiled jit "
+                               f"(autograd.jit._ccompiler) is not built: {hotpath._BUILD_HINT}"
+                               ) from exc
+        return "python"
+    return "compiled"
+
+
+#: Which twin of the jit runs: ``"compiled"`` or ``"python"``.
+twin: str = _load_twin()
+
+if TYPE_CHECKING or twin == "python":
+    from .compiler import Compiled, compile
+    from .trace import CompileError
+else:
+    from ._ccompiler import Compiled, compile
+    from ._ctrace import CompileError
+
+__all__ = ["compile", "Compiled", "CompileError", "twin"]

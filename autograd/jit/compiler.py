@@ -32,7 +32,20 @@ import numpy as np
 
 from ..grad_mode import state
 from ..hotpath import core as _core
-from .trace import _SLOT, CompileError, Trace, Tracer, _resolve, closure_maker, recording
+
+# The compiled twin (autograd.jit._ccompiler) uses the compiled trace (see jit/__init__.py).
+if __name__.endswith("._ccompiler"):
+    from ._ctrace import (  # type: ignore[import-not-found]
+        _SLOT,
+        CompileError,
+        Trace,
+        Tracer,
+        _resolve,
+        closure_maker,
+        recording,
+    )
+else:
+    from .trace import _SLOT, CompileError, Trace, Tracer, _resolve, closure_maker, recording
 
 __all__ = ["compile", "Compiled", "CompileError"]
 

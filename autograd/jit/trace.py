@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import errors as _errors
 from ..backend import numpy_kernels
 from ..grad_mode import state
 from ..hotpath import core as _core
@@ -42,7 +43,9 @@ KERNELS = frozenset(
     if not n.startswith("_") and isinstance(v, types.FunctionType)
     and v.__module__ == numpy_kernels.__name__)
 
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+# The directory of the package's Python sources (from errors.py, always a .py: this module may
+# be the compiled twin, installed elsewhere in an editable install), whose frames user_frame skips.
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(_errors.__file__)) + os.sep
 _ndarray = np.ndarray
 _wrap = _core.wrap
 _accumulate_now = _core._accumulate_now
@@ -115,7 +118,9 @@ def _store(spec: Any, out: Any, vals: list) -> None:
 
 def user_frame() -> tuple[str, int, str]:
     """(file, line, source) of the innermost frame outside the autograd package."""
-    f = sys._getframe(1)
+    # (frame 0: this function's own in the pure twin, skipped below as the package's; the
+    # compiled twin has no frame of its own, so frame 1 could already be past the user's)
+    f = sys._getframe(0)
     while f is not None and os.path.abspath(f.f_code.co_filename).startswith(_PACKAGE_DIR):
         f = f.f_back
     if f is None:
