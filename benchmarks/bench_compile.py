@@ -185,6 +185,25 @@ def torch_mlp(torch):
 SETUP_CALLS = 6
 
 
+def _first_call_ratios(make, eager_step, n: int, k: int, clock) -> list[float]:
+    """The first call of ``n`` fresh compiled steps, each over the median of ``k`` steady eager
+    steps timed just before it: both under the same load, which on a shared machine moves
+    the eager step by up to 1.5x between moments (a ratio of two medians taken apart swung
+    from 2.0 to 4.4 eager steps between runs of the same code)."""
+    ratios = []
+    for _ in range(n):
+        es = []
+        for _ in range(k):
+            t0 = clock()
+            eager_step()
+            es.append(clock() - t0)
+        fn = make()
+        t0 = clock()
+        fn()
+        ratios.append((clock() - t0) / statistics.median(es))
+    return ratios
+
+
 def _setup_samples(make, n: int, clock
                    ) -> tuple[float, list[float], list[list[float]], list[float]]:
     """The first call of the process's first compiled step (one-time costs: imports, code
@@ -234,13 +253,19 @@ def setup_costs(clock, repeat: int = 15) -> list[str]:
               max(2, repeat // 3))]
     for name, make, make_eager, n in cases:
         reps = min(7, max(2, repeat))
-        eager = statistics.median(sample_seconds(make_eager(), repeat=reps, clock=clock))
+        eager_step = make_eager()
+        eager = statistics.median(sample_seconds(eager_step, repeat=reps, clock=clock))
         steady = statistics.median(sample_seconds(make(), repeat=reps, clock=clock))
         cold, firsts, rows, later = _setup_samples(make, n, clock)
         totals = [sum(r) - SETUP_CALLS * steady for r in rows]
+        paired = sorted(_first_call_ratios(make, eager_step, 8 * n, 20 if name == "XOR" else 2,
+                                           clock))
         out.append(
             f"{name}: tracing (first call of a fresh compiled step) costs "
-            f"{statistics.median(firsts) / eager:.2f} eager steps (slowest "
+            f"{statistics.median(paired):.2f} eager steps, each against the eager step timed "
+            f"just before it ({len(paired)} fresh steps, p90 "
+            f"{paired[int(0.9 * (len(paired) - 1))]:.2f}); against this run's eager median: "
+            f"{statistics.median(firsts) / eager:.2f} (slowest "
             f"{max(firsts) / eager:.2f}; the process's first trace {cold / eager:.2f}; "
             f"later, after {2 * n + 3} traces, {statistics.median(later) / eager:.2f}); "
             f"set-up in all (first {SETUP_CALLS} calls - {SETUP_CALLS} steady replays) "
