@@ -699,6 +699,25 @@ def test_guards_retrace_before_and_after_the_guard_is_generated(when, caplog):
 
 
 @pytest.mark.parametrize("when", [1, 4])  # before and after the guard is generated
+def test_a_registry_that_is_another_mapping_type_is_guarded_too(when):
+    """A registry replaced before tracing by a dict subclass (an OrderedDict, as older
+    parametrization code makes) and then replaced again: the replay must not keep the old
+    weight."""
+    from collections import OrderedDict
+    ag.manual_seed(0)
+    lin = nn.Linear(2, 1)
+    lin._parameters = OrderedDict(lin._parameters)
+    x = ag.tensor(np.ones((3, 2), np.float32))
+    fn = ag.compile(lambda x: lin(x))
+    for _ in range(when):
+        fn(x)
+    lin._parameters = OrderedDict(weight=nn.Parameter(np.full((1, 2), 10.0, np.float32)),
+                                  bias=lin._parameters["bias"])
+    np.testing.assert_array_equal(fn(x).numpy(), lin(x).numpy())
+    assert fn.stats["traces"] == 2
+
+
+@pytest.mark.parametrize("when", [1, 4])  # before and after the guard is generated
 def test_module_settings_read_by_forward_are_guards(when, caplog):
     """Plain settings a forward reads at trace time (a dropout rate, BatchNorm's momentum, a
     LeakyReLU slope) are guards: changing one retraces, so compiled and eager steps keep giving

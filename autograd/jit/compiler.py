@@ -439,7 +439,7 @@ def _is_setting(key: str, value: Any) -> bool:
     guarded fact: its public settings and its non-empty registries (other private names and
     ``training``, guarded apart, are not)."""
     if key in _REGISTRIES:
-        return type(value) is dict and len(value) > 0
+        return isinstance(value, dict) and len(value) > 0
     return not key.startswith("_") and key != "training"
 
 
