@@ -196,13 +196,14 @@ def test_norm_gradient_at_zero_is_zero_like_pytorch(p, dtype, backend_name):
     autograd.functional.norm(x, p).backward()
     assert x.grad.dtype == dtype
     np.testing.assert_array_equal(x.grad.numpy(), np.zeros(4, dtype))
-    # one all-zero row beside a non-zero one: only the zero row's gradient is 0
+    # one all-zero row beside a non-zero one, each row's norm with its own upstream gradient:
+    # only the zero row's gradient is 0
     v = np.array([[0.0, 0.0, 0.0], [3.0, -4.0, 0.0]], dtype)
     y = autograd.tensor(v, requires_grad=True)
-    autograd.functional.norm(y, p, axis=1).sum().backward()
+    autograd.functional.norm(y, p, axis=1).backward(np.array([5.0, -1.5], dtype))
     q = 2.0 if p == "fro" else float(p)
     n = np.sum(np.abs(v[1]) ** q) ** (1 / q)
-    want = np.sign(v[1]) * (np.abs(v[1]) / n) ** (q - 1)
+    want = -1.5 * np.sign(v[1]) * (np.abs(v[1]) / n) ** (q - 1)
     np.testing.assert_allclose(y.grad.numpy(), np.stack([np.zeros(3), want]), rtol=1e-6)
 
 

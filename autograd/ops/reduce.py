@@ -119,16 +119,15 @@ class Norm(Op):
     def backward(ctx, g):
         x, n, p = ctx.saved
         k = B.k
-        one = x.dtype.type(1)
+        gk = k.reshape(g, n.shape)
+        if p == 1:  # sign(x): 0 at zeros already, no division
+            return (k.mul(k.sign(x), gk),)
         # n = 0 only where every reduced x is 0: divide by 1 there, x (or sign x) makes it 0
-        safe = k.where(k.compare(n, x.dtype.type(0), "gt"), n, one)
-        scale = k.div(k.reshape(g, n.shape), safe)
+        safe = k.where(k.compare(n, x.dtype.type(0), "gt"), n, x.dtype.type(1))
         if p == 2:
-            return (k.mul(x, scale),)
-        if p == 1:
-            return (k.mul(k.sign(x), k.reshape(g, n.shape)),)
+            return (k.mul(x, k.div(gk, safe)),)
         ratio = k.pow(k.div(k.abs(x), safe), x.dtype.type(p - 1))
-        return (k.mul(k.mul(k.sign(x), ratio), k.reshape(g, n.shape)),)
+        return (k.mul(k.mul(k.sign(x), ratio), gk),)
 
 
 class Var(Op):
