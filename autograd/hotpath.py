@@ -25,13 +25,14 @@ twin runs only the Python.
 """
 from __future__ import annotations
 
+import importlib
 import os
 from types import ModuleType
 from typing import Any
 
 from . import engine as _py_engine
 
-__all__ = ["core", "core_name", "requested", "engine", "use_engine", "set_engine",
+__all__ = ["core", "core_name", "compiled_twin", "requested", "engine", "use_engine", "set_engine",
            "engine_module"]
 
 _BUILD_HINT = "reinstall from source with `pip install .`"
@@ -59,6 +60,21 @@ if core.__name__ == "autograd._ccore":
         from . import _cengine as _compiled_engine  # type: ignore[attr-defined, no-redef]
     except ImportError:
         _compiled_engine = None
+
+
+def compiled_twin(name: str) -> ModuleType | None:
+    """The compiled twin ``name`` (e.g. ``"autograd.jit._ccompiler"``) when the compiled hot path
+    runs and the twin is built, else None (the caller uses the ``.py`` source); an error when
+    ``AUTOGRAD_ENGINE=compiled`` asked for it and it is not built."""
+    if core_name() != "compiled":
+        return None
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        if requested() == "compiled":
+            raise RuntimeError(f"AUTOGRAD_ENGINE=compiled but {name} is not built: "
+                               f"{_BUILD_HINT}") from exc
+        return None
 
 
 def requested() -> str:

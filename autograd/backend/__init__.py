@@ -69,16 +69,7 @@ def _load_numpy_provider() -> ModuleType:
     """The NumPy provider's twin matching the hot path: compiled with the compiled hot path (an
     error when it was asked for by ``AUTOGRAD_ENGINE=compiled`` and is not built), else the
     ``numpy_kernels`` source module."""
-    if hotpath.core_name() != "compiled":
-        return numpy_kernels
-    try:
-        from . import _cnumpy_kernels  # type: ignore[attr-defined]
-    except ImportError as exc:
-        if hotpath.requested() == "compiled":
-            raise RuntimeError(f"AUTOGRAD_ENGINE=compiled but autograd.backend._cnumpy_kernels "
-                               f"is not built: {hotpath._BUILD_HINT}") from exc
-        return numpy_kernels
-    return _cnumpy_kernels
+    return hotpath.compiled_twin("autograd.backend._cnumpy_kernels") or numpy_kernels
 
 
 #: The NumPy kernel provider that runs: ``autograd.backend._cnumpy_kernels`` (numpy_kernels.py

@@ -15,23 +15,9 @@ from typing import TYPE_CHECKING
 
 from .. import hotpath
 
-
-def _load_twin() -> str:
-    if hotpath.core_name() != "compiled":
-        return "python"
-    try:
-        from . import _ccompiler, _ctrace  # type: ignore[attr-defined]  # noqa: F401
-    except ImportError as exc:
-        if hotpath.requested() == "compiled":
-            raise RuntimeError(f"AUTOGRAD_ENGINE=compiled but the compiled jit "
-                               f"(autograd.jit._ccompiler) is not built: {hotpath._BUILD_HINT}"
-                               ) from exc
-        return "python"
-    return "compiled"
-
-
-#: Which twin of the jit runs: ``"compiled"`` or ``"python"``.
-twin: str = _load_twin()
+#: Which twin of the jit runs: ``"compiled"`` or ``"python"`` (the compiled compiler imports
+#: the compiled trace, built with it).
+twin: str = "compiled" if hotpath.compiled_twin("autograd.jit._ccompiler") else "python"
 
 if TYPE_CHECKING or twin == "python":
     from .compiler import Compiled, compile
