@@ -164,6 +164,48 @@ def test_a_chain_cut_by_a_missing_gradient_frees_the_rest_unrun(engine_name):
     assert a._node.freed, "the unrun node's saved arrays are released all the same"
 
 
+class _HandsBack(Op):
+    """Identity (private, unregistered) whose backward returns, per ``kind``, an array of its
+    own, a view, a read-only array owning its memory, or a read-only broadcast (kept in
+    ``returned``)."""
+
+    returned: list = []
+
+    @staticmethod
+    def forward(ctx, x, kind):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        kind = ctx.params["kind"]
+        if kind == "own":
+            out = g * 1.0
+        elif kind == "view":
+            out = np.concatenate([g, g])[: g.shape[0]]
+        elif kind == "read-only":
+            out = g * 1.0
+            out.flags.writeable = False
+        else:
+            out = np.broadcast_to(g[:1], g.shape)
+        _HandsBack.returned.append(out)
+        return (out,)
+
+
+@pytest.mark.parametrize("kind", ["own", "view", "read-only", "broadcast"])
+def test_a_leaf_keeps_its_first_gradient_only_if_it_owns_it(engine_name, kind):
+    x = _leaf([1.0, 2.0, 3.0])
+    _HandsBack.returned = []
+    apply(_HandsBack, x, kind=kind).backward(np.array([5.0, 5.0, 5.0]))
+    (out,) = _HandsBack.returned
+    kept = x.grad.numpy()
+    np.testing.assert_array_equal(kept, [5.0, 5.0, 5.0])
+    if kind == "own":  # an array nobody else holds is kept as it is, not copied
+        assert kept is out
+    else:
+        assert not np.shares_memory(kept, out) and kept.flags.writeable
+        assert kept.base is None
+
+
 def test_detach_stops_the_gradient(engine_name):
     x = _leaf([2.0])
     (x * x.detach()).sum().backward()
