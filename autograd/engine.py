@@ -91,7 +91,19 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
     the callbacks queued during the pass (:func:`autograd.hooks.queue_callback`)."""
     # hooks.enter_backward/exit_backward inlined (0.3 us a call less): this pass's callback
     # list is the thread's state.callbacks until the pass ends, then the enclosing pass's.
+    # The compiled twin reads and writes the thread's state dict itself (what the attribute
+    # read and writes do, without threading.local's lookup of that dict each time).
     callbacks = []
+    if _COMPILED:
+        outer = ag_state_get("callbacks")  # noqa: F821
+        ag_state_set("callbacks", callbacks)  # noqa: F821
+        try:
+            _propagate(root, grad, retain_graph)
+            if callbacks:
+                _hooks.run_callbacks(callbacks)
+        finally:
+            ag_state_set("callbacks", outer)  # noqa: F821
+        return
     outer = state.callbacks
     state.callbacks = callbacks
     try:
@@ -111,6 +123,15 @@ def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
     node is done; saved arrays are freed unless ``retain_graph``. Tensor hooks run where a
     gradient is complete: a non-leaf's before its node runs, a hooked leaf's once all its
     edges have delivered (then its post-accumulate hooks).
+
+    Counting consumers needs a walk of the whole graph first, and most of it is not needed
+    while the graph is a chain: as long as every node run so far had at most one input made by
+    a node (a Sequential net's graph is such a chain, plus its leaves), every node reachable is
+    reached through that input, so its node's only consumer is the node just run and its
+    gradient is complete: the walk just follows it, with no counts. The first node with a
+    second such input starts the counted walk from itself (the counts of everything below it
+    are those a walk from the top would find), so nodes run, and leaves accumulate, in the
+    same order either way.
     """
     top = root._node
     leaf_hooks, node_hooks = _LEAF, _NODE
@@ -128,20 +149,17 @@ def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
         leaf_left = _hooks.leaf_edges(top)  # edges still to deliver, per hooked leaf
         leaf_sum = {}  # what they delivered so far
     anomaly = ag_state_flag("anomaly") if _COMPILED else state.anomaly  # noqa: F821
-    # Each node's slot: [consumers left, gradient so far, node] (see _slots).
-    slots = _slots(top)
-    slot = slots[top]
-    slot[1] = grad
     # A leaf may keep the array it is first given as its .grad, so it must own it alone: arrays
     # already kept by a leaf (an op may return one array for two inputs), the caller's own
     # gradient, views and read-only broadcasts are copied first.
     handed = {id(grad)}
-    ready = [slot]
-    while ready:
-        slot = ready.pop()
-        node = slot[2]
-        g = slot[1]
-        slot[1] = None  # dropped as soon as its node has run
+    # The counted walk's state, None while the graph is a chain: each node's slot
+    # [consumers left, gradient so far, node] (see _slots) and the slots ready to run.
+    slots = None
+    ready = None
+    node = top
+    g = grad
+    while True:
         grads = None
         if g is not None:  # else every path to this node carried no gradient
             if node.freed:
@@ -160,6 +178,8 @@ def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
                 grads = backward(node, g)
             if anomaly:
                 _check_finite(node, grads)
+        g = None
+        nxt = None  # in a chain: the one input's node, run next with gradient g
         inputs = node.inputs
         needs = node.needs
         for i in range(len(inputs)):
@@ -187,7 +207,13 @@ def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
                     # added out of place), so only then must the array be the leaf's alone.
                     if t.grad is None:
                         key = id(gi)
-                        if key in handed or gi.base is not None or not gi.flags.writeable:
+                        if _COMPILED and ag_is_array(gi):  # noqa: F821
+                            # base and flags read from the array's struct (gi.flags builds
+                            # a new object per call)
+                            owned = ag_owns_writeable(gi)  # noqa: F821
+                        else:
+                            owned = gi.base is None and gi.flags.writeable
+                        if key in handed or not owned:
                             k = ag_state_get("k") if _COMPILED else state.k  # noqa: F821
                             gi = k.cast(gi, gi.dtype)  # a copy the trace sees
                             key = id(gi)
@@ -196,6 +222,21 @@ def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
                     if entry is not None:
                         _hooks.run_post(entry, t)
                 continue
+            if slots is None:
+                if nxt is None:  # still a chain: this node is child's only consumer
+                    nxt = child
+                    g = gi
+                    continue
+                # A second input made by a node: count consumers from this node on, and
+                # deliver the first one's gradient as the counted walk would have.
+                slots = _slots(node)
+                ready = []
+                slot = slots[nxt]
+                slot[1] = g
+                left = slot[0] - 1
+                slot[0] = left
+                if left == 0:
+                    ready.append(slot)
             slot = slots[child]
             if gi is not None:
                 prev = slot[1]
@@ -211,6 +252,17 @@ def _propagate(root, grad: np.ndarray, retain_graph: bool) -> None:
                 ready.append(slot)
         if not retain_graph:
             node.release()
+        if slots is None:
+            if nxt is None:
+                return
+            node = nxt  # g is its gradient
+        else:
+            if not ready:
+                return
+            slot = ready.pop()
+            node = slot[2]
+            g = slot[1]
+            slot[1] = None  # dropped as soon as its node has run
 
 
 def _gather_leaf(t, gi, leaf_left: dict, leaf_sum: dict):

@@ -61,6 +61,14 @@ static inline int ag_same_shape(PyObject* a, PyObject* b) {
   return 1;
 }
 
+// ``a.base is None and a.flags.writeable`` for an exact ndarray: an array that owns its memory
+// and may be written, read from its struct (``a.flags`` builds a new flags object per call).
+// NPY_ARRAY_WRITEABLE is 0x0400 in every NumPy since 1.7 (ndarraytypes.h).
+static inline int ag_owns_writeable(PyObject* a) {
+  const ag_ndarray_head* x = (const ag_ndarray_head*)a;
+  return x->base == NULL && (x->flags & 0x0400) != 0;
+}
+
 // a.dtype of an exact ndarray, borrowed: the very object ``a.dtype`` returns (its descr).
 static inline PyObject* ag_dtype(PyObject* a) { return ((const ag_ndarray_head*)a)->descr; }
 
@@ -112,6 +120,15 @@ static inline PyObject* ag_state_get(PyObject* name) {
     return v;
   }
   return PyObject_GetAttr(ag_state, name);
+}
+
+// ``state.<name> = value`` in the calling thread: a write into the thread's dict, which is what
+// the attribute write does (_State defines no data descriptors, see ag_state_get). 0, or -1 with
+// an exception set.
+static inline int ag_state_set(PyObject* name, PyObject* value) {
+  PyObject* d = ag_state_dict();
+  if (!d) return -1;
+  return PyDict_SetItem(d, name, value);
 }
 
 // bool(state.<name>) in the calling thread: 1, 0, or -1 with an exception set.

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import autograd
-from autograd.function import Node
+from autograd.engine import topological_order
+from autograd.function import Node, Op, apply
 
 
 def _leaf(values, dtype=np.float64):
@@ -64,6 +65,145 @@ def test_chain_of_100_000_ops_needs_no_recursion(engine_name):
     y.sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [1.0])
     del y  # freeing the chain must not recurse either
+
+
+# The engine follows a chain (each node run so far had at most one input made by a node)
+# without counting consumers, and counts them from the first node with two such inputs on.
+# These graphs sit on that boundary: the nodes must run in topological_order's order (the
+# counted walk's), so every node's gradient is complete when it runs and leaves sum their
+# gradients in one order on both engines.
+
+class _Logged(Op):
+    """Identity (private, unregistered) whose backward logs its ``label``; ``drop=True`` makes
+    it return no gradient for its input."""
+
+    log: list = []
+
+    @staticmethod
+    def forward(ctx, x, label, drop=False):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        _Logged.log.append(ctx.params["label"])
+        return (None if ctx.params["drop"] else g,)
+
+
+def _tag(t, label, drop=False):
+    return apply(_Logged, t, label=label, drop=drop)
+
+
+def _run_logged(root, grad):
+    """Backward from ``root``; returns (labels in the order their nodes ran, the labels of
+    topological_order, taken before)."""
+    expected = [n.params["label"] for n in topological_order(root._node)
+                if n.op is _Logged]
+    _Logged.log = []
+    root.backward(grad)
+    return _Logged.log, expected
+
+
+def test_a_chain_runs_top_down(engine_name):
+    x = _leaf([1.0, -2.0])
+    w = _leaf([3.0, 0.5])
+    y = _tag(_tag(_tag(x, "a") * w, "b"), "c")  # a chain: mul's other input is a leaf
+    ran, expected = _run_logged(y, np.array([1.0, 2.0]))
+    assert ran == expected == ["c", "b", "a"]
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 1.0])
+    np.testing.assert_array_equal(w.grad.numpy(), [1.0, -4.0])
+
+
+def test_a_chain_that_forks_below_its_top(engine_name):
+    x = _leaf([0.5, 1.5])
+    a = _tag(x, "a")
+    d = _tag(_tag(a, "b") + _tag(a, "c"), "top")  # a is consumed by two nodes
+    ran, expected = _run_logged(d, np.array([1.0, 10.0]))
+    assert ran == expected
+    assert ran.index("a") > max(ran.index("b"), ran.index("c")), \
+        "a ran before both of its consumers delivered"
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 20.0])
+
+
+def test_an_input_consumed_again_further_down_the_chain(engine_name):
+    x = _leaf([0.5, -3.0])
+    a = _tag(x, "a")
+    c = _tag(_tag(a, "b") * a, "top")  # a feeds b and, further up, the product
+    ran, expected = _run_logged(c, np.ones(2))
+    assert ran == expected and ran[-1] == "a"
+    np.testing.assert_array_equal(x.grad.numpy(), 2 * x.numpy())
+
+
+def test_one_intermediate_used_twice_by_one_node(engine_name):
+    x = _leaf([1.0, -2.0, 3.0])
+    h = _tag(x, "h")
+    y = _tag(h * h, "top")  # two edges from one node: h's gradient is their sum
+    ran, expected = _run_logged(y, np.ones(3))
+    assert ran == expected == ["top", "h"]
+    np.testing.assert_array_equal(x.grad.numpy(), 2 * x.numpy())
+
+
+def test_the_second_input_made_by_a_node_comes_after_a_leaf(engine_name):
+    x = _leaf([[1.0, 2.0]])
+    w = _leaf([[0.5, -1.0], [2.0, 1.0], [0.0, 3.0]])
+    bias = _leaf([1.0, 2.0, 3.0])
+    y = _tag(autograd.functional.linear(_tag(x, "x"), w, _tag(bias, "b")), "top")
+    ran, expected = _run_logged(y, np.array([[1.0, 2.0, 3.0]]))
+    assert ran == expected and ran[0] == "top" and set(ran[1:]) == {"x", "b"}
+    np.testing.assert_array_equal(bias.grad.numpy(), [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(x.grad.numpy(), [[4.5, 10.0]])
+    np.testing.assert_array_equal(w.grad.numpy(), [[1.0, 2.0], [2.0, 4.0], [3.0, 6.0]])
+
+
+def test_a_chain_cut_by_a_missing_gradient_frees_the_rest_unrun(engine_name):
+    x = _leaf([1.0, 2.0])
+    a = _tag(x, "a")
+    y = _tag(_tag(a, "b", drop=True), "c")
+    ran, _ = _run_logged(y, np.ones(2))
+    assert ran == ["c", "b"], "a node that no gradient reaches must not run"
+    assert x.grad is None
+    assert a._node.freed, "the unrun node's saved arrays are released all the same"
+
+
+class _HandsBack(Op):
+    """Identity (private, unregistered) whose backward returns, per ``kind``, an array of its
+    own, a view, a read-only array owning its memory, or a read-only broadcast (kept in
+    ``returned``)."""
+
+    returned: list = []
+
+    @staticmethod
+    def forward(ctx, x, kind):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        kind = ctx.params["kind"]
+        if kind == "own":
+            out = g * 1.0
+        elif kind == "view":
+            out = np.concatenate([g, g])[: g.shape[0]]
+        elif kind == "read-only":
+            out = g * 1.0
+            out.flags.writeable = False
+        else:
+            out = np.broadcast_to(g[:1], g.shape)
+        _HandsBack.returned.append(out)
+        return (out,)
+
+
+@pytest.mark.parametrize("kind", ["own", "view", "read-only", "broadcast"])
+def test_a_leaf_keeps_its_first_gradient_only_if_it_owns_it(engine_name, kind):
+    x = _leaf([1.0, 2.0, 3.0])
+    _HandsBack.returned = []
+    apply(_HandsBack, x, kind=kind).backward(np.array([5.0, 5.0, 5.0]))
+    (out,) = _HandsBack.returned
+    kept = x.grad.numpy()
+    np.testing.assert_array_equal(kept, [5.0, 5.0, 5.0])
+    if kind == "own":  # an array nobody else holds is kept as it is, not copied
+        assert kept is out
+    else:
+        assert not np.shares_memory(kept, out) and kept.flags.writeable
+        assert kept.base is None
 
 
 def test_detach_stops_the_gradient(engine_name):
