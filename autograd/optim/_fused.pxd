@@ -17,6 +17,9 @@ cdef extern from "hot.h":
     object ag_kernel(object k, object name)
 
 
+@cython.locals(t=TensorBase)
+cpdef zero_grad(self, set_to_none=*)
+
 cpdef step(self, closure=*)
 
 @cython.locals(arrays=list, grads=list, skipped=bint)
@@ -31,6 +34,6 @@ cdef bint _gather_c(opt, params, list arrays, list grads) except -1
 @cython.locals(i=Py_ssize_t, bufs=list, fresh=list)
 cpdef sgd_update(self, group, params, arrays, grads)
 
-@cython.locals(i=Py_ssize_t, exp_avgs=list, exp_avg_sqs=list, steps=list, shared=bint,
+@cython.locals(i=Py_ssize_t, n=Py_ssize_t, exp_avgs=list, exp_avg_sqs=list, shared=bint,
                by_step=dict, lists=tuple)
 cpdef adam_update(self, group, params, arrays, grads)

@@ -10,9 +10,9 @@ compares, list appends and hyper-parameter conversions), so the compiled twin re
 and an ndarray's C structs where the Python beside it reads attributes, under ``if _COMPILED:``
 with the helpers of ``csrc/hot.h`` (declared in ``_fused.pxd``), as ``autograd/_core.py`` does.
 
-``step`` is :meth:`Optimizer.step` and ``update_groups`` its loop; ``sgd_update`` and
-``adam_update`` are the ``_update`` methods of :class:`~autograd.optim.SGD` and
-:class:`~autograd.optim.Adam`. They are bound to those classes as class attributes, so a
+``zero_grad`` and ``step`` are :class:`Optimizer`'s, ``update_groups`` the step's loop;
+``sgd_update`` and ``adam_update`` are the ``_update`` methods of :class:`~autograd.optim.SGD`
+and :class:`~autograd.optim.Adam`. They are bound to those classes as class attributes, so a
 compiled step runs from ``opt.step()`` to the kernel call without a Python frame.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ except ImportError:  # the pure twin runs without Cython
 if _COMPILED:
     ag_hot_init(np.ndarray, state)  # noqa: F821 - declared in _fused.pxd (csrc/hot.h)
 
-__all__ = ["step", "update_groups", "sgd_update", "adam_update", "KERNEL_ONLY_UPDATES"]
+__all__ = ["zero_grad", "step", "update_groups", "sgd_update", "adam_update", "KERNEL_ONLY_UPDATES"]
 
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
@@ -45,10 +45,37 @@ _bump = Tensor._updated_
 KERNEL_ONLY_UPDATES: set[Callable[..., None]] = set()
 
 
-# step is a live call of autograd.compile (replayed for real at each replay, see
-# autograd.capture.live), spelled out: the check that capture.live's wrapper makes sits at its
-# top, so an eager call pays one thread-local read, not a wrapper frame with its packed
-# arguments. It carries ``__wrapped_live__`` (``_step``, set in optimizer.py).
+# zero_grad and step are live calls of autograd.compile (replayed for real at each replay, see
+# autograd.capture.live), spelled out: the check that capture.live's wrapper makes sits at the
+# top of each, so an eager call pays one thread-local read, not a wrapper frame with its packed
+# arguments. Each carries ``__wrapped_live__`` (the function a replay calls, set in
+# optimizer.py), as a live-decorated one does.
+def zero_grad(self: Any, set_to_none: bool = True) -> None:
+    """Clear the gradients of every parameter (to None by default, else to zeros)."""
+    cap = ag_state_get("capture") if _COMPILED else state.capture  # noqa: F821
+    if cap is not None:  # tracing for autograd.compile: recorded as a live call
+        cap.live_call(_zero_grad, (self, set_to_none), {})
+        return
+    if set_to_none is True:
+        for g in self.param_groups:
+            for p in g["params"]:
+                if _COMPILED and isinstance(p, TensorBase):  # noqa: F821
+                    t = p
+                    t.grad = None  # the C field
+                else:
+                    p.grad = None
+        return
+    _zero_grad(self, set_to_none)
+
+
+def _zero_grad(opt: Any, set_to_none: bool = True) -> None:
+    """``opt.zero_grad(set_to_none)``: what a compiled step replays."""
+    for g in opt.param_groups:
+        for p in g["params"]:
+            if p.grad is not None:
+                p.grad = None if set_to_none else Tensor._wrap(np.zeros_like(p._data))
+
+
 def step(self: Any, closure: Callable[[], Any] | None = None) -> Any:
     """Update every parameter that has a gradient; ``closure`` (optional) recomputes and
     returns the loss first, as in PyTorch."""
@@ -181,8 +208,10 @@ def sgd_update(self: Any, group: dict[str, Any], params: list, arrays: list,
     bufs = []
     fresh = []
     for i in range(len(params)):
-        st = states.get(params[i])
-        buf = None if st is None else st.get("momentum_buffer")
+        p = params[i]
+        # (plain dict lookups: cheaper than .get method calls in the compiled twin)
+        st = states[p] if p in states else None
+        buf = st["momentum_buffer"] if st is not None and "momentum_buffer" in st else None
         if buf is None:
             fresh.append(i)
         bufs.append(buf)
@@ -207,14 +236,15 @@ def adam_update(self: Any, group: dict[str, Any], params: list, arrays: list,
     count (one loop advances the counts and gathers the state arrays; a second groups them by
     count only when they differ)."""
     states = self.state
-    exp_avgs = []
-    exp_avg_sqs = []
-    steps = []
+    n = len(params)
+    exp_avgs = [None] * n
+    exp_avg_sqs = [None] * n
     first = None
     shared = True  # every parameter at the same step count (one kernel call)
-    for i in range(len(params)):
+    for i in range(n):
         p = params[i]
-        st = states.get(p)
+        # (two plain dict lookups: cheaper than a .get method call in the compiled twin)
+        st = states[p] if p in states else None
         if st is None or "exp_avg" not in st:
             a = arrays[i]
             st = states[p] = {"step": 0, "exp_avg": np.zeros_like(a),
@@ -224,9 +254,8 @@ def adam_update(self: Any, group: dict[str, Any], params: list, arrays: list,
             first = step
         elif shared and step != first:
             shared = False
-        steps.append(step)
-        exp_avgs.append(st["exp_avg"])
-        exp_avg_sqs.append(st["exp_avg_sq"])
+        exp_avgs[i] = st["exp_avg"]
+        exp_avg_sqs[i] = st["exp_avg_sq"]
     b1, b2 = group["betas"]
     lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
     b1 = float(b1)
@@ -237,12 +266,14 @@ def adam_update(self: Any, group: dict[str, Any], params: list, arrays: list,
     if shared:
         adam_step(arrays, grads, exp_avgs, exp_avg_sqs, first, lr, b1, b2, eps, wd, decoupled)
         return
-    # one call per distinct count, in the order the counts first appear
+    # one call per distinct count (each parameter's, just advanced), in the order the counts
+    # first appear
     by_step: dict = {}
-    for i in range(len(params)):
-        lists = by_step.get(steps[i])
+    for i in range(n):
+        step = states[params[i]]["step"]
+        lists = by_step.get(step)
         if lists is None:
-            lists = by_step[steps[i]] = ([], [], [], [])
+            lists = by_step[step] = ([], [], [], [])
         lists[0].append(arrays[i])
         lists[1].append(grads[i])
         lists[2].append(exp_avgs[i])

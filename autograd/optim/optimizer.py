@@ -14,7 +14,6 @@ from typing import Any, Iterable
 import numpy as np
 
 from .. import hotpath
-from ..grad_mode import state as _grad_state
 from ..tensor import Tensor
 from . import _fused as _py_fused
 
@@ -97,27 +96,10 @@ class Optimizer:
                              f">= 0)")
 
     # ---------------------------------------------------------------- stepping
-    # zero_grad and step are live calls of autograd.compile (replayed for real at each replay,
-    # see autograd.capture.live), spelled out: the check that capture.live's wrapper makes
-    # sits at the top of each, so an eager call pays one thread-local read, not a wrapper
-    # frame with its packed arguments (~0.1 us each, twice per training step). Each carries
-    # ``__wrapped_live__`` (the function a replay calls), as a live-decorated one does.
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        """Clear the gradients of every parameter (to None by default, else to zeros)."""
-        cap = _grad_state.capture
-        if cap is not None:  # tracing for autograd.compile: recorded as a live call
-            cap.live_call(_zero_grad, (self, set_to_none), {})
-            return
-        if set_to_none is True:
-            for g in self.param_groups:
-                for p in g["params"]:
-                    p.grad = None
-            return
-        _zero_grad(self, set_to_none)
-
-    # step (and the loop it runs at every call) is in the optimizers' compiled twin,
+    # zero_grad and step (and the loop step runs) are in the optimizers' compiled twin,
     # autograd/optim/_fused.py, bound here: compiled, an eager step runs from this call to the
-    # update kernel without a Python frame.
+    # update kernel without a Python frame. Both are live calls of autograd.compile.
+    zero_grad = fused.zero_grad
     step = fused.step
 
     def _update(self, group: dict[str, Any], params: list[Tensor], arrays: list[np.ndarray],
@@ -197,16 +179,10 @@ class Optimizer:
         return "\n".join(lines) + "\n)"
 
 
-def _zero_grad(opt: Optimizer, set_to_none: bool = True) -> None:
-    """``opt.zero_grad(set_to_none)``: what a compiled step replays."""
-    for g in opt.param_groups:
-        for p in g["params"]:
-            if p.grad is not None:
-                p.grad = None if set_to_none else Tensor._wrap(np.zeros_like(p._data))
-
-
-#: What a compiled step replays (``opt.step(closure)``), and the ``_update`` methods that only
-#: call kernels on arrays (SGD's, Adam's: no op is recorded): the running twin's.
+#: What compiled steps replay (``opt.zero_grad(set_to_none)``, ``opt.step(closure)``), and the
+#: ``_update`` methods that only call kernels on arrays (SGD's, Adam's: no op is recorded): the
+#: running twin's.
+_zero_grad = fused._zero_grad
 _step = fused._step
 KERNEL_ONLY_UPDATES = fused.KERNEL_ONLY_UPDATES
 
