@@ -26,16 +26,18 @@ def twins() -> list:
 
 
 def on_twin(cls: type, twin) -> type:
-    """``cls`` with its step, loop and update taken from ``twin`` (same class name, so the same
-    error messages)."""
+    """``cls`` with its zero_grad, step, loop and update taken from ``twin`` (same class name,
+    so the same error messages)."""
     update = twin.adam_update if issubclass(cls, optim.Adam) else twin.sgd_update
-    return type(cls.__name__, (cls,), {"step": twin.step, "_update": update})
+    return type(cls.__name__, (cls,), {"zero_grad": twin.zero_grad, "step": twin.step,
+                                       "_update": update})
 
 
 def test_the_running_twin_is_reported():
     assert backend.info()["optim"] == optimizer.twin
     assert optimizer.twin == ("compiled" if optimizer.fused is not pyfused else "python")
     assert optim.SGD.step is optimizer.fused.step
+    assert optim.Adam.zero_grad is optimizer.fused.zero_grad
     assert optim.SGD._update is optimizer.fused.sgd_update
     assert optim.AdamW._update is optimizer.fused.adam_update
     if hotpath.core_name() == "compiled":  # built with _ccore by the same CMake project
@@ -189,3 +191,42 @@ def test_a_defaultdict_state_works(twin):
         ref.step()
         ref.step()
         np.testing.assert_array_equal(p.numpy(), ref.param_groups[0]["params"][0].numpy())
+
+
+@pytest.mark.parametrize("twin", twins(), ids=lambda t: t.__name__)
+def test_zero_grad_on_each_twin(twin):
+    a = nn.Parameter(np.ones(2, np.float32))
+    b = nn.Parameter(np.ones(3, np.float64))
+    opt = on_twin(optim.SGD, twin)([a, b], lr=0.1)
+    a.grad = ag.tensor(np.ones(2, np.float32))
+    opt.zero_grad(set_to_none=False)  # zeros of each parameter's dtype; no gradient stays None
+    assert b.grad is None
+    assert a.grad.dtype == np.float32 and np.array_equal(a.grad.numpy(), [0.0, 0.0])
+    b.grad = ag.tensor(np.ones(3))
+    opt.zero_grad()
+    assert a.grad is None and b.grad is None
+    # the Python spelling's error for something that is not a Tensor, after the Tensors before
+    # it are cleared
+    a.grad = ag.tensor(np.ones(2, np.float32))
+    opt.param_groups[0]["params"].append(np.ones(2))
+    with pytest.raises(AttributeError, match="grad"):
+        opt.zero_grad()
+    assert a.grad is None
+
+
+def test_bench_optim_runs_and_restores_the_provider():
+    import sys
+    from pathlib import Path
+
+    from autograd.grad_mode import state
+    bench_dir = str(Path(__file__).resolve().parent.parent / "benchmarks")
+    sys.path.insert(0, bench_dir)
+    try:
+        import bench_optim
+        before = state.k
+        out = bench_optim.run("numpy", 1, 1e-6, "cpu")  # each case once or so: never timed here
+    finally:
+        sys.path.remove(bench_dir)
+    assert state.k is before
+    for case in ("XOR 2-10-1 SGD", "XOR 2-10-1 SGD momentum", "1-2-5-1 Adam"):
+        assert case in out
