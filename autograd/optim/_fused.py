@@ -57,13 +57,18 @@ def zero_grad(self: Any, set_to_none: bool = True) -> None:
         cap.live_call(_zero_grad, (self, set_to_none), {})
         return
     if set_to_none is True:
+        if _COMPILED:  # a Tensor's grad is a C field (anything else: the attribute, as below)
+            for g in self.param_groups:
+                for p in g["params"]:
+                    if isinstance(p, TensorBase):  # noqa: F821
+                        t = p
+                        t.grad = None
+                    else:
+                        p.grad = None
+            return
         for g in self.param_groups:
             for p in g["params"]:
-                if _COMPILED and isinstance(p, TensorBase):  # noqa: F821
-                    t = p
-                    t.grad = None  # the C field
-                else:
-                    p.grad = None
+                p.grad = None
         return
     _zero_grad(self, set_to_none)
 
