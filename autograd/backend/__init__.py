@@ -159,14 +159,20 @@ def _jit_twin() -> str:
     return jit.twin
 
 
+def _optim_twin() -> str:
+    from ..optim import optimizer  # (optim imports the tensor, which imports this package)
+    return optimizer.twin
+
+
 def info() -> dict[str, Any]:
-    """What runs: kernel provider, graph engine, hot path, NumPy-kernel and jit twins, and the
-    native core's BLAS and threads."""
+    """What runs: kernel provider, graph engine, hot path, NumPy-kernel, jit and optimizer-step
+    twins, and the native core's BLAS and threads."""
     out: dict[str, Any] = {"backend": active(), "engine": engine(),
                            "hot_path": hotpath.core_name(),
                            "numpy_kernels": ("compiled" if numpy_provider is not numpy_kernels
                                              else "python"),
                            "jit": _jit_twin(),
+                           "optim": _optim_twin(),
                            "native_available": native_available()}
     if not _NATIVE_BUILT:
         out["native_build"] = "off (installed with AUTOGRAD_NATIVE=OFF: NumPy backend only)"

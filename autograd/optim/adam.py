@@ -3,13 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-# The thread's kernel provider, read as grad_mode.state.k: what backend.k returns, without the
-# module property's call (the update kernel runs every step).
-from ..grad_mode import state as _state
-from ..tensor import Tensor
-from .optimizer import KERNEL_ONLY_UPDATES, Optimizer, ParamsT
+from .optimizer import KERNEL_ONLY_UPDATES, Optimizer, ParamsT, fused
 
 __all__ = ["Adam", "AdamW"]
 
@@ -44,33 +38,9 @@ class Adam(Optimizer):
         if not group["eps"] >= 0:
             raise ValueError(f"{name}: invalid epsilon {group['eps']!r} (must be >= 0)")
 
-    def _update(self, group: dict[str, Any], params: list[Tensor], arrays: list[np.ndarray],
-                grads: list[np.ndarray]) -> None:
-        # The kernel takes one step count for bias correction. Parameters of a group share it
-        # unless some had no gradient on an earlier step: then one call per distinct count.
-        # One loop gathers the arrays per count (this runs every step of a small network).
-        by_step: dict[int, tuple[list, list, list, list]] = {}
-        states = self.state
-        for i, p in enumerate(params):
-            a = arrays[i]
-            st = states.get(p)
-            if st is None or "exp_avg" not in st:
-                st = states[p] = {"step": 0, "exp_avg": np.zeros_like(a),
-                                  "exp_avg_sq": np.zeros_like(a)}
-            step = st["step"] = st["step"] + 1
-            lists = by_step.get(step)
-            if lists is None:
-                lists = by_step[step] = ([], [], [], [])
-            lists[0].append(a)
-            lists[1].append(grads[i])
-            lists[2].append(st["exp_avg"])
-            lists[3].append(st["exp_avg_sq"])
-        b1, b2 = group["betas"]
-        lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
-        for step, (arrays, grads, exp_avgs, exp_avg_sqs) in by_step.items():
-            _state.k.adam_step(arrays, grads, exp_avgs, exp_avg_sqs, step, lr, float(b1),
-                                float(b2), eps, wd, self._decoupled)
-
+    # The update (one fused kernel call per group) runs in the optimizers' compiled twin,
+    # autograd/optim/_fused.py: bound here, a compiled step calls it without a Python frame.
+    _update = fused.adam_update
 
 KERNEL_ONLY_UPDATES.add(Adam._update)  # it calls the update kernel alone
 

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import copy
 import numbers
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
-from ..grad_mode import enable_grad
-from ..grad_mode import state as _grad_state
+from .. import hotpath
 from ..tensor import Tensor
-
-_bump = Tensor._updated_
+from . import _fused as _py_fused
 
 __all__ = ["Optimizer"]
+
+#: What a step repeats (gather and check each group's arrays, update, bump versions; SGD's and
+#: Adam's updates): ``autograd.optim._cfused`` (``_fused.py`` compiled by Cython) with the
+#: compiled hot path, else ``_fused`` itself. ``backend.info()["optim"]`` says which.
+fused = hotpath.compiled_twin("autograd.optim._cfused") or _py_fused
+twin: str = "python" if fused is _py_fused else "compiled"
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
 
@@ -92,35 +96,11 @@ class Optimizer:
                              f">= 0)")
 
     # ---------------------------------------------------------------- stepping
-    # zero_grad and step are live calls of autograd.compile (replayed for real at each replay,
-    # see autograd.capture.live), spelled out: the check that capture.live's wrapper makes
-    # sits at the top of each, so an eager call pays one thread-local read, not a wrapper
-    # frame with its packed arguments (~0.1 us each, twice per training step). Each carries
-    # ``__wrapped_live__`` (the function a replay calls), as a live-decorated one does.
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        """Clear the gradients of every parameter (to None by default, else to zeros)."""
-        cap = _grad_state.capture
-        if cap is not None:  # tracing for autograd.compile: recorded as a live call
-            cap.live_call(_zero_grad, (self, set_to_none), {})
-            return
-        if set_to_none is True:
-            for g in self.param_groups:
-                for p in g["params"]:
-                    p.grad = None
-            return
-        _zero_grad(self, set_to_none)
-
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """Update every parameter that has a gradient; ``closure`` (optional) recomputes and
-        returns the loss first, as in PyTorch."""
-        cap = _grad_state.capture
-        if cap is not None:  # tracing: recorded as a live call (hyper-parameters and state are
-            # read at each replay)
-            return cap.live_call(_step, (self, closure), {})
-        if closure is None and type(self)._update in KERNEL_ONLY_UPDATES:
-            _update_groups(self)  # _step's common case, one call less
-            return None
-        return _step(self, closure)
+    # zero_grad and step (and the loop step runs) are in the optimizers' compiled twin,
+    # autograd/optim/_fused.py, bound here: compiled, an eager step runs from this call to the
+    # update kernel without a Python frame. Both are live calls of autograd.compile.
+    zero_grad = fused.zero_grad
+    step = fused.step
 
     def _update(self, group: dict[str, Any], params: list[Tensor], arrays: list[np.ndarray],
                 grads: list[np.ndarray]) -> None:
@@ -199,67 +179,12 @@ class Optimizer:
         return "\n".join(lines) + "\n)"
 
 
-def _zero_grad(opt: Optimizer, set_to_none: bool = True) -> None:
-    """``opt.zero_grad(set_to_none)``: what a compiled step replays."""
-    for g in opt.param_groups:
-        for p in g["params"]:
-            if p.grad is not None:
-                p.grad = None if set_to_none else Tensor._wrap(np.zeros_like(p._data))
-
-
-def _step(opt: Optimizer, closure: Callable[[], Any] | None = None) -> Any:
-    """``opt.step(closure)``: what a compiled step replays."""
-    loss = None
-    if closure is not None:
-        with enable_grad():
-            loss = closure()
-    # The update runs with grad recording off (as PyTorch's), unless it is one of ours, which
-    # only call kernels on arrays and record nothing either way: then the thread-local flag is
-    # left alone (reading and restoring it costs about what a small network's checks do).
-    if type(opt)._update not in KERNEL_ONLY_UPDATES:
-        prev = _grad_state.grad_enabled
-        _grad_state.grad_enabled = False
-        try:
-            _update_groups(opt)
-        finally:
-            _grad_state.grad_enabled = prev
-        return loss
-    _update_groups(opt)
-    return loss
-
-
-#: ``_update`` methods that only call kernels on arrays (SGD's, Adam's): no op is recorded.
-KERNEL_ONLY_UPDATES: set[Callable[..., None]] = set()
-
-
-def _update_groups(opt: Optimizer) -> None:
-    """One pass over each group's parameters that checks and gathers the arrays its update
-    kernel takes (spelled out, no comprehension: it runs at every step), then the update and
-    the version bumps."""
-    for group in opt.param_groups:
-        params = group["params"]
-        arrays = []
-        grads = []
-        skipped = False
-        for p in params:
-            g = p.grad
-            if g is None:
-                skipped = True
-                continue
-            a = p._data
-            ga = g._data
-            if ga.shape != a.shape or (ga.dtype is not a.dtype and ga.dtype != a.dtype):
-                raise ValueError(f"{type(opt).__name__}: gradient of shape {ga.shape} "
-                                 f"({ga.dtype}) does not match its parameter {a.shape} "
-                                 f"({a.dtype})")
-            arrays.append(a)
-            grads.append(ga)
-        if not arrays:
-            continue
-        if skipped:
-            params = [p for p in params if p.grad is not None]
-        opt._update(group, params, arrays, grads)
-        _bump(params)  # in place: graphs that saved them must notice
+#: What compiled steps replay (``opt.zero_grad(set_to_none)``, ``opt.step(closure)``), and the
+#: ``_update`` methods that only call kernels on arrays (SGD's, Adam's: no op is recorded): the
+#: running twin's.
+_zero_grad = fused._zero_grad
+_step = fused._step
+KERNEL_ONLY_UPDATES = fused.KERNEL_ONLY_UPDATES
 
 
 # What autograd.compile's replays call, and look up their fast replays by (autograd.jit.fast).
