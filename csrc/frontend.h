@@ -65,17 +65,22 @@ inline std::string describe(PyObject* o) {
 }
 
 // An ndarray argument as an Arr: float32/float64 (int64 for class indices), C-contiguous.
-inline void to_arr(const Kernel& k, const std::string& name, PyObject* o, bool index, Arr& a) {
+// item >= 0: the argument is element `item` of the list parameter `name`; its message name
+// ("params[2]") is built only when a check fails (building it for every element of an
+// optimizer's lists was a sixth of an sgd_step call).
+inline void to_arr(const Kernel& k, const std::string& name, PyObject* o, bool index, Arr& a,
+                   int item = -1) {
+  const auto nm = [&] { return item < 0 ? name : name + "[" + std::to_string(item) + "]"; };
   if (!npy().PyArray_Check_(o))
-    kfail(true, k, name + " must be an ndarray, got " + std::string(py::str(Py_TYPE(o)->tp_name)));
+    kfail(true, k, nm() + " must be an ndarray, got " + std::string(py::str(Py_TYPE(o)->tp_name)));
   const auto* p = py::detail::array_proxy(o);
   if (!dtype_of(p->descr, a.dt) || (a.dt == DT::I64) != index)
     kfail(true, k,
-          name + (index ? " must be int64" : " must be float32 or float64") + ", got a " +
+          nm() + (index ? " must be int64" : " must be float32 or float64") + ", got a " +
               describe(o));
   if (!(p->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_))
-    kfail(false, k, name + " must be C-contiguous, got a strided " + describe(o));
-  if (p->nd > agt::kMaxDims) kfail(false, k, name + " has more than 32 axes");
+    kfail(false, k, nm() + " must be C-contiguous, got a strided " + describe(o));
+  if (p->nd > agt::kMaxDims) kfail(false, k, nm() + " has more than 32 axes");
   a.data = p->data, a.nd = p->nd, a.size = 1;
   a.writable = p->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
   for (int i = 0; i < p->nd; ++i) a.size *= (a.shape[i] = p->dimensions[i]);

@@ -685,3 +685,42 @@ def test_layout_and_value_errors():
     # 2^40 * 0 * 2^40 == 0 == x.size, but the result's 2^80 elements overflow int64
     with pytest.raises(ValueError, match=r"does not cover"):
         _c().sum_axis(np.ones(0), 2**40, 0, 2**40)
+
+
+def test_optimizer_lists_longer_than_the_fixed_buffer():
+    # _C keeps list elements in a fixed buffer of 16 and moves them to the heap beyond it: lists
+    # that cross it (inside the first list, and between lists) update every element as NumPy.
+    rng = np.random.default_rng(1)
+    for n in (5, 6, 17, 40):
+        shapes = [(i % 4 + 1, i % 3 + 1) if i % 2 else (i % 5,) for i in range(n)]
+        ps = [rng.standard_normal(s) for s in shapes]
+        gs = [rng.standard_normal(s) for s in shapes]
+        ms = [rng.standard_normal(s) for s in shapes]
+        vs = [np.abs(rng.standard_normal(s)) for s in shapes]
+        want = [[a.copy() for a in group] for group in (ps, ms, vs)]
+        _c().adam_step(ps, gs, ms, vs, 3, 1e-2, 0.9, 0.999, 1e-8, 0.0, False)
+        ref.adam_step(want[0], gs, want[1], want[2], 3, 1e-2)
+        for got, exp in zip(ps + ms + vs, want[0] + want[1] + want[2]):
+            np.testing.assert_array_equal(got, exp)
+        bufs, bufs2, ps2 = [m.copy() for m in ms], [m.copy() for m in ms], [p.copy() for p in ps]
+        _c().sgd_step(ps, gs, bufs, 0.1, 0.9, 0.0, True, 0.01, False)
+        ref.sgd_step(ps2, gs, bufs2, 0.1, 0.9, 0.0, True, 0.01, False)
+        for got, exp in zip(ps + bufs, ps2 + bufs2):
+            np.testing.assert_array_equal(got, exp)
+
+
+def test_list_element_errors_name_the_element():
+    ps = [np.ones(2) for _ in range(20)]
+    gs = [np.ones(2) for _ in range(20)]
+    gs[17] = np.ones(2, np.int64)
+    with pytest.raises(TypeError, match=r"^sgd_step: grads\[17\] must be float32 or float64, "
+                                        r"got a int64 array of shape \(2,\)$"):
+        _c().sgd_step(ps, gs, None, 0.1)
+    gs[17] = np.ones(2)
+    ps[3] = [1.0, 1.0]
+    with pytest.raises(TypeError, match=r"^sgd_step: params\[3\] must be an ndarray, got list$"):
+        _c().sgd_step(ps, gs, None, 0.1)
+    ps[3] = np.ones((2, 2))[:, 0]
+    with pytest.raises(ValueError, match=r"^sgd_step: params\[3\] must be C-contiguous"):
+        _c().sgd_step(ps, gs, None, 0.1)
+
