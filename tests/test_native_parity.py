@@ -724,3 +724,28 @@ def test_list_element_errors_name_the_element():
     with pytest.raises(ValueError, match=r"^sgd_step: params\[3\] must be C-contiguous"):
         _c().sgd_step(ps, gs, None, 0.1)
 
+
+def test_mode_names_need_not_be_literals():
+    # _C recognises the interned literals by identity; an equal string built at run time, or a
+    # str subclass, is the same mode, and a near miss is still refused with its message.
+    class Name(str):
+        pass
+
+    x, w, b = np.ones((2, 3)) / 3, np.arange(12.0).reshape(4, 3) / 10, np.ones(4) / 7
+    for act in ("relu", "sigmoid", "tanh"):
+        built = "".join(list(act))
+        assert built is not act
+        want = _c().linear(x, w, b, act)
+        np.testing.assert_array_equal(_c().linear(x, w, b, built), want)
+        np.testing.assert_array_equal(_c().linear(x, w, b, Name(act)), want)
+    p, t = np.full(3, 0.25), np.array([0.0, 1.0, 1.0])
+    for red in ("none", "mean", "sum"):
+        want = ref.bce(p, t, red)
+        np.testing.assert_array_equal(_c().bce(p, t, "".join(list(red))), want)
+        np.testing.assert_array_equal(_c().bce(p, t, Name(red)), want)
+    with pytest.raises(ValueError, match=r"unknown activation 'Tanh'"):
+        _c().linear(x, w, b, "Tanh")
+    with pytest.raises(ValueError, match=r"reduction must be 'mean', 'sum' or 'none', got 'Sum'"):
+        _c().bce(p, t, "Sum")
+    with pytest.raises(TypeError, match=r"activation must be None or a string, got 3"):
+        _c().linear(x, w, b, 3)
