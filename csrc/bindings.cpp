@@ -49,6 +49,9 @@ bool plain(const Kernel& k, PyObject* const* args, Py_ssize_t nargs) {
   return true;
 }
 
+// The most parameters a kernel may have (checked for every row when the module loads).
+constexpr size_t kMaxParams = 16;
+
 // One call of kernel k. quiet: return NotImplemented instead of raising when the arguments do
 // not fit the contract (checked before anything runs), so a fallback costs no exception.
 // checked: the caller has already found the arguments plain().
@@ -57,13 +60,14 @@ PyObject* run_eager(const Kernel& k, bool quiet, PyObject* const* args, Py_ssize
   if (quiet && !checked && !plain(k, args, nargs)) Py_RETURN_NOTIMPLEMENTED;
   ag_runtime::release_late_references();
   const size_t np_ = k.params.size();
-  PyObject* given[16] = {};
+  PyObject* given[kMaxParams];  // [0, np_) is set below, nothing past np_ is read (no memset)
   py::object results[agt::kMaxOut + 1];
   bool ran = false;
   try {
     if (static_cast<size_t>(nargs) > np_)
       kfail(true, k, "takes " + std::to_string(np_) + " arguments, got " + std::to_string(nargs));
     for (Py_ssize_t i = 0; i < nargs; ++i) given[i] = args[i];
+    for (size_t i = nargs; i < np_; ++i) given[i] = nullptr;
     for (Py_ssize_t i = 0; kwnames && i < PyTuple_GET_SIZE(kwnames); ++i) {
       const char* kw = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, i));
       size_t j = 0;
@@ -91,7 +95,10 @@ PyObject* run_eager(const Kernel& k, bool quiet, PyObject* const* args, Py_ssize
       if (!o && !p.has_default && p.kind != PK::InOpt)
         kfail(true, k, "missing argument '" + p.name + "'");
       if (!agt::is_array(p.kind)) {
-        c.attr[c.nattr++] = o ? to_attr(k, p, o) : p.def;
+        if (o)
+          to_attr(k, p, o, c.attr[c.nattr++]);
+        else
+          c.attr[c.nattr++] = p.def;
         continue;
       }
       agt::Span& s = c.in[c.nin];
@@ -339,6 +346,8 @@ PYBIND11_MODULE(_C, m) {
   py::dict quiet;
   static int quiet_tag;
   for (const Kernel& k : agt::kernel_table()) {
+    if (k.params.size() > kMaxParams)
+      throw std::logic_error(k.name + ": more parameters than the eager call takes (kMaxParams)");
     docs.push_back(signature(k));
     defs.push_back({k.name.c_str(),
                     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&eager)),
