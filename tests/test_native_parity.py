@@ -749,3 +749,23 @@ def test_mode_names_need_not_be_literals():
         _c().bce(p, t, "Sum")
     with pytest.raises(TypeError, match=r"activation must be None or a string, got 3"):
         _c().linear(x, w, b, 3)
+
+
+def test_equivalent_dtype_objects_are_native_and_byte_swapped_ones_refused():
+    # _C compares dtypes with its builtin descriptors by identity first, then by equivalence: an
+    # unpickled or re-made float64/int64 descriptor is another object and must still be taken.
+    import pickle
+    f8, i8 = (pickle.loads(pickle.dumps(np.dtype(t))) for t in ("f8", "i8"))
+    assert f8 is not np.dtype("f8") and i8 is not np.dtype("i8")
+    x = np.linspace(-1, 1, 6).reshape(2, 3).view(f8)
+    t = np.array([2, 0]).view(i8)
+    assert x.dtype is f8 and t.dtype is i8
+    xb, tb = x.view(np.float64), t.view(np.int64)  # the same memory with the builtin dtypes
+    assert xb.dtype is np.dtype("f8") and tb.dtype is np.dtype("i8")
+    np.testing.assert_array_equal(_c().exp(x), _c().exp(xb))
+    for got, want in zip(_c().cross_entropy(x, t, "mean"), _c().cross_entropy(xb, tb, "mean")):
+        np.testing.assert_array_equal(got, want)
+    assert _c().add(x, np.ones((2, 3))).dtype == np.float64  # same dtype as a builtin float64
+    with pytest.raises(TypeError, match=r"^exp: x must be float32 or float64, got a >f8 array"):
+        _c().exp(np.ones(3, ">f8"))
+    np.testing.assert_array_equal(nat.exp(np.ones(3, ">f8")), np.exp(np.ones(3)))  # delegated
