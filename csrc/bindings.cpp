@@ -31,33 +31,17 @@ namespace {
 // Eager front end: _C.<name>(*args, **kwargs) -> result(s)
 // ---------------------------------------------------------------------------------------------
 
-// True when every positional array argument is a C-contiguous ndarray of a dtype its parameter
-// takes: the cheap half of the contract, checked without an exception.
-bool plain(const Kernel& k, PyObject* const* args, Py_ssize_t nargs) {
-  for (Py_ssize_t i = 0; i < nargs && static_cast<size_t>(i) < k.params.size(); ++i) {
-    const PK kind = k.params[i].kind;
-    if (!agt::is_array(kind) || (args[i] == Py_None && kind == PK::InOpt)) continue;
-    if (kind == PK::InSeq || kind == PK::InSeqOpt) {
-      if (args[i] == Py_None) continue;
-      if (!PyList_Check(args[i])) return false;
-      for (Py_ssize_t j = 0; j < PyList_GET_SIZE(args[i]); ++j)
-        if (!plain_array(PyList_GET_ITEM(args[i], j), false)) return false;
-    } else if (!plain_array(args[i], kind == PK::Index)) {
-      return false;
-    }
-  }
-  return true;
-}
-
 // The most parameters a kernel may have (checked for every row when the module loads).
 constexpr size_t kMaxParams = 16;
 
 // One call of kernel k. quiet: return NotImplemented instead of raising when the arguments do
-// not fit the contract (checked before anything runs), so a fallback costs no exception.
-// checked: the caller has already found the arguments plain().
+// not fit the contract (checked before anything runs). The usual misfit, an array argument that
+// is not a C-contiguous ndarray of a dtype its parameter takes (or a list argument that is not a
+// list), returns without an exception, so such a fallback costs none; the arrays are converted
+// first in every row, before any attr. (A separate pre-check of the arrays, redone by the
+// conversion, cost a native call 10-40 ns.)
 PyObject* run_eager(const Kernel& k, bool quiet, PyObject* const* args, Py_ssize_t nargs,
-                    PyObject* kwnames, bool checked = false) {
-  if (quiet && !checked && !plain(k, args, nargs)) Py_RETURN_NOTIMPLEMENTED;
+                    PyObject* kwnames) {
   ag_runtime::release_late_references();
   const size_t np_ = k.params.size();
   PyObject* given[kMaxParams];  // [0, np_) is set below, nothing past np_ is read (no memset)
@@ -109,7 +93,15 @@ PyObject* run_eager(const Kernel& k, bool quiet, PyObject* const* args, Py_ssize
         s.none = true;
         continue;
       }
+      // The array as an Arr, or false when quiet and it does not fit (else its error).
+      const auto take = [&](PyObject* a, bool index, Arr& into, int item) {
+        const Misfit m = fit_arr(a, index, into);
+        if (m == Misfit::None) return true;
+        if (quiet) return false;
+        misfit_fail(k, p.name, item, a, index, m);
+      };
       if (p.kind == PK::InSeq || p.kind == PK::InSeqOpt) {
+        if (quiet && !PyList_Check(o)) Py_RETURN_NOTIMPLEMENTED;
         py::object fast = py::reinterpret_steal<py::object>(PySequence_Fast(o, "not a sequence"));
         if (!fast) {
           PyErr_Clear();
@@ -124,11 +116,12 @@ PyObject* run_eager(const Kernel& k, bool quiet, PyObject* const* args, Py_ssize
         }
         seq_at[c.nin - 1] = seq_n;
         for (int i = 0; i < s.n; ++i)
-          to_arr(k, p.name, PySequence_Fast_GET_ITEM(fast.ptr(), i), false, seq[seq_n++], i);
+          if (!take(PySequence_Fast_GET_ITEM(fast.ptr(), i), false, seq[seq_n++], i))
+            Py_RETURN_NOTIMPLEMENTED;
         continue;
       }
       s.a = &arena[c.nin - 1], s.n = 1;
-      to_arr(k, p.name, o, p.kind == PK::Index, *s.a);
+      if (!take(o, p.kind == PK::Index, *s.a, -1)) Py_RETURN_NOTIMPLEMENTED;
     }
     for (int j = 0; j < c.nin; ++j)  // `seq` has stopped moving: point the sequence spans in
       if (seq_at[j] >= 0) c.in[j].a = seq + seq_at[j];
@@ -219,11 +212,9 @@ struct Dispatch {
 PyObject* dispatch_call(PyObject* self, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
   auto* d = reinterpret_cast<Dispatch*>(self);
   const Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-  if (plain(*d->k, args, nargs)) {
-    PyObject* r = run_eager(*d->k, true, args, nargs, kwnames, true);
-    if (r != Py_NotImplemented) return r;  // a result, or an error from a call that ran
-    Py_DECREF(r);
-  }
+  PyObject* r = run_eager(*d->k, true, args, nargs, kwnames);
+  if (r != Py_NotImplemented) return r;  // a result, or an error from a call that ran
+  Py_DECREF(r);
   return PyObject_Vectorcall(d->fallback, args, nargsf, kwnames);
 }
 

@@ -47,15 +47,6 @@ inline bool dtype_of(PyObject* descr, DT& dt) {
   return false;
 }
 
-// An ndarray the table takes as it is: C-contiguous, float32/float64 (int64 for class ids).
-inline bool plain_array(PyObject* o, bool index) {
-  if (!npy().PyArray_Check_(o)) return false;
-  const auto* p = py::detail::array_proxy(o);
-  DT dt;
-  return (p->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_) && dtype_of(p->descr, dt) &&
-         (dt == DT::I64) == index;
-}
-
 inline std::string describe(PyObject* o) {
   const auto* p = py::detail::array_proxy(o);
   Arr a;
@@ -68,26 +59,48 @@ inline std::string describe(PyObject* o) {
   throw KernelError{type, k.name + ": " + msg};
 }
 
-// An ndarray argument as an Arr: float32/float64 (int64 for class indices), C-contiguous.
-// item >= 0: the argument is element `item` of the list parameter `name`; its message name
-// ("params[2]") is built only when a check fails (building it for every element of an
-// optimizer's lists was a sixth of an sgd_step call).
-inline void to_arr(const Kernel& k, const std::string& name, PyObject* o, bool index, Arr& a,
-                   int item = -1) {
-  const auto nm = [&] { return item < 0 ? name : name + "[" + std::to_string(item) + "]"; };
-  if (!npy().PyArray_Check_(o))
-    kfail(true, k, nm() + " must be an ndarray, got " + std::string(py::str(Py_TYPE(o)->tp_name)));
+// Why an argument is not an array the table takes as it is; Misfit::None when it is.
+enum class Misfit { None, NotArray, Dtype, Strided, Rank };
+
+// An ndarray argument as an Arr, when it is one the table takes as it is: float32/float64
+// (int64 for class indices), C-contiguous, at most 32 axes. Fills `a` only then.
+inline Misfit fit_arr(PyObject* o, bool index, Arr& a) {
+  if (!npy().PyArray_Check_(o)) return Misfit::NotArray;
   const auto* p = py::detail::array_proxy(o);
-  if (!dtype_of(p->descr, a.dt) || (a.dt == DT::I64) != index)
-    kfail(true, k,
-          nm() + (index ? " must be int64" : " must be float32 or float64") + ", got a " +
-              describe(o));
-  if (!(p->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_))
-    kfail(false, k, nm() + " must be C-contiguous, got a strided " + describe(o));
-  if (p->nd > agt::kMaxDims) kfail(false, k, nm() + " has more than 32 axes");
+  if (!dtype_of(p->descr, a.dt) || (a.dt == DT::I64) != index) return Misfit::Dtype;
+  if (!(p->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_)) return Misfit::Strided;
+  if (p->nd > agt::kMaxDims) return Misfit::Rank;
   a.data = p->data, a.nd = p->nd, a.size = 1;
   a.writable = p->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
   for (int i = 0; i < p->nd; ++i) a.size *= (a.shape[i] = p->dimensions[i]);
+  return Misfit::None;
+}
+
+// The error for an argument fit_arr refused. item >= 0: the argument is element `item` of the
+// list parameter `name`; its message name ("params[2]") is built only here (building it for
+// every element of an optimizer's lists was a sixth of an sgd_step call).
+[[noreturn]] inline void misfit_fail(const Kernel& k, const std::string& name, int item,
+                                     PyObject* o, bool index, Misfit m) {
+  const std::string nm = item < 0 ? name : name + "[" + std::to_string(item) + "]";
+  switch (m) {
+    case Misfit::NotArray:
+      kfail(true, k, nm + " must be an ndarray, got " + std::string(py::str(Py_TYPE(o)->tp_name)));
+    case Misfit::Dtype:
+      kfail(true, k,
+            nm + (index ? " must be int64" : " must be float32 or float64") + ", got a " +
+                describe(o));
+    case Misfit::Strided:
+      kfail(false, k, nm + " must be C-contiguous, got a strided " + describe(o));
+    default:
+      kfail(false, k, nm + " has more than 32 axes");
+  }
+}
+
+// An ndarray argument as an Arr (fit_arr), else the error naming it.
+inline void to_arr(const Kernel& k, const std::string& name, PyObject* o, bool index, Arr& a,
+                   int item = -1) {
+  const Misfit m = fit_arr(o, index, a);
+  if (m != Misfit::None) misfit_fail(k, name, item, o, index, m);
 }
 
 inline index_t to_int(const Kernel& k, const Param& p, PyObject* o) {
