@@ -14,7 +14,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <deque>
+#include <memory>
 
 #include "frontend.h"
 #include "plan.h"
@@ -29,39 +31,27 @@ namespace {
 // Eager front end: _C.<name>(*args, **kwargs) -> result(s)
 // ---------------------------------------------------------------------------------------------
 
-// True when every positional array argument is a C-contiguous ndarray of a dtype its parameter
-// takes: the cheap half of the contract, checked without an exception.
-bool plain(const Kernel& k, PyObject* const* args, Py_ssize_t nargs) {
-  for (Py_ssize_t i = 0; i < nargs && static_cast<size_t>(i) < k.params.size(); ++i) {
-    const PK kind = k.params[i].kind;
-    if (!agt::is_array(kind) || (args[i] == Py_None && kind == PK::InOpt)) continue;
-    if (kind == PK::InSeq || kind == PK::InSeqOpt) {
-      if (args[i] == Py_None) continue;
-      if (!PyList_Check(args[i])) return false;
-      for (Py_ssize_t j = 0; j < PyList_GET_SIZE(args[i]); ++j)
-        if (!plain_array(PyList_GET_ITEM(args[i], j), false)) return false;
-    } else if (!plain_array(args[i], kind == PK::Index)) {
-      return false;
-    }
-  }
-  return true;
-}
+// The most parameters a kernel may have (checked for every row when the module loads).
+constexpr size_t kMaxParams = 16;
 
 // One call of kernel k. quiet: return NotImplemented instead of raising when the arguments do
-// not fit the contract (checked before anything runs), so a fallback costs no exception.
-// checked: the caller has already found the arguments plain().
+// not fit the contract (checked before anything runs). The usual misfit, an array argument that
+// is not a C-contiguous ndarray of a dtype its parameter takes (or a list argument that is not a
+// list), returns without an exception, so such a fallback costs none; the arrays are converted
+// first in every row, before any attr. (A separate pre-check of the arrays, redone by the
+// conversion, cost a native call 10-40 ns.)
 PyObject* run_eager(const Kernel& k, bool quiet, PyObject* const* args, Py_ssize_t nargs,
-                    PyObject* kwnames, bool checked = false) {
-  if (quiet && !checked && !plain(k, args, nargs)) Py_RETURN_NOTIMPLEMENTED;
+                    PyObject* kwnames) {
   ag_runtime::release_late_references();
   const size_t np_ = k.params.size();
-  PyObject* given[16] = {};
+  PyObject* given[kMaxParams];  // [0, np_) is set below, nothing past np_ is read (no memset)
   py::object results[agt::kMaxOut + 1];
   bool ran = false;
   try {
     if (static_cast<size_t>(nargs) > np_)
       kfail(true, k, "takes " + std::to_string(np_) + " arguments, got " + std::to_string(nargs));
     for (Py_ssize_t i = 0; i < nargs; ++i) given[i] = args[i];
+    for (size_t i = nargs; i < np_; ++i) given[i] = nullptr;
     for (Py_ssize_t i = 0; kwnames && i < PyTuple_GET_SIZE(kwnames); ++i) {
       const char* kw = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, i));
       size_t j = 0;
@@ -73,7 +63,15 @@ PyObject* run_eager(const Kernel& k, bool quiet, PyObject* const* args, Py_ssize
     Call c;
     c.k = &k;
     Arr arena[agt::kMaxIn];
-    std::vector<Arr> seq;  // sequence arguments (optimizer lists)
+    // The elements of sequence arguments (optimizer lists), in order: in a fixed buffer up to
+    // kSeqInline of them (an optimizer with a few parameter tensors), else in one heap block
+    // grown by doubling. A std::vector grown element by element cost a third of an sgd_step
+    // call in reallocations (memmove of 288-byte Arrs) and malloc/free.
+    constexpr int kSeqInline = 16;
+    Arr seq_inline[kSeqInline];
+    std::unique_ptr<Arr[]> seq_heap;
+    Arr* seq = seq_inline;
+    int seq_n = 0, seq_cap = kSeqInline;
     int seq_at[agt::kMaxIn];
     for (size_t j = 0; j < np_; ++j) {
       const Param& p = k.params[j];
@@ -81,7 +79,10 @@ PyObject* run_eager(const Kernel& k, bool quiet, PyObject* const* args, Py_ssize
       if (!o && !p.has_default && p.kind != PK::InOpt)
         kfail(true, k, "missing argument '" + p.name + "'");
       if (!agt::is_array(p.kind)) {
-        c.attr[c.nattr++] = o ? to_attr(k, p, o) : p.def;
+        if (o)
+          to_attr(k, p, o, c.attr[c.nattr++]);
+        else
+          c.attr[c.nattr++] = p.def;
         continue;
       }
       agt::Span& s = c.in[c.nin];
@@ -92,26 +93,38 @@ PyObject* run_eager(const Kernel& k, bool quiet, PyObject* const* args, Py_ssize
         s.none = true;
         continue;
       }
+      // The array as an Arr, or false when quiet and it does not fit (else its error).
+      const auto take = [&](PyObject* a, bool index, Arr& into, int item) {
+        const Misfit m = fit_arr(a, index, into);
+        if (m == Misfit::None) return true;
+        if (quiet) return false;
+        misfit_fail(k, p.name, item, a, index, m);
+      };
       if (p.kind == PK::InSeq || p.kind == PK::InSeqOpt) {
+        if (quiet && !PyList_Check(o)) Py_RETURN_NOTIMPLEMENTED;
         py::object fast = py::reinterpret_steal<py::object>(PySequence_Fast(o, "not a sequence"));
         if (!fast) {
           PyErr_Clear();
           kfail(true, k, p.name + " must be a list of ndarrays");
         }
         s.n = static_cast<int>(PySequence_Fast_GET_SIZE(fast.ptr()));
-        seq_at[c.nin - 1] = static_cast<int>(seq.size());
-        for (int i = 0; i < s.n; ++i) {
-          seq.emplace_back();
-          to_arr(k, p.name + "[" + std::to_string(i) + "]", PySequence_Fast_GET_ITEM(fast.ptr(), i),
-                 false, seq.back());
+        if (s.n > seq_cap - seq_n) {
+          seq_cap = std::max(2 * seq_cap, seq_n + s.n);
+          std::unique_ptr<Arr[]> grown(new Arr[seq_cap]);
+          std::copy(seq, seq + seq_n, grown.get());
+          seq = grown.get(), seq_heap = std::move(grown);
         }
+        seq_at[c.nin - 1] = seq_n;
+        for (int i = 0; i < s.n; ++i)
+          if (!take(PySequence_Fast_GET_ITEM(fast.ptr(), i), false, seq[seq_n++], i))
+            Py_RETURN_NOTIMPLEMENTED;
         continue;
       }
       s.a = &arena[c.nin - 1], s.n = 1;
-      to_arr(k, p.name, o, p.kind == PK::Index, *s.a);
+      if (!take(o, p.kind == PK::Index, *s.a, -1)) Py_RETURN_NOTIMPLEMENTED;
     }
-    for (int j = 0; j < c.nin; ++j)  // `seq` has stopped growing: point the sequence spans in
-      if (seq_at[j] >= 0) c.in[j].a = seq.data() + seq_at[j];
+    for (int j = 0; j < c.nin; ++j)  // `seq` has stopped moving: point the sequence spans in
+      if (seq_at[j] >= 0) c.in[j].a = seq + seq_at[j];
     check_dtypes(c);
     k.prep(c);
     for (int o = 0; o < c.nout + c.nscratch; ++o) {
@@ -199,11 +212,9 @@ struct Dispatch {
 PyObject* dispatch_call(PyObject* self, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
   auto* d = reinterpret_cast<Dispatch*>(self);
   const Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-  if (plain(*d->k, args, nargs)) {
-    PyObject* r = run_eager(*d->k, true, args, nargs, kwnames, true);
-    if (r != Py_NotImplemented) return r;  // a result, or an error from a call that ran
-    Py_DECREF(r);
-  }
+  PyObject* r = run_eager(*d->k, true, args, nargs, kwnames);
+  if (r != Py_NotImplemented) return r;  // a result, or an error from a call that ran
+  Py_DECREF(r);
   return PyObject_Vectorcall(d->fallback, args, nargsf, kwnames);
 }
 
@@ -326,6 +337,8 @@ PYBIND11_MODULE(_C, m) {
   py::dict quiet;
   static int quiet_tag;
   for (const Kernel& k : agt::kernel_table()) {
+    if (k.params.size() > kMaxParams)
+      throw std::logic_error(k.name + ": more parameters than the eager call takes (kMaxParams)");
     docs.push_back(signature(k));
     defs.push_back({k.name.c_str(),
                     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&eager)),

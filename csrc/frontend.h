@@ -36,20 +36,15 @@ inline PyObject* descr_of(DT dt) {
 
 // The dtype of an array among those the table knows; false for any other dtype. Equivalence,
 // not identity: unpickled arrays carry their own dtype objects; a non-native byte order is not
-// equivalent and is rejected.
+// equivalent and is rejected. The builtin descriptors are compared by identity first: asking
+// NumPy whether float64 is equivalent to float32 before looking at float64 cost every float64
+// argument a call into NumPy.
 inline bool dtype_of(PyObject* descr, DT& dt) {
   for (DT t : {DT::F32, DT::F64, DT::I64})
-    if (descr == descr_of(t) || npy().PyArray_EquivTypes_(descr, descr_of(t))) return dt = t, true;
+    if (descr == descr_of(t)) return dt = t, true;
+  for (DT t : {DT::F32, DT::F64, DT::I64})
+    if (npy().PyArray_EquivTypes_(descr, descr_of(t))) return dt = t, true;
   return false;
-}
-
-// An ndarray the table takes as it is: C-contiguous, float32/float64 (int64 for class ids).
-inline bool plain_array(PyObject* o, bool index) {
-  if (!npy().PyArray_Check_(o)) return false;
-  const auto* p = py::detail::array_proxy(o);
-  DT dt;
-  return (p->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_) && dtype_of(p->descr, dt) &&
-         (dt == DT::I64) == index;
 }
 
 inline std::string describe(PyObject* o) {
@@ -64,21 +59,48 @@ inline std::string describe(PyObject* o) {
   throw KernelError{type, k.name + ": " + msg};
 }
 
-// An ndarray argument as an Arr: float32/float64 (int64 for class indices), C-contiguous.
-inline void to_arr(const Kernel& k, const std::string& name, PyObject* o, bool index, Arr& a) {
-  if (!npy().PyArray_Check_(o))
-    kfail(true, k, name + " must be an ndarray, got " + std::string(py::str(Py_TYPE(o)->tp_name)));
+// Why an argument is not an array the table takes as it is; Misfit::None when it is.
+enum class Misfit { None, NotArray, Dtype, Strided, Rank };
+
+// An ndarray argument as an Arr, when it is one the table takes as it is: float32/float64
+// (int64 for class indices), C-contiguous, at most 32 axes. Fills `a` only then.
+inline Misfit fit_arr(PyObject* o, bool index, Arr& a) {
+  if (!npy().PyArray_Check_(o)) return Misfit::NotArray;
   const auto* p = py::detail::array_proxy(o);
-  if (!dtype_of(p->descr, a.dt) || (a.dt == DT::I64) != index)
-    kfail(true, k,
-          name + (index ? " must be int64" : " must be float32 or float64") + ", got a " +
-              describe(o));
-  if (!(p->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_))
-    kfail(false, k, name + " must be C-contiguous, got a strided " + describe(o));
-  if (p->nd > agt::kMaxDims) kfail(false, k, name + " has more than 32 axes");
+  if (!dtype_of(p->descr, a.dt) || (a.dt == DT::I64) != index) return Misfit::Dtype;
+  if (!(p->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_)) return Misfit::Strided;
+  if (p->nd > agt::kMaxDims) return Misfit::Rank;
   a.data = p->data, a.nd = p->nd, a.size = 1;
   a.writable = p->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
   for (int i = 0; i < p->nd; ++i) a.size *= (a.shape[i] = p->dimensions[i]);
+  return Misfit::None;
+}
+
+// The error for an argument fit_arr refused. item >= 0: the argument is element `item` of the
+// list parameter `name`; its message name ("params[2]") is built only here (building it for
+// every element of an optimizer's lists was a sixth of an sgd_step call).
+[[noreturn]] inline void misfit_fail(const Kernel& k, const std::string& name, int item,
+                                     PyObject* o, bool index, Misfit m) {
+  const std::string nm = item < 0 ? name : name + "[" + std::to_string(item) + "]";
+  switch (m) {
+    case Misfit::NotArray:
+      kfail(true, k, nm + " must be an ndarray, got " + std::string(py::str(Py_TYPE(o)->tp_name)));
+    case Misfit::Dtype:
+      kfail(true, k,
+            nm + (index ? " must be int64" : " must be float32 or float64") + ", got a " +
+                describe(o));
+    case Misfit::Strided:
+      kfail(false, k, nm + " must be C-contiguous, got a strided " + describe(o));
+    default:
+      kfail(false, k, nm + " has more than 32 axes");
+  }
+}
+
+// An ndarray argument as an Arr (fit_arr), else the error naming it.
+inline void to_arr(const Kernel& k, const std::string& name, PyObject* o, bool index, Arr& a,
+                   int item = -1) {
+  const Misfit m = fit_arr(o, index, a);
+  if (m != Misfit::None) misfit_fail(k, name, item, o, index, m);
 }
 
 inline index_t to_int(const Kernel& k, const Param& p, PyObject* o) {
@@ -105,10 +127,30 @@ inline std::vector<index_t> to_ints(const Kernel& k, const Param& p, PyObject* o
   return v;
 }
 
-// A non-array argument, converted once (the plan converts its attrs here too).
-inline Attr to_attr(const Kernel& k, const Param& p, PyObject* o) {
-  Attr a;
+// The enum value of `o` when it is one of `names` (interned: Python's string constants are the
+// same objects), else -1 and the caller compares the text. Saves the UTF-8 copy and string
+// compares (50-70 ns) on every call that names an activation or reduction as a literal.
+template <size_t N>
+inline int interned_index(PyObject* o, PyObject* const (&names)[N]) {
+  for (size_t v = 0; v < N; ++v)
+    if (o == names[v]) return static_cast<int>(v);
+  return -1;
+}
+inline PyObject* intern(const char* s) {
+  PyObject* u = PyUnicode_InternFromString(s);  // kept for the process's life
+  if (!u) throw py::error_already_set();
+  return u;
+}
+
+// A non-array argument, converted once into `a`, a default-constructed Attr (the eager call's
+// fresh slot: converting in place spares a temporary Attr and its move, ~5 ns an attr).
+inline void to_attr(const Kernel& k, const Param& p, PyObject* o, Attr& a) {
   std::string s;
+  // Indexed by the value each enum takes (kernels/: ag::Reduction, ag::Activation; 0 is None).
+  static PyObject* const reductions[] = {intern("none"), intern("mean"), intern("sum")};
+  static PyObject* const activations[] = {Py_None, intern("relu"), intern("sigmoid"),
+                                          intern("tanh")};
+  int fast = -1;
   switch (p.kind) {
     case PK::Float:
       a.f = PyFloat_AsDouble(o);
@@ -136,6 +178,10 @@ inline Attr to_attr(const Kernel& k, const Param& p, PyObject* o) {
       a.tup = to_ints(k, p, o);
       break;
     case PK::Reduction:
+      if ((fast = interned_index(o, reductions)) >= 0) {
+        a.i = fast;
+        break;
+      }
       if (PyUnicode_Check(o)) s = PyUnicode_AsUTF8(o);
       if (s == "none" || s == "mean" || s == "sum") {
         a.i = s == "none" ? 0 : s == "mean" ? 1 : 2;
@@ -143,6 +189,10 @@ inline Attr to_attr(const Kernel& k, const Param& p, PyObject* o) {
       }
       kfail(false, k, "reduction must be 'mean', 'sum' or 'none', got " + std::string(py::repr(o)));
     case PK::Activation:
+      if ((fast = interned_index(o, activations)) > 0) {
+        a.i = fast;
+        break;
+      }
       if (o == Py_None) {
         a.none = true;
         break;
@@ -158,6 +208,12 @@ inline Attr to_attr(const Kernel& k, const Param& p, PyObject* o) {
     default:
       break;
   }
+}
+
+// The same, returning the Attr (the plan converts its attrs here too).
+inline Attr to_attr(const Kernel& k, const Param& p, PyObject* o) {
+  Attr a;
+  to_attr(k, p, o, a);
   return a;
 }
 

@@ -685,3 +685,87 @@ def test_layout_and_value_errors():
     # 2^40 * 0 * 2^40 == 0 == x.size, but the result's 2^80 elements overflow int64
     with pytest.raises(ValueError, match=r"does not cover"):
         _c().sum_axis(np.ones(0), 2**40, 0, 2**40)
+
+
+def test_optimizer_lists_longer_than_the_fixed_buffer():
+    # _C keeps list elements in a fixed buffer of 16 and moves them to the heap beyond it: lists
+    # that cross it (inside the first list, and between lists) update every element as NumPy.
+    rng = np.random.default_rng(1)
+    for n in (5, 6, 17, 40):
+        shapes = [(i % 4 + 1, i % 3 + 1) if i % 2 else (i % 5,) for i in range(n)]
+        ps = [rng.standard_normal(s) for s in shapes]
+        gs = [rng.standard_normal(s) for s in shapes]
+        ms = [rng.standard_normal(s) for s in shapes]
+        vs = [np.abs(rng.standard_normal(s)) for s in shapes]
+        want = [[a.copy() for a in group] for group in (ps, ms, vs)]
+        _c().adam_step(ps, gs, ms, vs, 3, 1e-2, 0.9, 0.999, 1e-8, 0.0, False)
+        ref.adam_step(want[0], gs, want[1], want[2], 3, 1e-2)
+        for got, exp in zip(ps + ms + vs, want[0] + want[1] + want[2]):
+            np.testing.assert_array_equal(got, exp)
+        bufs, bufs2, ps2 = [m.copy() for m in ms], [m.copy() for m in ms], [p.copy() for p in ps]
+        _c().sgd_step(ps, gs, bufs, 0.1, 0.9, 0.0, True, 0.01, False)
+        ref.sgd_step(ps2, gs, bufs2, 0.1, 0.9, 0.0, True, 0.01, False)
+        for got, exp in zip(ps + bufs, ps2 + bufs2):
+            np.testing.assert_array_equal(got, exp)
+
+
+def test_list_element_errors_name_the_element():
+    ps = [np.ones(2) for _ in range(20)]
+    gs = [np.ones(2) for _ in range(20)]
+    gs[17] = np.ones(2, np.int64)
+    with pytest.raises(TypeError, match=r"^sgd_step: grads\[17\] must be float32 or float64, "
+                                        r"got a int64 array of shape \(2,\)$"):
+        _c().sgd_step(ps, gs, None, 0.1)
+    gs[17] = np.ones(2)
+    ps[3] = [1.0, 1.0]
+    with pytest.raises(TypeError, match=r"^sgd_step: params\[3\] must be an ndarray, got list$"):
+        _c().sgd_step(ps, gs, None, 0.1)
+    ps[3] = np.ones((2, 2))[:, 0]
+    with pytest.raises(ValueError, match=r"^sgd_step: params\[3\] must be C-contiguous"):
+        _c().sgd_step(ps, gs, None, 0.1)
+
+
+def test_mode_names_need_not_be_literals():
+    # _C recognises the interned literals by identity; an equal string built at run time, or a
+    # str subclass, is the same mode, and a near miss is still refused with its message.
+    class Name(str):
+        pass
+
+    x, w, b = np.ones((2, 3)) / 3, np.arange(12.0).reshape(4, 3) / 10, np.ones(4) / 7
+    for act in ("relu", "sigmoid", "tanh"):
+        built = "".join(list(act))
+        assert built is not act
+        want = _c().linear(x, w, b, act)
+        np.testing.assert_array_equal(_c().linear(x, w, b, built), want)
+        np.testing.assert_array_equal(_c().linear(x, w, b, Name(act)), want)
+    p, t = np.full(3, 0.25), np.array([0.0, 1.0, 1.0])
+    for red in ("none", "mean", "sum"):
+        want = ref.bce(p, t, red)
+        np.testing.assert_array_equal(_c().bce(p, t, "".join(list(red))), want)
+        np.testing.assert_array_equal(_c().bce(p, t, Name(red)), want)
+    with pytest.raises(ValueError, match=r"unknown activation 'Tanh'"):
+        _c().linear(x, w, b, "Tanh")
+    with pytest.raises(ValueError, match=r"reduction must be 'mean', 'sum' or 'none', got 'Sum'"):
+        _c().bce(p, t, "Sum")
+    with pytest.raises(TypeError, match=r"activation must be None or a string, got 3"):
+        _c().linear(x, w, b, 3)
+
+
+def test_equivalent_dtype_objects_are_native_and_byte_swapped_ones_refused():
+    # _C compares dtypes with its builtin descriptors by identity first, then by equivalence: an
+    # unpickled or re-made float64/int64 descriptor is another object and must still be taken.
+    import pickle
+    f8, i8 = (pickle.loads(pickle.dumps(np.dtype(t))) for t in ("f8", "i8"))
+    assert f8 is not np.dtype("f8") and i8 is not np.dtype("i8")
+    x = np.linspace(-1, 1, 6).reshape(2, 3).view(f8)
+    t = np.array([2, 0]).view(i8)
+    assert x.dtype is f8 and t.dtype is i8
+    xb, tb = x.view(np.float64), t.view(np.int64)  # the same memory with the builtin dtypes
+    assert xb.dtype is np.dtype("f8") and tb.dtype is np.dtype("i8")
+    np.testing.assert_array_equal(_c().exp(x), _c().exp(xb))
+    for got, want in zip(_c().cross_entropy(x, t, "mean"), _c().cross_entropy(xb, tb, "mean")):
+        np.testing.assert_array_equal(got, want)
+    assert _c().add(x, np.ones((2, 3))).dtype == np.float64  # same dtype as a builtin float64
+    with pytest.raises(TypeError, match=r"^exp: x must be float32 or float64, got a >f8 array"):
+        _c().exp(np.ones(3, ">f8"))
+    np.testing.assert_array_equal(nat.exp(np.ones(3, ">f8")), np.exp(np.ones(3)))  # delegated

@@ -280,6 +280,15 @@ def test_quiet_twins_refuse_without_raising_and_still_report_data_errors():
     assert q["add"](x, np.ones(2)) is NotImplemented  # a pattern the C++ does not cover
     assert q["mse"](x, x, "avg") is NotImplemented    # an attr it does not know
     assert q["tanh"](x.astype(np.int32)) is NotImplemented
+    # list arguments: a tuple, an element that is strided, not an array, or of another dtype
+    # (the 18th, past the fixed buffer the elements are kept in), and nothing is updated
+    ps, gs = [np.ones(3) for _ in range(18)], [np.ones(3) for _ in range(18)]
+    assert q["sgd_step"](tuple(ps), gs, None, 0.5) is NotImplemented
+    for bad in (np.ones(6)[::2], [1.0, 1.0, 1.0], np.ones(3, np.int64)):
+        assert q["sgd_step"](ps, gs[:17] + [bad], None, 0.5) is NotImplemented
+    assert all((p == 1).all() for p in ps)
+    assert q["sgd_step"](ps, gs, None, 0.5) is None
+    assert all((p == 0.5).all() for p in ps)
     np.testing.assert_array_equal(q["add"](x, x), x + x)
     with pytest.raises(ValueError, match=r"target\[1\] = 9"):
         q["cross_entropy"](x, np.array([0, 9]), "mean")
