@@ -708,13 +708,14 @@ inline void prep_optim(Call& c) {
     for (int j = 1; j < c.nin; ++j) {
       if (c.in[j].none) continue;
       const Arr& s = c.in[j].a[i];
-      const std::string nm = std::string(pname(c, j)) + "[" + std::to_string(i) + "]";
+      // the element's name ("grads[2]"), built only for a message: every step calls this
+      const auto nm = [&] { return std::string(pname(c, j)) + "[" + std::to_string(i) + "]"; };
       if (s.dt != ps.a[i].dt)
-        throw KernelError{true, c.k->name + ": param and " + nm + " must have the same dtype"};
+        throw KernelError{true, c.k->name + ": param and " + nm() + " must have the same dtype"};
       if (!same_shape(s, ps.a[i]))
-        fail(c, "param and " + nm + " must have the same shape, got " + shape_str(ps.a[i]) +
+        fail(c, "param and " + nm() + " must have the same shape, got " + shape_str(ps.a[i]) +
                     " and " + shape_str(s));
-      if (j > 1 && !s.writable) fail(c, nm + " is read-only");
+      if (j > 1 && !s.writable) fail(c, nm() + " is read-only");
     }
   }
 }
