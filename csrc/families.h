@@ -176,9 +176,9 @@ using UnaryF = void (*)(const T*, T*, index_t);
 template <class T>
 using PairF = void (*)(const T*, const T*, T*, index_t);
 template <class T>
-using LossF = void (*)(const T*, const T*, T*, index_t, ag::Reduction);
+using LossF = index_t (*)(const T*, const T*, T*, index_t, ag::Reduction);
 template <class T>
-using LossB = void (*)(const T*, const T*, const T*, T*, index_t, ag::Reduction);
+using LossB = index_t (*)(const T*, const T*, const T*, T*, index_t, ag::Reduction);
 template <class T>
 using RowF = void (*)(const T*, T*, index_t, index_t);
 template <class T>
@@ -622,11 +622,11 @@ inline void prep_loss(Call& c) {
 }
 template <class T>
 index_t run_loss_t(const Call& c) {
+  // -1, or the first target a loss refuses (bce's outside [0, 1]): see data_error
   if (c.nin == 2)
-    fn_of<LossF, T>(c)(ip<T>(c, 0), ip<T>(c, 1), op<T>(c, 0), c.dim[0], red(c, 0));
-  else
-    fn_of<LossB, T>(c)(ip<T>(c, 0), ip<T>(c, 1), ip<T>(c, 2), op<T>(c, 0), c.dim[0], red(c, 0));
-  return -1;
+    return fn_of<LossF, T>(c)(ip<T>(c, 0), ip<T>(c, 1), op<T>(c, 0), c.dim[0], red(c, 0));
+  return fn_of<LossB, T>(c)(ip<T>(c, 0), ip<T>(c, 1), ip<T>(c, 2), op<T>(c, 0), c.dim[0],
+                            red(c, 0));
 }
 inline index_t run_loss(const Call& c) {
   return by_dtype(c.dt, [&](auto t) { return run_loss_t<decltype(t)>(c); });

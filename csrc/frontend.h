@@ -6,6 +6,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cmath>
+#include <cstdio>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -238,7 +240,18 @@ inline void check_dtypes(Call& c) {
   }
 }
 
+// The message of a data error: what a kernel's run found wrong with the values of its arguments
+// (`bad`, what it returned, is >= 0).
 inline std::string data_error(const Call& c, index_t bad) {
+  if (c.k->family == "loss" || c.k->family == "loss_back") {  // bce: the index of a target
+    const void* t = agt::A(c, 1).data;
+    const double v = c.dt == DT::F32 ? double(static_cast<const float*>(t)[bad])
+                                     : static_cast<const double*>(t)[bad];
+    char text[32] = "nan";  // Python's spelling of every nan (printf's may be "-nan")
+    if (!std::isnan(v)) std::snprintf(text, sizeof text, "%g", v);
+    return "target[" + std::to_string(bad) + "] = " + text +
+           " is not in [0, 1]: binary cross-entropy takes target probabilities";
+  }
   if (c.k->family != "cross_entropy") return "momentum is non-zero but bufs is None";
   const auto v = static_cast<const std::int64_t*>(agt::A(c, 1).data)[bad];
   return "target[" + std::to_string(bad) + "] = " + std::to_string(v) +

@@ -501,8 +501,21 @@ def mse_back(pred: np.ndarray, target: np.ndarray, grad: np.ndarray,
 _LOG_FLOOR = -100.0
 
 
+def _probabilities(kernel: str, target: np.ndarray) -> None:
+    """Raise ValueError naming the first target outside [0, 1] (nan is): binary cross-entropy
+    takes target probabilities, as PyTorch requires (the native kernels say the same)."""
+    ok = (target >= 0) & (target <= 1)
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        v = float(target.flat[i])
+        raise ValueError(f"{kernel}: target[{i}] = {v:g} is not in [0, 1]: binary "
+                         f"cross-entropy takes target probabilities")
+
+
 def bce(prob: np.ndarray, target: np.ndarray, reduction: str = "mean") -> np.ndarray:
-    """-(t log p + (1 - t) log(1 - p)) with log clamped at -100, reduced."""
+    """-(t log p + (1 - t) log(1 - p)) with log clamped at -100, reduced. Targets must lie in
+    [0, 1] (ValueError otherwise)."""
+    _probabilities("bce", target)
     with np.errstate(divide="ignore"):
         lp = np.maximum(np.log(prob), _LOG_FLOOR)
         l1p = np.maximum(np.log1p(-prob), _LOG_FLOOR)
@@ -511,7 +524,8 @@ def bce(prob: np.ndarray, target: np.ndarray, reduction: str = "mean") -> np.nda
 
 def bce_back(prob: np.ndarray, target: np.ndarray, grad: np.ndarray,
              reduction: str = "mean") -> np.ndarray:
-    """d bce/dp = (p - t) / max(p (1 - p), 1e-12) * grad."""
+    """d bce/dp = (p - t) / max(p (1 - p), 1e-12) * grad; targets in [0, 1] as for bce."""
+    _probabilities("bce_back", target)
     denom = np.maximum(prob * (1 - prob), prob.dtype.type(1e-12))
     return (prob - target) / denom * _unreduce(grad, prob.shape, reduction)
 

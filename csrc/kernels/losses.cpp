@@ -41,6 +41,14 @@ void loss_backward(const T* p, const T* t, const T* grad, T* dx, index_t n, Redu
   map2(p, t, dx, n, threshold_heavy(), [f, g](T a, T b) { return f(a, b) * g; });
 }
 
+// The first target outside [0, 1] (nan is), or -1.
+template <class T>
+index_t first_non_probability(const T* t, index_t n) {
+  for (index_t i = 0; i < n; ++i)
+    if (!(t[i] >= T(0) && t[i] <= T(1))) return i;
+  return -1;
+}
+
 template <class T>
 index_t first_bad_target(const std::int64_t* target, index_t rows, index_t cols) {
   for (index_t i = 0; i < rows; ++i)
@@ -65,48 +73,59 @@ AG_CLONES void ce_back_rows(const T* log_probs, const std::int64_t* target, cons
 }  // namespace
 
 template <class T>
-void mse(const T* p, const T* t, T* y, index_t n, Reduction r) {
+index_t mse(const T* p, const T* t, T* y, index_t n, Reduction r) {
   loss_forward(p, t, y, n, r, [](T a, T b) {
     const T d = a - b;
     return d * d;
   });
+  return -1;
 }
 
 template <class T>
-void mse_back(const T* p, const T* t, const T* grad, T* dx, index_t n, Reduction r) {
+index_t mse_back(const T* p, const T* t, const T* grad, T* dx, index_t n, Reduction r) {
   loss_backward(p, t, grad, dx, n, r, [](T a, T b) { return T(2) * (a - b); });
+  return -1;
 }
 
 template <class T>
-void bce(const T* p, const T* t, T* y, index_t n, Reduction r) {
+index_t bce(const T* p, const T* t, T* y, index_t n, Reduction r) {
+  const index_t bad = first_non_probability(t, n);
+  if (bad >= 0) return bad;
   loss_forward(p, t, y, n, r, [](T a, T b) {
     T lp = m_log(a), l1p = m_log1p(-a);
     if (lp < T(kLogFloor)) lp = T(kLogFloor);
     if (l1p < T(kLogFloor)) l1p = T(kLogFloor);
     return -(b * lp + (T(1) - b) * l1p);
   });
+  return -1;
 }
 
 template <class T>
-void bce_back(const T* p, const T* t, const T* grad, T* dx, index_t n, Reduction r) {
+index_t bce_back(const T* p, const T* t, const T* grad, T* dx, index_t n, Reduction r) {
+  const index_t bad = first_non_probability(t, n);
+  if (bad >= 0) return bad;
   loss_backward(p, t, grad, dx, n, r, [](T a, T b) {
     const T d = a * (T(1) - a);
     const T denom = d < T(1e-12) ? T(1e-12) : d;
     return (a - b) / denom;
   });
+  return -1;
 }
 
 template <class T>
-void bce_with_logits(const T* z, const T* t, T* y, index_t n, Reduction r) {
+index_t bce_with_logits(const T* z, const T* t, T* y, index_t n, Reduction r) {
   loss_forward(z, t, y, n, r, [](T a, T b) {
     const T pos = a < T(0) ? T(0) : a;  // max(z, 0), nan stays nan
     return pos - a * b + m_log1p(m_exp(-std::fabs(a)));
   });
+  return -1;
 }
 
 template <class T>
-void bce_with_logits_back(const T* z, const T* t, const T* grad, T* dx, index_t n, Reduction r) {
+index_t bce_with_logits_back(const T* z, const T* t, const T* grad, T* dx, index_t n,
+                             Reduction r) {
   loss_backward(z, t, grad, dx, n, r, [](T a, T b) { return sigmoid1(a) - b; });
+  return -1;
 }
 
 template <class T>
@@ -139,12 +158,12 @@ index_t cross_entropy_back(const T* log_probs, const std::int64_t* target, const
 }
 
 #define AG_INSTANTIATE(T)                                                                     \
-  template void mse<T>(const T*, const T*, T*, index_t, Reduction);                          \
-  template void mse_back<T>(const T*, const T*, const T*, T*, index_t, Reduction);           \
-  template void bce<T>(const T*, const T*, T*, index_t, Reduction);                          \
-  template void bce_back<T>(const T*, const T*, const T*, T*, index_t, Reduction);           \
-  template void bce_with_logits<T>(const T*, const T*, T*, index_t, Reduction);              \
-  template void bce_with_logits_back<T>(const T*, const T*, const T*, T*, index_t, Reduction); \
+  template index_t mse<T>(const T*, const T*, T*, index_t, Reduction);                          \
+  template index_t mse_back<T>(const T*, const T*, const T*, T*, index_t, Reduction);           \
+  template index_t bce<T>(const T*, const T*, T*, index_t, Reduction);                          \
+  template index_t bce_back<T>(const T*, const T*, const T*, T*, index_t, Reduction);           \
+  template index_t bce_with_logits<T>(const T*, const T*, T*, index_t, Reduction);              \
+  template index_t bce_with_logits_back<T>(const T*, const T*, const T*, T*, index_t, Reduction); \
   template index_t cross_entropy<T>(const T*, const std::int64_t*, T*, T*, index_t, index_t,  \
                                     Reduction);                                              \
   template index_t cross_entropy_back<T>(const T*, const std::int64_t*, const T*, T*, index_t, \
