@@ -42,7 +42,7 @@ import numpy as np
 from .hotpath import core as _core
 
 __all__ = ["Op", "Node", "apply", "REGISTRY", "broadcast_shape", "kernel_forward",
-           "kernel_backward", "G", "X", "Y", "OUT"]
+           "kernel_backward", "G", "X", "Y", "OUT", "wants"]
 
 #: Every differentiable op by name, filled as Op subclasses are defined.
 REGISTRY: dict[str, type["Op"]] = {}
@@ -93,3 +93,4 @@ broadcast_shape = _core.broadcast_shape
 kernel_forward = _core.kernel_forward
 kernel_backward = _core.kernel_backward
 G, X, Y, OUT = _core.G, _core.X, _core.Y, _core.OUT
+wants = _core.wants
