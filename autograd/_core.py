@@ -33,7 +33,7 @@ except ImportError:  # the pure twin runs without Cython
 if TYPE_CHECKING:  # for the operators' annotations only (never imported at run time)
     from .tensor import Tensor
 
-__all__ = ["TensorBase", "Node", "apply", "wrap", "pair", "kernels", "broadcast_shape",
+__all__ = ["TensorBase", "Node", "apply", "apply_to", "wrap", "pair", "kernels", "broadcast_shape",
            "set_operators", "set_tensor_class", "bump_versions", "kernel_forward",
            "kernel_backward", "G", "X", "Y", "OUT", "wants"]
 
@@ -386,6 +386,14 @@ def apply(op: Any, *inputs: Any, **params: Any) -> Any:
     would promote, e.g. float32 with int64 to float64), raises TypeError naming the op, rather
     than casting silently.
     """
+    return _apply(op, inputs, params)
+
+
+def apply_to(op: Any, inputs: tuple, params: dict) -> Any:
+    """``apply(op, *inputs, **params)`` for a caller that holds the inputs as a tuple and the
+    keyword parameters as a dict made once (a layer's fixed activation): no argument tuple or
+    keyword dict is built per call. ``params`` becomes the node's ``params``, shared by every
+    node made with it, so it must never be changed afterwards."""
     return _apply(op, inputs, params)
 
 
