@@ -94,16 +94,23 @@ cdef class _DeclaredBackward:
     cdef tuple run(self, ctx, g)
 
 
-@cython.locals(code=Py_ssize_t, j=Py_ssize_t, i=Py_ssize_t)
-cdef _arg_value(Py_ssize_t code, g, saved, params, tuple needs, tuple names, tuple defaults)
+# the codes of a general row's arguments (C constants: read on every argument)
+cdef Py_ssize_t _ATTR_CODE, _WANTS_CODE
 
-@cython.locals(args=list, m=Py_ssize_t)
-cdef _call_codes(k, str kernel, tuple codes, g, saved, params, tuple needs, tuple names,
+@cython.locals(j=Py_ssize_t, i=Py_ssize_t, n=Py_ssize_t, st=tuple)
+cdef inline _arg_value(Py_ssize_t code, g, saved, dict params, tuple needs, tuple names,
+                       tuple defaults)
+
+@cython.locals(args=list, m=Py_ssize_t, code=Py_ssize_t)
+cdef _call_codes(k, str kernel, tuple codes, g, saved, dict params, tuple needs, tuple names,
                  tuple defaults)
 
 @cython.locals(n=Py_ssize_t, i=Py_ssize_t, out=list)
-cdef tuple _backward_general(k, ctx, g, tuple needs, saved, params, tuple specs, joint,
+cdef tuple _backward_general(k, ctx, g, tuple needs, saved, dict params, tuple specs, joint,
                              tuple names, tuple defaults)
+
+cdef _one_gradient(k, ctx, g, tuple needs, Py_ssize_t i, spec, saved, dict params,
+                   tuple names, tuple defaults)
 
 @cython.locals(args=list, n=Py_ssize_t, j=Py_ssize_t, matched=Py_ssize_t)
 cdef _forward_general(k, str kernel, ctx, inputs, params, int mode, tuple names,

@@ -643,14 +643,18 @@ def _arg_value(code: int, g: Any, saved: Any, params: Any, needs: tuple, names: 
     parameters, else its default), or wants(i)."""
     if code == 0:
         return g
-    if code == 1:
-        return saved[0] if type(saved) is tuple else saved
-    if code == 2:
+    if code < 4:
         if type(saved) is tuple:
-            return saved[1]
-        raise IndexError("tuple index out of range")  # as env[2] of (g, saved)
-    if code == 3:
-        return saved[len(saved) - 1] if type(saved) is tuple else saved
+            st = saved
+            n = len(st)
+            if code == 3:
+                return st[n - 1]
+            if code - 1 < n:  # (checked: the compiled twin indexes tuples unchecked)
+                return st[code - 1]
+            raise IndexError("tuple index out of range")
+        if code == 2:
+            raise IndexError("tuple index out of range")  # as env[2] of (g, saved)
+        return saved
     if code >= _WANTS_CODE:
         i = code - _WANTS_CODE
         return needs[i] if i < len(needs) else False
@@ -685,25 +689,39 @@ def _backward_general(k: Any, ctx: Any, g: Any, needs: tuple, saved: Any, params
     n = len(needs)
     if joint is not None:
         r = _call_codes(k, joint[0], joint[1], g, saved, params, needs, names, defaults)
+        if len(r) < n:
+            raise ValueError(f"{joint[0]}: {len(r)} gradients for {n} inputs")
         if n == 2:
             return (r[0] if needs[0] else None, r[1] if needs[1] else None)
+        if n == 3:
+            return (r[0] if needs[0] else None, r[1] if needs[1] else None,
+                    r[2] if needs[2] else None)
         out = []
         for i in range(n):
             out.append(r[i] if needs[i] else None)
         return tuple(out)
+    if len(specs) != n:
+        raise ValueError(f"a declared gradient of {len(specs)} inputs called for {n}")
+    if n == 2:  # (the binary rows: no list)
+        return (_one_gradient(k, ctx, g, needs, 0, specs[0], saved, params, names, defaults),
+                _one_gradient(k, ctx, g, needs, 1, specs[1], saved, params, names, defaults))
     out = []
-    for i in range(len(specs)):
-        spec = specs[i]
-        if not needs[i]:
-            out.append(None)
-        elif spec is None:
-            out.append(g)
-        elif type(spec) is tuple:
-            out.append(_call_codes(k, spec[0], spec[1], g, saved, params, needs, names,
-                                   defaults))
-        else:
-            out.append(spec(ctx, g))
+    for i in range(n):
+        out.append(_one_gradient(k, ctx, g, needs, i, specs[i], saved, params, names,
+                                 defaults))
     return tuple(out)
+
+
+def _one_gradient(k: Any, ctx: Any, g: Any, needs: tuple, i: int, spec: Any, saved: Any,
+                  params: Any, names: tuple, defaults: tuple) -> Any:
+    """Input i's gradient by its spec: None (not wanted), g, its kernel, or its function."""
+    if not needs[i]:
+        return None
+    if spec is None:
+        return g
+    if type(spec) is tuple:
+        return _call_codes(k, spec[0], spec[1], g, saved, params, needs, names, defaults)
+    return spec(ctx, g)
 
 
 def _forward_general(k: Any, kernel: str, ctx: Any, inputs: Any, params: Any, mode: int,
@@ -733,7 +751,7 @@ def _forward_general(k: Any, kernel: str, ctx: Any, inputs: Any, params: Any, mo
     else:
         out = getattr(k, kernel)(*args)
     if mode == 1:
-        _save(ctx, tuple(inputs) if n > 1 else inputs[0])
+        _save(ctx, inputs[0] if n == 1 else tuple(inputs))
     elif mode == 2:
         _save(ctx, out)
     elif mode == 3:

@@ -582,7 +582,8 @@ inline index_t run_linear(const Call& c) {
                     c.dim[0], c.dim[1], c.dim[2], act);
     } else {
       ag::linear_back<T>(ip<T>(c, 0), ip<T>(c, 1), ip<T>(c, 2), ip<T>(c, 3),
-                         is_result(c, 0) ? op<T>(c, 0) : nullptr, op<T>(c, 1), c.nout > 2 ? op<T>(c, 2) : nullptr,
+                         is_result(c, 0) ? op<T>(c, 0) : nullptr, op<T>(c, 1),
+                         c.nout > 2 ? op<T>(c, 2) : nullptr,
                          c.nscratch ? static_cast<T*>(c.scratch[0].data) : nullptr, c.dim[0],
                          c.dim[1], c.dim[2], act);
     }
