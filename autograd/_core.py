@@ -33,9 +33,9 @@ except ImportError:  # the pure twin runs without Cython
 if TYPE_CHECKING:  # for the operators' annotations only (never imported at run time)
     from .tensor import Tensor
 
-__all__ = ["TensorBase", "Node", "apply", "apply_to", "wrap", "pair", "kernels", "broadcast_shape",
-           "set_operators", "set_tensor_class", "bump_versions", "kernel_forward",
-           "kernel_backward", "G", "X", "Y", "OUT", "wants"]
+__all__ = ["TensorBase", "Node", "apply", "apply_to", "wrap", "pair", "kernels",
+           "broadcast_shape", "set_operators", "set_tensor_class", "bump_versions",
+           "kernel_forward", "kernel_backward", "G", "X", "Y", "OUT", "wants"]
 
 # The directory of the package's Python sources (errors.py is always one; this module may be the
 # compiled twin, installed elsewhere in an editable install), whose frames origin() skips.
