@@ -453,10 +453,9 @@ def kernel_forward(kernel: str, save: str | None = None, attrs: dict | None = No
     if _COMPILED:
         return _DeclaredForward(kernel, mode, general, names, defaults, arrays)
     if general:
-        def forward(ctx: Any, *inputs: Any, **params: Any) -> Any:
-            return _forward_general(state.k, kernel, ctx, inputs, params, mode, names, defaults,
-                                    arrays)
-
+        # the pure twin's: a function written from the declaration (see _pure_source), as
+        # fast as the hand-written body it replaces
+        forward = _pure_forward(kernel, mode, names, defaults, arrays)
         forward.declared_kernels = (kernel,)
         forward.__doc__ = (f"The declared forward: kernel {kernel!r} with {names or 'no'} "
                            f"attributes, saves {save or 'nothing'}.")
@@ -490,7 +489,8 @@ def kernel_backward(*grads: Any, attrs: dict | None = None, joint: Any = None,
     arguments, and ``wants(i)`` passes whether input i wants a gradient. An input's gradient may
     also be a function ``(ctx, g) -> gradient`` (a rarely taken formula of several kernels).
     ``joint=(kernel, arg, ...)`` declares one kernel returning every input's gradient at once
-    (a fused layer's backward). A forward that saved ``"inputs+output"`` is declared with that
+    (a fused layer's backward), told by ``wants(i)`` arguments which ones are wanted (what it
+    returns for an input that wants none is ignored, as a written body's would be). A forward that saved ``"inputs+output"`` is declared with that
     ``save``: X and Y are then its first inputs and OUT its output."""
     names, defaults = _attrs_of("kernel_backward", attrs)
     if save not in (None, "inputs+output"):
@@ -627,13 +627,112 @@ def _general_backward(grads: tuple, names: tuple, defaults: tuple, joint: Any,
         return _DeclaredBackward(len(specs), None, 0, -1, None, 0, -1, declared, specs, joint,
                                  names, defaults)
 
-    def backward(ctx: Any, g: Any) -> tuple:
-        return _backward_general(state.k, ctx, g, ctx.needs, ctx.saved, ctx.params, specs,
-                                 joint, names, defaults)
-
+    backward = _pure_backward(specs, joint, names, defaults, save)
     backward.declared_kernels = declared
     backward.__doc__ = f"The declared gradient: {grads or joint!r}."
     return backward
+
+
+def _pure_source(name: str, head: str, body: list, env: dict) -> Any:
+    """The pure twin's general rows as plain Python functions, written from their declaration:
+    the body one would write by hand (the arguments read straight from ctx, the kernel called
+    by name), so the readable twin pays no interpretation per argument. (An interpreted
+    version, a Python call per argument, made the pure twin's XOR step 30% slower.)"""
+    src = f"def {name}({head}):\n" + "".join(f"    {line}\n" for line in body)
+    scope = dict(env, state=state, _forward_general=_forward_general)
+    exec(compile(src, f"<declared row: {name}>", "exec"), scope)  # noqa: S102
+    fn = scope[name]
+    fn.source = src
+    return fn
+
+
+def _pure_forward(kernel: str, mode: int, names: tuple, defaults: tuple, arrays: int) -> Any:
+    """A general declared forward for the pure twin (see _pure_source); keyword parameters
+    other than the declared ones, and more arrays than the kernel takes, are refused by
+    _forward_general with its message."""
+    if not kernel.isidentifier() or not all(a.isidentifier() for a in names):
+        raise ValueError(f"kernel_forward({kernel!r}): names must be identifiers")
+    env = {f"_d{j}": d for j, d in enumerate(defaults)}
+    env["_pads"] = tuple((None,) * max(0, arrays - i) for i in range(arrays + 1))
+    head = "ctx, *inputs" + "".join(f", {a}=_d{j}" for j, a in enumerate(names)) + \
+        ", **rest"
+    attrs = "".join(f", {a}" for a in names)
+    body = ["if rest:",
+            f"    return _forward_general(state.k, {kernel!r}, ctx, inputs, "
+            f"dict({{{', '.join(f'{a!r}: {a}' for a in names)}}}, **rest), {mode}, "
+            f"{names!r}, ({', '.join(f'_d{j}' for j in range(len(names)))}{',' if len(names) == 1 else ''}), {arrays})"]
+    if arrays:
+        body += [f"if len(inputs) == {arrays}:",
+                 f"    out = state.k.{kernel}(*inputs{attrs})",
+                 f"elif len(inputs) < {arrays}:",
+                 f"    out = state.k.{kernel}(*inputs, *_pads[len(inputs)]{attrs})",
+                 "else:",
+                 f"    out = state.k.{kernel}(*inputs{attrs})  # the kernel refuses it"]
+    else:
+        body += [f"out = state.k.{kernel}(*inputs{attrs})"]
+    if mode == 1:
+        body += ["ctx.saved = inputs[0] if len(inputs) == 1 else inputs"]
+    elif mode == 2:
+        body += ["ctx.saved = out"]
+    elif mode == 3:
+        body += ["ctx.saved = inputs + (out,)"]
+    body += ["return out"]
+    return _pure_source("forward", head, body, env)
+
+
+def _pure_backward(specs: tuple, joint: Any, names: tuple, defaults: tuple,
+                   save: Any) -> Any:
+    """A general declared gradient for the pure twin (see _pure_source): the same kernels on
+    the same arguments as _backward_general."""
+    env = {f"_d{j}": d for j, d in enumerate(defaults)}
+    both = save == "inputs+output"  # saved is always a tuple: (inputs..., out)
+
+    def arg(code: int) -> str:  # the expression of one argument
+        if code == 0:
+            return "g"
+        if code == 1:
+            return "saved[0]" if both else "(saved[0] if type(saved) is tuple else saved)"
+        if code == 2:
+            return "saved[1]"
+        if code == 3:
+            return "saved[-1]" if both else "(saved[-1] if type(saved) is tuple else saved)"
+        if code >= _WANTS_CODE:
+            i = code - _WANTS_CODE
+            return f"needs[{i}]" if i == 0 else f"(len(needs) > {i} and needs[{i}])"
+        j = code - _ATTR_CODE
+        return f"(params.get({names[j]!r}, _d{j}) if params else _d{j})"
+
+    def call(kernel: str, codes: tuple) -> str:
+        if not kernel.isidentifier():
+            raise ValueError(f"kernel_backward: kernel {kernel!r} is not an identifier")
+        return f"state.k.{kernel}({', '.join(arg(c) for c in codes)})"
+
+    body = ["needs = ctx.needs", "saved = ctx.saved", "params = ctx.params"]
+    if joint is not None:
+        body += [f"r = {call(joint[0], joint[1])}",
+                 "if len(r) == len(needs):",
+                 "    return r",
+                 "if len(r) < len(needs):",
+                 f"    raise ValueError(f'{joint[0]}: {{len(r)}} gradients for "
+                 f"{{len(needs)}} inputs')",
+                 "return r[:len(needs)]"]
+        return _pure_source("backward", "ctx, g", body, env)
+    n = len(specs)
+    body += [f"if len(needs) != {n}:",
+             f"    raise ValueError(f'a declared gradient of {n} inputs called for "
+             f"{{len(needs)}}')"]
+    outs = []
+    for i, spec in enumerate(specs):
+        if spec is None:
+            value = "g"
+        elif type(spec) is tuple:
+            value = call(spec[0], spec[1])
+        else:
+            env[f"_f{i}"] = spec
+            value = f"_f{i}(ctx, g)"
+        outs.append(f"({value} if needs[{i}] else None)")
+    body += [f"return ({', '.join(outs)}{',' if n == 1 else ''})"]
+    return _pure_source("backward", "ctx, g", body, env)
 
 
 def _arg_value(code: int, g: Any, saved: Any, params: Any, needs: tuple, names: tuple,
@@ -688,18 +787,13 @@ def _backward_general(k: Any, ctx: Any, g: Any, needs: tuple, saved: Any, params
     its kernel or its function; None where ``needs`` says the input wants none."""
     n = len(needs)
     if joint is not None:
-        r = _call_codes(k, joint[0], joint[1], g, saved, params, needs, names, defaults)
+        r = tuple(_call_codes(k, joint[0], joint[1], g, saved, params, needs, names,
+                              defaults))
+        if len(r) == n:
+            return r
         if len(r) < n:
             raise ValueError(f"{joint[0]}: {len(r)} gradients for {n} inputs")
-        if n == 2:
-            return (r[0] if needs[0] else None, r[1] if needs[1] else None)
-        if n == 3:
-            return (r[0] if needs[0] else None, r[1] if needs[1] else None,
-                    r[2] if needs[2] else None)
-        out = []
-        for i in range(n):
-            out.append(r[i] if needs[i] else None)
-        return tuple(out)
+        return r[:n]
     if len(specs) != n:
         raise ValueError(f"a declared gradient of {len(specs)} inputs called for {n}")
     if n == 2:  # (the binary rows: no list)

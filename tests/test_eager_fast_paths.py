@@ -364,14 +364,17 @@ def test_declared_rows_with_attributes_run_their_kernels():
         assert (grads[0] is None) == (not needs_x)
         for got, exp in zip(grads, want):
             assert (got is None and exp is None) or got.tobytes() == exp.tobytes()
-    # no bias, an input and a frozen weight: (dx, None); the default activation is None
+    # no bias and a frozen weight: two gradients, dx the kernel's; the default activation
     tx = ag.tensor(x, requires_grad=True)
     out = ag.function.apply(linalg.Linear, tx, ag.tensor(w))
     assert out.numpy().tobytes() == k.linear(x, w, None, None).tobytes()
-    dx, dw = linalg.Linear.backward(out._node, g)
-    assert dw is None
-    assert dx.tobytes() == k.linear_back(x, w, out._data, g, None, False)[0].tobytes()
-    with pytest.raises(TypeError, match="linear: unexpected keyword argument 'act'"):
+    grads = linalg.Linear.backward(out._node, g)
+    assert len(grads) == 2
+    assert grads[0].tobytes() == k.linear_back(x, w, out._data, g, None, False)[0].tobytes()
+    (gx,) = ag.grad(ag.function.apply(linalg.Linear, tx, ag.tensor(w)).sum(), [tx])
+    assert gx.numpy().tobytes() == k.linear_back(x, w, out._data, np.ones_like(g), None,
+                                                 False)[0].tobytes()
+    with pytest.raises(TypeError, match="linear: unexpected keyword argument 'act'"):  # twins
         ag.function.apply(linalg.Linear, tx, ag.tensor(w), act="tanh")
     # BCE: the target's gradient (a written function) only when the target wants one
     p = ag.tensor(rng.uniform(0.1, 0.9, (4, 1)).astype(np.float32), requires_grad=True)
