@@ -639,7 +639,7 @@ def _pure_source(name: str, head: str, body: list, env: dict) -> Any:
     by name), so the readable twin pays no interpretation per argument. (An interpreted
     version, a Python call per argument, made the pure twin's XOR step 30% slower.)"""
     src = f"def {name}({head}):\n" + "".join(f"    {line}\n" for line in body)
-    scope = dict(env, state=state, _forward_general=_forward_general)
+    scope = dict(env, state=state)
     exec(compile(src, f"<declared row: {name}>", "exec"), scope)  # noqa: S102
     fn = scope[name]
     fn.source = src
@@ -654,13 +654,11 @@ def _pure_forward(kernel: str, mode: int, names: tuple, defaults: tuple, arrays:
         raise ValueError(f"kernel_forward({kernel!r}): names must be identifiers")
     env = {f"_d{j}": d for j, d in enumerate(defaults)}
     env["_pads"] = tuple((None,) * max(0, arrays - i) for i in range(arrays + 1))
-    head = "ctx, *inputs" + "".join(f", {a}=_d{j}" for j, a in enumerate(names)) + \
-        ", **rest"
+    # named after the kernel: a keyword it does not take is refused by Python itself, with the
+    # message _forward_general gives ("linear() got an unexpected keyword argument ...")
+    head = "ctx, *inputs" + "".join(f", {a}=_d{j}" for j, a in enumerate(names))
     attrs = "".join(f", {a}" for a in names)
-    body = ["if rest:",
-            f"    return _forward_general(state.k, {kernel!r}, ctx, inputs, "
-            f"dict({{{', '.join(f'{a!r}: {a}' for a in names)}}}, **rest), {mode}, "
-            f"{names!r}, ({', '.join(f'_d{j}' for j in range(len(names)))}{',' if len(names) == 1 else ''}), {arrays})"]
+    body = []
     if arrays:
         body += [f"if len(inputs) == {arrays}:",
                  f"    out = state.k.{kernel}(*inputs{attrs})",
@@ -677,7 +675,9 @@ def _pure_forward(kernel: str, mode: int, names: tuple, defaults: tuple, arrays:
     elif mode == 3:
         body += ["ctx.saved = inputs + (out,)"]
     body += ["return out"]
-    return _pure_source("forward", head, body, env)
+    fn = _pure_source(kernel, head, body, env)
+    fn.__name__ = fn.__qualname__ = "forward"
+    return fn
 
 
 def _pure_backward(specs: tuple, joint: Any, names: tuple, defaults: tuple,
@@ -837,7 +837,7 @@ def _forward_general(k: Any, kernel: str, ctx: Any, inputs: Any, params: Any, mo
                 args.append(defaults[j])
         if matched != len(params):
             stray = [p for p in params if p not in names]
-            raise TypeError(f"{kernel}: unexpected keyword argument {stray[0]!r}")
+            raise TypeError(f"{kernel}() got an unexpected keyword argument {stray[0]!r}")
     else:
         args.extend(defaults)
     if _COMPILED:
