@@ -675,9 +675,7 @@ def _pure_forward(kernel: str, mode: int, names: tuple, defaults: tuple, arrays:
     elif mode == 3:
         body += ["ctx.saved = inputs + (out,)"]
     body += ["return out"]
-    fn = _pure_source(kernel, head, body, env)
-    fn.__name__ = fn.__qualname__ = "forward"
-    return fn
+    return _pure_source(kernel, head, body, env)
 
 
 def _pure_backward(specs: tuple, joint: Any, names: tuple, defaults: tuple,
