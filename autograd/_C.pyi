@@ -132,7 +132,7 @@ def linear(x: numpy.ndarray, w: numpy.ndarray, b: numpy.ndarray | None, activati
     """linear kernel (csrc/kernel_table.h); the contract is asserted, not adapted."""
     ...
 
-def linear_back(x: numpy.ndarray, w: numpy.ndarray, out: numpy.ndarray, grad: numpy.ndarray, activation: str | None = None, has_bias: bool = True) -> tuple:
+def linear_back(x: numpy.ndarray, w: numpy.ndarray, out: numpy.ndarray, grad: numpy.ndarray, activation: str | None = None, has_bias: bool = True, need_dx: bool = True) -> tuple:
     """linear kernel (csrc/kernel_table.h); the contract is asserted, not adapted."""
     ...
 

@@ -73,18 +73,48 @@ cdef _apply2(op, TensorBase a, TensorBase b)
 cdef class _DeclaredForward:
     cdef str kernel
     cdef int mode
+    cdef readonly bint general
+    cdef tuple names, defaults
+    cdef Py_ssize_t arity
     cdef readonly tuple declared_kernels
     cdef run(self, ctx, x, y)
+    @cython.locals(n=Py_ssize_t, mode=int)
+    cdef run_general(self, ctx, inputs, dict params)
 
 
 @cython.final
 cdef class _DeclaredBackward:
     cdef Py_ssize_t n, i0, j0, i1, j1
     cdef object k0, k1
-    cdef bint same
+    cdef bint same, general
+    cdef tuple specs, names, defaults
+    cdef object joint
     cdef readonly tuple declared_kernels
     @cython.locals(node=Node)
     cdef tuple run(self, ctx, g)
+
+
+# the codes of a general row's arguments (C constants: read on every argument)
+cdef Py_ssize_t _ATTR_CODE, _WANTS_CODE
+
+@cython.locals(j=Py_ssize_t, i=Py_ssize_t, n=Py_ssize_t, st=tuple)
+cdef inline _arg_value(Py_ssize_t code, g, saved, dict params, tuple needs, tuple names,
+                       tuple defaults)
+
+@cython.locals(args=list, m=Py_ssize_t, code=Py_ssize_t)
+cdef _call_codes(k, str kernel, tuple codes, g, saved, dict params, tuple needs, tuple names,
+                 tuple defaults)
+
+@cython.locals(n=Py_ssize_t, i=Py_ssize_t, out=list)
+cdef tuple _backward_general(k, ctx, g, tuple needs, saved, dict params, tuple specs, joint,
+                             tuple names, tuple defaults)
+
+cdef _one_gradient(k, ctx, g, tuple needs, Py_ssize_t i, spec, saved, dict params,
+                   tuple names, tuple defaults)
+
+@cython.locals(args=list, n=Py_ssize_t, j=Py_ssize_t, matched=Py_ssize_t)
+cdef _forward_general(k, str kernel, ctx, inputs, params, int mode, tuple names,
+                      tuple defaults, Py_ssize_t arity)
 
 
 cdef _kernel_on(k, kernel, g, saved, Py_ssize_t i, Py_ssize_t j)

@@ -33,9 +33,9 @@ except ImportError:  # the pure twin runs without Cython
 if TYPE_CHECKING:  # for the operators' annotations only (never imported at run time)
     from .tensor import Tensor
 
-__all__ = ["TensorBase", "Node", "apply", "wrap", "pair", "kernels", "broadcast_shape",
-           "set_operators", "set_tensor_class", "bump_versions", "kernel_forward",
-           "kernel_backward", "G", "X", "Y", "OUT"]
+__all__ = ["TensorBase", "Node", "apply", "apply_to", "wrap", "pair", "kernels",
+           "broadcast_shape", "set_operators", "set_tensor_class", "bump_versions",
+           "kernel_forward", "kernel_backward", "G", "X", "Y", "OUT", "wants"]
 
 # The directory of the package's Python sources (errors.py is always one; this module may be the
 # compiled twin, installed elsewhere in an editable install), whose frames origin() skips.
@@ -389,6 +389,14 @@ def apply(op: Any, *inputs: Any, **params: Any) -> Any:
     return _apply(op, inputs, params)
 
 
+def apply_to(op: Any, inputs: tuple, params: dict) -> Any:
+    """``apply(op, *inputs, **params)`` for a caller that holds the inputs as a tuple and the
+    keyword parameters as a dict made once (a layer's fixed activation): no argument tuple or
+    keyword dict is built per call. ``params`` becomes the node's ``params``, shared by every
+    node made with it, so it must never be changed afterwards."""
+    return _apply(op, inputs, params)
+
+
 # ---------------------------------------------------------------- declared forward and gradient
 # The hottest ops (add, mul, relu, ...) are one kernel forward and one kernel per gradient. Their
 # op-table rows declare that (``forward = kernel_forward("mul", save="inputs")``, ``backward =
@@ -408,20 +416,50 @@ OUT = "out"
 # where each symbol is in the values a gradient reads: (g, x, y), or (g, saved) (x of a unary
 # op, or the output)
 _ARG = {G: 0, X: 1, Y: 2, OUT: 1}
-_SAVES = {None: 0, "inputs": 1, "output": 2}
+_SAVES = {None: 0, "inputs": 1, "output": 2, "inputs+output": 3}
 _UNARY = object()  # the second argument of a declared forward called on one array
+# The codes of a general row's arguments (see _arg_value): the symbols, then an attribute (its
+# index among the row's attrs, from _ATTR_CODE), then wants(i) (from _WANTS_CODE).
+_CODE = {G: 0, X: 1, Y: 2, OUT: 3}
+_ATTR_CODE = 16
+_WANTS_CODE = 32
+_WANTS = "wants"
 
 
-def kernel_forward(kernel: str, save: str | None = None) -> Any:
+def wants(i: int) -> tuple:
+    """A declared gradient's argument: whether input ``i`` wants a gradient (``ctx.needs[i]``;
+    False when the op was applied to fewer inputs, as a linear layer without a bias)."""
+    if not (isinstance(i, int) and 0 <= i < _ATTR_CODE):
+        raise ValueError(f"wants({i!r}): expected an input index 0..{_ATTR_CODE - 1}")
+    return (_WANTS, i)
+
+
+def kernel_forward(kernel: str, save: str | None = None, attrs: dict | None = None,
+                   arrays: int = 0) -> Any:
     """An op's forward declared as one kernel of the thread's provider applied to the op's input
     arrays (one or two), and what it saves for the gradient: ``save="inputs"`` (x, or the pair
-    (x, y)), ``"output"``, or nothing. Returns the ``forward(ctx, x[, y])`` of the op table."""
+    (x, y)), ``"output"``, or nothing. Returns the ``forward(ctx, x[, y])`` of the op table.
+
+    A row with keyword parameters declares them in ``attrs`` (name -> default, in the kernel's
+    order): the kernel gets the input arrays, None for each of its ``arrays`` array parameters
+    the op was given no input for (a linear layer without a bias), then the attributes.
+    ``save="inputs+output"`` saves the tuple of the inputs followed by the output."""
     if save not in _SAVES:
-        raise ValueError(f"kernel_forward({kernel!r}): save={save!r}, expected None, 'inputs' "
-                         f"or 'output'")
+        raise ValueError(f"kernel_forward({kernel!r}): save={save!r}, expected None, 'inputs', "
+                         f"'output' or 'inputs+output'")
     mode = _SAVES[save]
+    names, defaults = _attrs_of(f"kernel_forward({kernel!r})", attrs)
+    general = bool(names) or arrays > 0 or mode == 3
     if _COMPILED:
-        return _DeclaredForward(kernel, mode)
+        return _DeclaredForward(kernel, mode, general, names, defaults, arrays)
+    if general:
+        # the pure twin's: a function written from the declaration (see _pure_source), as
+        # fast as the hand-written body it replaces
+        forward = _pure_forward(kernel, mode, names, defaults, arrays)
+        forward.declared_kernels = (kernel,)
+        forward.__doc__ = (f"The declared forward: kernel {kernel!r} with {names or 'no'} "
+                           f"attributes, saves {save or 'nothing'}.")
+        return forward
 
     def forward(ctx: Any, x: Any, y: Any = _UNARY) -> Any:
         if y is _UNARY:
@@ -439,11 +477,28 @@ def kernel_forward(kernel: str, save: str | None = None) -> Any:
     return forward
 
 
-def kernel_backward(*grads: Any) -> Any:
+def kernel_backward(*grads: Any, attrs: dict | None = None, joint: Any = None,
+                    save: str | None = None) -> Any:
     """An op's gradient declared per input: ``G`` (the incoming gradient itself), or a tuple
     ``(kernel, arg[, arg])`` calling a kernel of the thread's provider on the symbols ``G``,
     ``X``, ``Y``, ``OUT`` (what the forward saved). Returns the ``backward(ctx, g)`` of the op
-    table: one gradient per input, None where ``ctx.needs`` says the input wants none."""
+    table: one gradient per input, None where ``ctx.needs`` says the input wants none.
+
+    Rows with keyword parameters name them in ``attrs`` (as their forward does) and may pass
+    them to a kernel by name (read from the node's parameters); a kernel may take any number of
+    arguments, and ``wants(i)`` passes whether input i wants a gradient. An input's gradient may
+    also be a function ``(ctx, g) -> gradient`` (a rarely taken formula of several kernels).
+    ``joint=(kernel, arg, ...)`` declares one kernel returning every input's gradient at once
+    (a fused layer's backward), told by ``wants(i)`` arguments which ones are wanted (what it
+    returns for an input that wants none is ignored, as a written body's would be). A forward that saved ``"inputs+output"`` is declared with that
+    ``save``: X and Y are then its first inputs and OUT its output."""
+    names, defaults = _attrs_of("kernel_backward", attrs)
+    if save not in (None, "inputs+output"):
+        raise ValueError(f"kernel_backward: save={save!r}, expected None or 'inputs+output'")
+    general = bool(names) or joint is not None or save is not None or any(
+        callable(grad) or (isinstance(grad, tuple) and len(grad) > 3) for grad in grads)
+    if general:
+        return _general_backward(grads, names, defaults, joint, save)
     if len(grads) not in (1, 2):
         raise ValueError(f"kernel_backward: one gradient per input of a unary or binary op, "
                          f"got {len(grads)}")
@@ -468,7 +523,7 @@ def kernel_backward(*grads: Any) -> Any:
     same = k0 is None and k1 is None  # every gradient is g itself (add)
     declared = tuple(f[0] for f in fields if f[0] is not None)
     if _COMPILED:
-        return _DeclaredBackward(n, k0, i0, j0, k1, i1, j1, declared)
+        return _DeclaredBackward(n, k0, i0, j0, k1, i1, j1, declared, None, None, (), ())
 
     def backward(ctx: Any, g: Any) -> tuple:
         needs = ctx.needs
@@ -503,6 +558,299 @@ def kernel_backward(*grads: Any) -> Any:
     return backward
 
 
+def _attrs_of(where: str, attrs: Any) -> tuple:
+    """A row's declared attributes as (names, defaults), in the kernel's order."""
+    if attrs is None:
+        return (), ()
+    if not isinstance(attrs, dict) or not all(isinstance(a, str) for a in attrs):
+        raise ValueError(f"{where}: attrs={attrs!r}, expected a dict of name -> default")
+    clash = [a for a in attrs if a in _CODE]
+    if clash:
+        raise ValueError(f"{where}: attribute {clash[0]!r} has a symbol's name")
+    if len(attrs) > _WANTS_CODE - _ATTR_CODE:
+        raise ValueError(f"{where}: {len(attrs)} attributes, at most "
+                         f"{_WANTS_CODE - _ATTR_CODE}")
+    return tuple(attrs), tuple(attrs.values())
+
+
+def _codes(where: str, args: tuple, names: tuple) -> tuple:
+    """A declared kernel call's arguments as codes (see _arg_value)."""
+    codes = []
+    for a in args:
+        if isinstance(a, str) and a in _CODE:
+            codes.append(_CODE[a])
+        elif isinstance(a, str) and a in names:
+            codes.append(_ATTR_CODE + names.index(a))
+        elif isinstance(a, tuple) and len(a) == 2 and a[0] == _WANTS:
+            codes.append(_WANTS_CODE + a[1])
+        else:
+            raise ValueError(f"{where}: argument {a!r} is neither G, X, Y, OUT, wants(i) nor "
+                             f"one of the attributes {names}")
+    return tuple(codes)
+
+
+def _general_backward(grads: tuple, names: tuple, defaults: tuple, joint: Any,
+                      save: Any) -> Any:
+    """kernel_backward for rows with attributes, a joint kernel, wider kernels or functions."""
+    specs = []
+    declared = []
+    if joint is not None:
+        if grads:
+            raise ValueError("kernel_backward: joint= declares every gradient; give no others")
+        if not (isinstance(joint, tuple) and len(joint) >= 2 and isinstance(joint[0], str)):
+            raise ValueError(f"kernel_backward: joint={joint!r} is not (kernel, arg, ...)")
+        joint = (joint[0], _codes("kernel_backward", joint[1:], names))
+        declared.append(joint[0])
+    elif len(grads) not in (1, 2):
+        raise ValueError(f"kernel_backward: one gradient per input of a unary or binary op, "
+                         f"got {len(grads)}")
+    for grad in grads:
+        if grad == G:
+            specs.append(None)
+        elif callable(grad):
+            specs.append(grad)
+        elif isinstance(grad, tuple) and len(grad) >= 2 and isinstance(grad[0], str):
+            specs.append((grad[0], _codes("kernel_backward", grad[1:], names)))
+            declared.append(grad[0])
+        else:
+            raise ValueError(f"kernel_backward: {grad!r} is neither G, a function nor "
+                             f"(kernel, arg, ...)")
+    codes = {c for spec in specs if type(spec) is tuple for c in spec[1]}
+    if joint is not None:
+        codes.update(joint[1])
+    if save is None and 3 in codes and (1 in codes or 2 in codes):
+        raise ValueError("kernel_backward: a forward saves its inputs or its output, not both "
+                         "(or declare save='inputs+output')")
+    specs = tuple(specs)
+    declared = tuple(declared)
+    if _COMPILED:
+        return _DeclaredBackward(len(specs), None, 0, -1, None, 0, -1, declared, specs, joint,
+                                 names, defaults)
+
+    backward = _pure_backward(specs, joint, names, defaults, save)
+    backward.declared_kernels = declared
+    backward.__doc__ = f"The declared gradient: {grads or joint!r}."
+    return backward
+
+
+def _pure_source(name: str, head: str, body: list, env: dict) -> Any:
+    """The pure twin's general rows as plain Python functions, written from their declaration:
+    the body one would write by hand (the arguments read straight from ctx, the kernel called
+    by name), so the readable twin pays no interpretation per argument. (An interpreted
+    version, a Python call per argument, made the pure twin's XOR step 30% slower.)"""
+    src = f"def {name}({head}):\n" + "".join(f"    {line}\n" for line in body)
+    scope = dict(env, state=state)
+    exec(compile(src, f"<declared row: {name}>", "exec"), scope)  # noqa: S102
+    fn = scope[name]
+    fn.source = src
+    return fn
+
+
+def _pure_forward(kernel: str, mode: int, names: tuple, defaults: tuple, arrays: int) -> Any:
+    """A general declared forward for the pure twin (see _pure_source); keyword parameters
+    other than the declared ones, and more arrays than the kernel takes, are refused by
+    _forward_general with its message."""
+    if not kernel.isidentifier() or not all(a.isidentifier() for a in names):
+        raise ValueError(f"kernel_forward({kernel!r}): names must be identifiers")
+    env = {f"_d{j}": d for j, d in enumerate(defaults)}
+    env["_pads"] = tuple((None,) * max(0, arrays - i) for i in range(arrays + 1))
+    # named after the kernel: a keyword it does not take is refused by Python itself, with the
+    # message _forward_general gives ("linear() got an unexpected keyword argument ...")
+    head = "ctx, *inputs" + "".join(f", {a}=_d{j}" for j, a in enumerate(names))
+    attrs = "".join(f", {a}" for a in names)
+    body = []
+    if arrays:
+        body += [f"if len(inputs) == {arrays}:",
+                 f"    out = state.k.{kernel}(*inputs{attrs})",
+                 f"elif len(inputs) < {arrays}:",
+                 f"    out = state.k.{kernel}(*inputs, *_pads[len(inputs)]{attrs})",
+                 "else:",
+                 f"    out = state.k.{kernel}(*inputs{attrs})  # the kernel refuses it"]
+    else:
+        body += [f"out = state.k.{kernel}(*inputs{attrs})"]
+    if mode == 1:
+        body += ["ctx.saved = inputs[0] if len(inputs) == 1 else inputs"]
+    elif mode == 2:
+        body += ["ctx.saved = out"]
+    elif mode == 3:
+        body += ["ctx.saved = inputs + (out,)"]
+    body += ["return out"]
+    return _pure_source(kernel, head, body, env)
+
+
+def _pure_backward(specs: tuple, joint: Any, names: tuple, defaults: tuple,
+                   save: Any) -> Any:
+    """A general declared gradient for the pure twin (see _pure_source): the same kernels on
+    the same arguments as _backward_general."""
+    env = {f"_d{j}": d for j, d in enumerate(defaults)}
+    both = save == "inputs+output"  # saved is always a tuple: (inputs..., out)
+
+    def arg(code: int) -> str:  # the expression of one argument
+        if code == 0:
+            return "g"
+        if code == 1:
+            return "saved[0]" if both else "(saved[0] if type(saved) is tuple else saved)"
+        if code == 2:
+            return "saved[1]"
+        if code == 3:
+            return "saved[-1]" if both else "(saved[-1] if type(saved) is tuple else saved)"
+        if code >= _WANTS_CODE:
+            i = code - _WANTS_CODE
+            return f"needs[{i}]" if i == 0 else f"(len(needs) > {i} and needs[{i}])"
+        j = code - _ATTR_CODE
+        return f"(params.get({names[j]!r}, _d{j}) if params else _d{j})"
+
+    def call(kernel: str, codes: tuple) -> str:
+        if not kernel.isidentifier():
+            raise ValueError(f"kernel_backward: kernel {kernel!r} is not an identifier")
+        return f"state.k.{kernel}({', '.join(arg(c) for c in codes)})"
+
+    body = ["needs = ctx.needs", "saved = ctx.saved", "params = ctx.params"]
+    if joint is not None:
+        body += [f"r = {call(joint[0], joint[1])}",
+                 "if len(r) == len(needs):",
+                 "    return r",
+                 "if len(r) < len(needs):",
+                 f"    raise ValueError(f'{joint[0]}: {{len(r)}} gradients for "
+                 f"{{len(needs)}} inputs')",
+                 "return r[:len(needs)]"]
+        return _pure_source("backward", "ctx, g", body, env)
+    n = len(specs)
+    body += [f"if len(needs) != {n}:",
+             f"    raise ValueError(f'a declared gradient of {n} inputs called for "
+             f"{{len(needs)}}')"]
+    outs = []
+    for i, spec in enumerate(specs):
+        if spec is None:
+            value = "g"
+        elif type(spec) is tuple:
+            value = call(spec[0], spec[1])
+        else:
+            env[f"_f{i}"] = spec
+            value = f"_f{i}(ctx, g)"
+        outs.append(f"({value} if needs[{i}] else None)")
+    body += [f"return ({', '.join(outs)}{',' if n == 1 else ''})"]
+    return _pure_source("backward", "ctx, g", body, env)
+
+
+def _arg_value(code: int, g: Any, saved: Any, params: Any, needs: tuple, names: tuple,
+               defaults: tuple) -> Any:
+    """The value of a general row's argument: G, X (the first saved input), Y (the second),
+    OUT (the output: saved itself, or last of the saved tuple), an attribute (from the node's
+    parameters, else its default), or wants(i)."""
+    if code == 0:
+        return g
+    if code < 4:
+        if type(saved) is tuple:
+            st = saved
+            n = len(st)
+            if code == 3:
+                return st[n - 1]
+            if code - 1 < n:  # (checked: the compiled twin indexes tuples unchecked)
+                return st[code - 1]
+            raise IndexError("tuple index out of range")
+        if code == 2:
+            raise IndexError("tuple index out of range")  # as env[2] of (g, saved)
+        return saved
+    if code >= _WANTS_CODE:
+        i = code - _WANTS_CODE
+        return needs[i] if i < len(needs) else False
+    j = code - _ATTR_CODE
+    if params:
+        return params.get(names[j], defaults[j])
+    return defaults[j]
+
+
+def _call_codes(k: Any, kernel: str, codes: tuple, g: Any, saved: Any, params: Any,
+                needs: tuple, names: tuple, defaults: tuple) -> Any:
+    """Kernel ``kernel`` of provider ``k`` on a general row's arguments."""
+    args = []
+    for code in codes:
+        args.append(_arg_value(code, g, saved, params, needs, names, defaults))
+    if _COMPILED:
+        fn = ag_kernel(k, kernel)  # noqa: F821
+        # the counts of the declared rows spelled out: a direct (vector) call, no tuple
+        m = len(args)
+        if m == 7:
+            return fn(args[0], args[1], args[2], args[3], args[4], args[5], args[6])
+        if m == 4:
+            return fn(args[0], args[1], args[2], args[3])
+        return fn(*args)
+    return getattr(k, kernel)(*args)
+
+
+def _backward_general(k: Any, ctx: Any, g: Any, needs: tuple, saved: Any, params: Any,
+                      specs: tuple, joint: Any, names: tuple, defaults: tuple) -> tuple:
+    """A general declared gradient (both twins): the joint kernel's gradients, or per input g,
+    its kernel or its function; None where ``needs`` says the input wants none."""
+    n = len(needs)
+    if joint is not None:
+        r = tuple(_call_codes(k, joint[0], joint[1], g, saved, params, needs, names,
+                              defaults))
+        if len(r) == n:
+            return r
+        if len(r) < n:
+            raise ValueError(f"{joint[0]}: {len(r)} gradients for {n} inputs")
+        return r[:n]
+    if len(specs) != n:
+        raise ValueError(f"a declared gradient of {len(specs)} inputs called for {n}")
+    if n == 2:  # (the binary rows: no list)
+        return (_one_gradient(k, ctx, g, needs, 0, specs[0], saved, params, names, defaults),
+                _one_gradient(k, ctx, g, needs, 1, specs[1], saved, params, names, defaults))
+    out = []
+    for i in range(n):
+        out.append(_one_gradient(k, ctx, g, needs, i, specs[i], saved, params, names,
+                                 defaults))
+    return tuple(out)
+
+
+def _one_gradient(k: Any, ctx: Any, g: Any, needs: tuple, i: int, spec: Any, saved: Any,
+                  params: Any, names: tuple, defaults: tuple) -> Any:
+    """Input i's gradient by its spec: None (not wanted), g, its kernel, or its function."""
+    if not needs[i]:
+        return None
+    if spec is None:
+        return g
+    if type(spec) is tuple:
+        return _call_codes(k, spec[0], spec[1], g, saved, params, needs, names, defaults)
+    return spec(ctx, g)
+
+
+def _forward_general(k: Any, kernel: str, ctx: Any, inputs: Any, params: Any, mode: int,
+                     names: tuple, defaults: tuple, arity: int) -> Any:
+    """A general declared forward (both twins): the kernel on the input arrays, None for each
+    missing array parameter, then the attributes; saves what ``mode`` says."""
+    args = list(inputs)
+    n = len(args)
+    while len(args) < arity:
+        args.append(None)
+    if params:
+        matched = 0
+        for j in range(len(names)):
+            name = names[j]
+            if name in params:
+                matched += 1
+                args.append(params[name])
+            else:
+                args.append(defaults[j])
+        if matched != len(params):
+            stray = [p for p in params if p not in names]
+            raise TypeError(f"{kernel}() got an unexpected keyword argument {stray[0]!r}")
+    else:
+        args.extend(defaults)
+    if _COMPILED:
+        out = ag_kernel(k, kernel)(*args)  # noqa: F821
+    else:
+        out = getattr(k, kernel)(*args)
+    if mode == 1:
+        _save(ctx, inputs[0] if n == 1 else tuple(inputs))
+    elif mode == 2:
+        _save(ctx, out)
+    elif mode == 3:
+        _save(ctx, tuple(inputs) + (out,))
+    return out
+
+
 # The compiled twin's declared rows. There ``kernel_forward``/``kernel_backward`` return these
 # objects instead of the closures above (the pure twin never makes one): the same kernels of the
 # thread's provider on the same arguments in the same order, so the same bits, but run by C
@@ -512,13 +860,62 @@ def kernel_backward(*grads: Any) -> Any:
 class _DeclaredForward:
     """A declared forward (see ``kernel_forward``): its kernel applied to one or two arrays."""
 
-    def __init__(self, kernel: str, mode: int):
+    def __init__(self, kernel: str, mode: int, general: bool, names: tuple, defaults: tuple,
+                 arity: int):
         self.kernel = kernel
         self.mode = mode
+        self.general = general  # attributes, padded array parameters or inputs+output
+        self.names = names
+        self.defaults = defaults
+        self.arity = arity
         self.declared_kernels = (kernel,)
 
-    def __call__(self, ctx: Any, x: Any, y: Any = _UNARY) -> Any:
-        return self.run(ctx, x, y)
+    def __call__(self, ctx: Any, *inputs: Any, **params: Any) -> Any:
+        if self.general:
+            return self.run_general(ctx, inputs, params)
+        if len(inputs) == 1 and not params:
+            return self.run(ctx, inputs[0], _UNARY)
+        if len(inputs) == 2 and not params:
+            return self.run(ctx, inputs[0], inputs[1])
+        raise TypeError(f"{self.kernel}: a declared forward takes one or two arrays and no "
+                        f"keyword arguments, got {len(inputs)} and {sorted(params)}")
+
+    def run_general(self, ctx: Any, inputs: Any, params: Any) -> Any:
+        # Spelled out for the rows there are (two or three arrays, one attribute): the kernel
+        # called with its arguments directly (vectorcall, no argument tuple), the saved tuple
+        # built once; anything else (and every error) takes _forward_general.
+        n = len(inputs)
+        if len(self.names) == 1 and 2 <= n <= 3 and self.arity <= 3:
+            name = self.names[0]
+            if not params:
+                a = self.defaults[0]
+            elif len(params) == 1 and name in params:
+                a = params[name]
+            else:
+                return _forward_general(ag_state_get("k"), self.kernel, ctx,  # noqa: F821
+                                        inputs, params, self.mode, self.names, self.defaults,
+                                        self.arity)
+            fn = ag_kernel(ag_state_get("k"), self.kernel)  # noqa: F821
+            x = inputs[0]
+            y = inputs[1]
+            z = None
+            if n == 3:
+                z = inputs[2]
+                out = fn(x, y, z, a)
+            elif self.arity == 3:
+                out = fn(x, y, None, a)
+            else:
+                out = fn(x, y, a)
+            mode = self.mode
+            if mode == 1:
+                _save(ctx, (x, y, z) if n == 3 else (x, y))
+            elif mode == 2:
+                _save(ctx, out)
+            elif mode == 3:
+                _save(ctx, (x, y, z, out) if n == 3 else (x, y, out))
+            return out
+        return _forward_general(ag_state_get("k"), self.kernel, ctx, inputs,  # noqa: F821
+                                params, self.mode, self.names, self.defaults, self.arity)
 
     def run(self, ctx: Any, x: Any, y: Any) -> Any:
         fn = ag_kernel(ag_state_get("k"), self.kernel)  # noqa: F821
@@ -538,12 +935,18 @@ class _DeclaredBackward:
     symbols G, X, Y, OUT; None where ``ctx.needs`` says the input wants none."""
 
     def __init__(self, n: int, k0: Any, i0: int, j0: int, k1: Any, i1: int, j1: int,
-                 declared: tuple):
+                 declared: tuple, specs: Any, joint: Any, names: tuple, defaults: tuple):
         self.n = n
         self.k0, self.i0, self.j0 = k0, i0, j0
         self.k1, self.i1, self.j1 = k1, i1, j1
-        self.same = k0 is None and k1 is None
+        self.same = specs is None and joint is None and k0 is None and k1 is None
         self.declared_kernels = declared
+        # a general row (see _general_backward): its per-input specs or joint kernel
+        self.general = specs is not None
+        self.specs = specs
+        self.joint = joint
+        self.names = names
+        self.defaults = defaults
 
     def __call__(self, ctx: Any, g: Any) -> tuple:
         return self.run(ctx, g)
@@ -553,9 +956,17 @@ class _DeclaredBackward:
             node = ctx
             needs = node.needs
             saved = node.saved
+            if self.general:
+                return _backward_general(ag_state_get("k"), ctx, g, needs,  # noqa: F821
+                                         saved, node.params, self.specs, self.joint,
+                                         self.names, self.defaults)
         else:  # gradients.py's _Ctx
             needs = ctx.needs
             saved = ctx.saved
+            if self.general:
+                return _backward_general(ag_state_get("k"), ctx, g, needs,  # noqa: F821
+                                         saved, ctx.params, self.specs, self.joint,
+                                         self.names, self.defaults)
         if self.same:
             if self.n == 1:
                 return (g if needs[0] else None,)
@@ -738,9 +1149,13 @@ def _forward_c(op: Any, ctx: Any, arrays: list, params: dict) -> Any:
     """``_forward`` in the compiled twin: a declared forward on one or two arrays runs its C
     method; anything else (a written forward, keyword parameters) goes through ``_forward``."""
     f = op.forward
-    if type(f) is _DeclaredForward and not params:
+    if type(f) is _DeclaredForward:
         forward = f
+        if forward.general:  # attributes (keyword parameters) too: still no Python call
+            return forward.run_general(ctx, arrays, params)
         n = len(arrays)
+        if params:
+            return _forward(op, ctx, arrays, params)
         if n == 1:
             return forward.run(ctx, arrays[0], _UNARY)
         if n == 2:

@@ -41,8 +41,8 @@ import numpy as np
 
 from .hotpath import core as _core
 
-__all__ = ["Op", "Node", "apply", "REGISTRY", "broadcast_shape", "kernel_forward",
-           "kernel_backward", "G", "X", "Y", "OUT"]
+__all__ = ["Op", "Node", "apply", "apply_to", "REGISTRY", "broadcast_shape", "kernel_forward",
+           "kernel_backward", "G", "X", "Y", "OUT", "wants"]
 
 #: Every differentiable op by name, filled as Op subclasses are defined.
 REGISTRY: dict[str, type["Op"]] = {}
@@ -88,8 +88,10 @@ def _snake(name: str) -> str:
 # built; autograd.hotpath picks the compiled module or its pure-Python twin.
 Node = _core.Node
 apply = _core.apply
+apply_to = _core.apply_to
 broadcast_shape = _core.broadcast_shape
 # Declared rows (one kernel forward, one kernel per gradient): see _core.kernel_forward.
 kernel_forward = _core.kernel_forward
 kernel_backward = _core.kernel_backward
 G, X, Y, OUT = _core.G, _core.X, _core.Y, _core.OUT
+wants = _core.wants

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple, Sequence, TypeAlias
 import numpy as np
 
 from .capture import host_read, live
-from .function import apply, broadcast_shape
+from .function import apply, apply_to, broadcast_shape
 from .grad_mode import state
 from .ops import activation as A
 from .ops import arith, linalg, loss, reduce
@@ -637,6 +637,8 @@ def logsumexp(x: Tensor, axis: Axis = -1, keepdims: bool = False) -> Tensor:
 # --------------------------------------------------------------------------------------------
 
 _REDUCTIONS = ("mean", "sum", "none")
+# Each reduction's keyword parameters for apply_to, made once (never changed: nodes share them).
+_REDUCTION_PARAMS = {r: {"reduction": r} for r in _REDUCTIONS}
 
 
 def _loss_pair(name: str, pred, target, reduction: str) -> tuple[Tensor, Tensor]:
@@ -712,7 +714,8 @@ def binary_cross_entropy(input: Tensor, target: Operand,  # noqa: A002
         pa, ta = input._data, target._data
         if (pa.dtype is ta.dtype and pa.shape == ta.shape and reduction in _REDUCTIONS
                 and _made_by_sigmoid(input)):
-            return apply(loss.BinaryCrossEntropy, input, target, reduction=reduction)
+            return apply_to(loss.BinaryCrossEntropy, (input, target),
+                            _REDUCTION_PARAMS[reduction])
     weight, reduction = _reduction_arg(weight, reduction)
     p, t = _loss_pair("binary_cross_entropy", input, target, reduction)
     lo, hi = (0.0, 1.0) if not p._data.size or _made_by_sigmoid(p) else \

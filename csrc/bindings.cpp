@@ -129,6 +129,7 @@ PyObject* run_eager(const Kernel& k, bool quiet, PyObject* const* args, Py_ssize
     k.prep(c);
     for (int o = 0; o < c.nout + c.nscratch; ++o) {
       Arr& a = o < c.nout ? c.out[o] : c.scratch[o - c.nout];
+      if (a.nd < 0) continue;  // a result the call does not want (agt::no_result): None
       results[o] = py::reinterpret_steal<py::object>(new_array(a));
       if (!results[o]) throw py::error_already_set();
       a.data = py::detail::array_proxy(results[o].ptr())->data;
@@ -174,7 +175,8 @@ PyObject* run_eager(const Kernel& k, bool quiet, PyObject* const* args, Py_ssize
     if (k.ret == 1) return results[0].release().ptr();
     PyObject* t = PyTuple_New(k.ret);
     for (int o = 0; o < k.ret; ++o) {
-      PyObject* r = o < c.nout ? results[o].release().ptr() : (Py_INCREF(Py_None), Py_None);
+      PyObject* r = o < c.nout && results[o] ? results[o].release().ptr()
+                                             : (Py_INCREF(Py_None), Py_None);
       PyTuple_SET_ITEM(t, o, r);
     }
     return t;

@@ -144,6 +144,10 @@ inline void set_out(Call& c, int o, const index_t* shape, int nd) {
   c.nout = std::max(c.nout, o + 1);
 }
 inline void out_like(Call& c, int o, const Arr& a) { set_out(c, o, a.shape, a.nd); }
+// Result o (set) is not wanted: the call returns None in its place and `run` skips it (a
+// negative nd marks it: no real result has one).
+inline void no_result(Call& c, int o) { c.out[o].nd = -1, c.out[o].size = 0; }
+inline bool is_result(const Call& c, int o) { return o < c.nout && c.out[o].nd >= 0; }
 inline index_t last_dim(const Arr& a) { return a.nd ? a.shape[a.nd - 1] : 1; }
 inline void need_last_axis(const Call& c, const Arr& x, index_t axis) {
   if (x.nd < 1 || (axis != -1 && axis != x.nd - 1))
@@ -563,6 +567,7 @@ inline void prep_linear(Call& c) {
     fail(c, "out and grad must be (n, out) = (" + std::to_string(n) + ", " + std::to_string(out) +
                 "), got " + shape_str(A(c, 2)));
   out_like(c, 0, x);
+  if (!c.attr[2].i) no_result(c, 0);  // need_dx false: dx is None, its product never run
   out_like(c, 1, w);
   if (c.attr[1].i) set_out(c, 2, &out, 1);  // has_bias
   if (c.attr[0].i != 0) {                   // an activation: dz needs a buffer
@@ -579,8 +584,9 @@ inline index_t run_linear(const Call& c) {
       ag::linear<T>(ip<T>(c, 0), ip<T>(c, 1), c.in[2].none ? nullptr : ip<T>(c, 2), op<T>(c, 0),
                     c.dim[0], c.dim[1], c.dim[2], act);
     } else {
-      ag::linear_back<T>(ip<T>(c, 0), ip<T>(c, 1), ip<T>(c, 2), ip<T>(c, 3), op<T>(c, 0),
-                         op<T>(c, 1), c.nout > 2 ? op<T>(c, 2) : nullptr,
+      ag::linear_back<T>(ip<T>(c, 0), ip<T>(c, 1), ip<T>(c, 2), ip<T>(c, 3),
+                         is_result(c, 0) ? op<T>(c, 0) : nullptr, op<T>(c, 1),
+                         c.nout > 2 ? op<T>(c, 2) : nullptr,
                          c.nscratch ? static_cast<T*>(c.scratch[0].data) : nullptr, c.dim[0],
                          c.dim[1], c.dim[2], act);
     }
@@ -596,7 +602,8 @@ inline Kernel linear_kernel() {
 inline Kernel linear_back_kernel() {
   return make("linear_back", "linear", false,
               {P("x", PK::In), P("w", PK::In), P("out", PK::In), P("grad", PK::In),
-               Pd("activation", PK::Activation, 0, 0, true), Pd("has_bias", PK::Bool, 0, 1)},
+               Pd("activation", PK::Activation, 0, 0, true), Pd("has_bias", PK::Bool, 0, 1),
+               Pd("need_dx", PK::Bool, 0, 1)},
               3, prep_linear, run_linear);
 }
 

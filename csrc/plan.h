@@ -140,6 +140,12 @@ class Plan {
                     " out slots");
         for (int o = 0; o < c.nout; ++o) {
           const int slot = s.outs[o];
+          if (!agt::is_result(c, o)) {  // a result the call's flags leave out (linear_back's dx)
+            if (slot != -1)
+              kfail(false, *s.k,
+                    "result " + std::to_string(o) + " is not computed: its slot must be -1");
+            continue;
+          }
           if (slot < 0 || size_t(slot) >= slots.size())
             kfail(false, *s.k, "slot " + std::to_string(slot) + " is not a buffer");
           const Arr& b = slots[slot];

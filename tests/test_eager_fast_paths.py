@@ -338,6 +338,89 @@ def test_declared_rows_refuse_malformed_declarations():
         kernel_backward(G, G, G)
 
 
+def test_declared_rows_with_attributes_run_their_kernels():
+    """Linear and BCE are declared rows with a keyword attribute: forward and gradient, run by
+    apply and the engine or called as op.forward/op.backward, give the named kernels' bits;
+    a layer's input that wants no gradient gets no dx (need_dx=False), a frozen bias no db."""
+    from autograd.ops import linalg, loss
+    k = backend.k
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    w = rng.standard_normal((2, 3)).astype(np.float32)
+    b = rng.standard_normal(2).astype(np.float32)
+    g = rng.standard_normal((5, 2)).astype(np.float32)
+    assert linalg.Linear.forward.declared_kernels == ("linear",)
+    assert linalg.Linear.backward.declared_kernels == ("linear_back",)
+    for needs_x in (False, True):
+        tx = ag.tensor(x, requires_grad=needs_x)
+        tw, tb = ag.tensor(w, requires_grad=True), ag.tensor(b, requires_grad=True)
+        out = ag.function.apply(linalg.Linear, tx, tw, tb, activation="tanh")
+        ref = k.linear(x, w, b, "tanh")
+        assert out.numpy().tobytes() == ref.tobytes()
+        assert out._node.saved[:3] == (tx._data, tw._data, tb._data)  # save="inputs+output"
+        assert out._node.saved[3] is out._data
+        grads = linalg.Linear.backward(out._node, g)
+        want = k.linear_back(x, w, ref, g, "tanh", True, needs_x)
+        assert (grads[0] is None) == (not needs_x)
+        for got, exp in zip(grads, want):
+            assert (got is None and exp is None) or got.tobytes() == exp.tobytes()
+    # no bias and a frozen weight: two gradients, dx the kernel's; the default activation
+    tx = ag.tensor(x, requires_grad=True)
+    out = ag.function.apply(linalg.Linear, tx, ag.tensor(w))
+    assert out.numpy().tobytes() == k.linear(x, w, None, None).tobytes()
+    grads = linalg.Linear.backward(out._node, g)
+    assert len(grads) == 2
+    assert grads[0].tobytes() == k.linear_back(x, w, out._data, g, None, False)[0].tobytes()
+    (gx,) = ag.grad(ag.function.apply(linalg.Linear, tx, ag.tensor(w)).sum(), [tx])
+    assert gx.numpy().tobytes() == k.linear_back(x, w, out._data, np.ones_like(g), None,
+                                                 False)[0].tobytes()
+    with pytest.raises(TypeError, match=r"linear\(\) got an unexpected keyword argument 'act'"):
+        ag.function.apply(linalg.Linear, tx, ag.tensor(w), act="tanh")
+    # BCE: the target's gradient (a written function) only when the target wants one
+    p = ag.tensor(rng.uniform(0.1, 0.9, (4, 1)).astype(np.float32), requires_grad=True)
+    t = ag.tensor(rng.uniform(0, 1, (4, 1)).astype(np.float32))
+    gl = np.float32(1.5) * np.ones((), np.float32)
+    for reduction in ("mean", "sum", "none"):
+        out = ag.function.apply(loss.BinaryCrossEntropy, p, t, reduction=reduction)
+        assert out.numpy().tobytes() == k.bce(p._data, t._data, reduction).tobytes()
+        gr = gl if reduction != "none" else np.ones((4, 1), np.float32)
+        dp, dt = loss.BinaryCrossEntropy.backward(out._node, gr)
+        assert dt is None
+        assert dp.tobytes() == k.bce_back(p._data, t._data, gr, reduction).tobytes()
+    out = ag.function.apply(loss.BinaryCrossEntropy, p, t)  # reduction's default: "mean"
+    assert out.numpy().tobytes() == k.bce(p._data, t._data, "mean").tobytes()
+
+
+def test_declared_attribute_rows_refuse_malformed_declarations():
+    from autograd.function import G, OUT, X, Y, kernel_backward, kernel_forward, wants
+    with pytest.raises(ValueError, match="attribute 'x' has a symbol's name"):
+        kernel_forward("linear", attrs={"x": None})
+    with pytest.raises(ValueError, match="argument 'activation' is neither"):
+        kernel_backward(joint=("linear_back", X, Y, OUT, G, "activation"))  # not declared
+    with pytest.raises(ValueError, match="joint= declares every gradient"):
+        kernel_backward(G, joint=("linear_back", X, Y, OUT, G))
+    with pytest.raises(ValueError, match="inputs or its output, not both"):
+        kernel_backward(joint=("linear_back", X, Y, OUT, G))  # without save="inputs+output"
+    with pytest.raises(ValueError, match=r"wants\(-1\)"):
+        wants(-1)
+    with pytest.raises(ValueError, match="save='inputs\\+outputs'"):
+        kernel_backward(joint=("linear_back", X, Y, OUT, G), save="inputs+outputs")
+
+
+def test_sequential_fused_layers_share_their_parameters_dict_unchanged():
+    """Sequential's fused steps hand apply_to a {"activation": ...} made once per step: every
+    node of that layer shares it, so nothing may change it (BCE's sigmoid test reads it)."""
+    ag.manual_seed(0)
+    seq = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1), nn.Sigmoid())
+    x = ag.tensor(np.ones((4, 2), np.float32))
+    outs = [seq(x) for _ in range(3)]  # the first through functional.linear, which checks
+    params = [o._node.params for o in outs]
+    assert all(p == {"activation": "sigmoid"} for p in params) and params[1] is params[2]
+    y = ag.tensor(np.ones((4, 1), np.float32))
+    F.binary_cross_entropy(outs[2], y).backward()  # the fast path: made by a fused sigmoid
+    assert params[2] == {"activation": "sigmoid"}
+
+
 def test_declared_forward_saves_nothing_when_nothing_is_recorded():
     x = ag.tensor([1.0, 2.0], requires_grad=True)
     with ag.no_grad():

@@ -440,8 +440,8 @@ def test_matmul_broadcast_batch_delegates(dtype):
 
 @dtypes
 @pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh"])
-@given(data=st.data(), bias=st.booleans())
-def test_linear_forward_backward(activation, dtype, data, bias):
+@given(data=st.data(), bias=st.booleans(), need_dx=st.booleans())
+def test_linear_forward_backward(activation, dtype, data, bias, need_dx):
     n, fin, fout = (data.draw(st.integers(0, 6)) for _ in range(3))
     x = data.draw(arrays((n, fin), dtype))
     w = data.draw(arrays((fout, fin), dtype))
@@ -452,7 +452,8 @@ def test_linear_forward_backward(activation, dtype, data, bias):
     # + |want|: the activation's own rounding (sigmoid(~0) = 0.5 carries half an ulp of 0.5)
     check(got, want, SUMS, dtype, scale=scale + np.abs(want))
     g = data.draw(arrays((n, fout), dtype))
-    got3, want3 = run_both("linear_back", x, w, want, g, activation, bias)
+    got3, want3 = run_both("linear_back", x, w, want, g, activation, bias, need_dx)
+    assert (got3[0] is None, got3[2] is None) == (not need_dx, not bias)  # left out: None
     dz = np.abs(g).astype(np.float64)  # |act'| <= 1 for every activation here
     scales = (dz @ np.abs(w), dz.T @ np.abs(x), dz.sum(0))
     for got_i, want_i, s in zip(got3, want3, scales):
@@ -460,6 +461,9 @@ def test_linear_forward_backward(activation, dtype, data, bias):
             assert got_i is None
         else:
             check(got_i, want_i, SUMS, dtype, scale=s)
+    if not need_dx:  # what is computed does not depend on what is left out: the same bits
+        full = nat.linear_back(x, w, want, g, activation, bias, True)
+        assert got3[1].tobytes() == full[1].tobytes()
 
 
 # --------------------------------------------------------------------------------------------

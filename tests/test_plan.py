@@ -251,6 +251,7 @@ def test_eager_bindings_keep_reference_counts():
     calls = [lambda: _C.tanh(x), lambda: _C.add(x, x[0]), lambda: _C.sum(x, (0, 1), True),
              lambda: _C.sum_to(x, (3,)), lambda: _C.matmul(x, w, trans_b=True),
              lambda: _C.linear_back(x, w, np.ones((4, 2)), np.ones((4, 2)), "tanh", False),
+             lambda: _C.linear_back(x, w, np.ones((4, 2)), np.ones((4, 2)), "tanh", True, False),
              lambda: _C.cross_entropy(x, t, reduction="none"),
              lambda: _C.sgd_step(ps, gs, None, 0.0), lambda: _C.adam_step(ps, gs, ps, gs, 1, 0.0)]
     refused = [lambda: _C.tanh(x.T), lambda: _C.add(x, np.ones(2)), lambda: _C.sum(x, 5),
@@ -438,3 +439,25 @@ def test_dispatchers_copy_and_pickle_by_reference_like_functions():
     assert copy.copy(native.tanh) is native.tanh and copy.deepcopy(native.tanh) is native.tanh
     assert pickle.loads(pickle.dumps(native.tanh)) is native.tanh
     assert copy.deepcopy({"f": native.add})["f"] is native.add  # e.g. inside a deep-copied model
+
+
+def test_a_result_left_out_by_a_flag_takes_no_slot():
+    """linear_back(need_dx=False) computes no dx: in a plan that result takes slot -1 (the jit
+    gives a None result no slot), the others equal the eager call's bits, and a slot given for
+    the left-out result is refused rather than left unwritten."""
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((6, 3)), rng.standard_normal((4, 3))
+    y = np.tanh(x @ w.T)
+    g = rng.standard_normal((6, 4))
+    dx, dw, db = _C.linear_back(x, w, y, g, "tanh", True, False)
+    assert dx is None
+    bufs = [x, w, y, g, np.empty((4, 3)), np.empty(4), np.empty((6, 3))]
+    plan = _C.Plan()
+    plan.add("linear_back", [0, 1, 2, 3], [-1, 4, 5], ["tanh", True, False])
+    plan.bind(bufs)
+    plan.run(np.zeros(1), -1)
+    assert bufs[4].tobytes() == dw.tobytes() and bufs[5].tobytes() == db.tobytes()
+    wrong = _C.Plan()
+    wrong.add("linear_back", [0, 1, 2, 3], [6, 4, 5], ["tanh", True, False])
+    with pytest.raises(ValueError, match="result 0 is not computed: its slot must be -1"):
+        wrong.bind(bufs)

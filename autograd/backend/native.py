@@ -165,7 +165,7 @@ _ROUTES = {
         _same(x, w) and x.ndim == 2 and w.ndim == 2 and x.shape[1] == w.shape[1]
         and activation in ACTIVATIONS and (b is None or (_same(x, b)
                                                          and b.shape == (w.shape[0],)))),
-    "linear_back": lambda n, x, w, out, grad, activation=None, has_bias=True: (
+    "linear_back": lambda n, x, w, out, grad, activation=None, has_bias=True, need_dx=True: (
         _same(x, w) and x.ndim == 2 and w.ndim == 2 and x.shape[1] == w.shape[1]
         and activation in ACTIVATIONS and _two(out, grad, 0) and out.dtype == x.dtype
         and out.shape == (x.shape[0], w.shape[0])),

@@ -442,11 +442,12 @@ def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
 
 
 def linear_back(x: np.ndarray, w: np.ndarray, out: np.ndarray, grad: np.ndarray,
-                activation: str | None = None, has_bias: bool = True
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+                activation: str | None = None, has_bias: bool = True, need_dx: bool = True
+                ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Gradients (dx, dw, db) of ``linear`` given its output ``out`` and upstream ``grad``.
 
-    dz = grad * act'(out); dx = dz @ w; dw = dz.T @ x; db = dz.sum(0) (None without bias).
+    dz = grad * act'(out); dx = dz @ w (None unless ``need_dx``: a first layer's input wants
+    none); dw = dz.T @ x; db = dz.sum(0) (None unless ``has_bias``).
     """
     if activation is None:
         dz = grad
@@ -459,7 +460,7 @@ def linear_back(x: np.ndarray, w: np.ndarray, out: np.ndarray, grad: np.ndarray,
     else:
         raise ValueError(f"linear_back: unknown activation {activation!r}")
     db = np.sum(dz, axis=0) if has_bias else None
-    return dz @ w, dz.T @ x, db
+    return (dz @ w if need_dx else None), dz.T @ x, db
 
 
 # --------------------------------------------------------------------------------------------

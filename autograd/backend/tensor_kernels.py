@@ -576,11 +576,12 @@ def linear(x, w, b, activation=None):
 
 
 @_kernel
-def linear_back(x, w, out, grad, activation=None, has_bias=True):
-    """(dx, dw, db) from dz = grad * act'(out), each an op of dz."""
+def linear_back(x, w, out, grad, activation=None, has_bias=True, need_dx=True):
+    """(dx, dw, db) from dz = grad * act'(out), each an op of dz (dx, db None when not
+    wanted)."""
     dz = grad if activation is None else _ACT_BACK[activation](out, grad)
     db = sum(dz, 0) if has_bias else None
-    return matmul(dz, w), matmul(dz, x, trans_a=True), db
+    return (matmul(dz, w) if need_dx else None), matmul(dz, x, trans_a=True), db
 
 
 # --------------------------------------------------------------------------------------------

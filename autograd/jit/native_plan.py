@@ -178,12 +178,16 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]
             return None
         if type(spec) is int:
             out_slots = [spec]
-        elif spec is not None and all(type(s) is int for s in spec[1]):
+        elif spec is not None and all(type(s) is int or s is None for s in spec[1]):
+            # a None result is one the kernel left out (linear_back without a bias, or without
+            # dx): at the end it is not a result at all, elsewhere it takes no slot (-1)
             out_slots = list(spec[1])
+            while out_slots and out_slots[-1] is None:
+                out_slots.pop()
         else:
             return None
         for s in out_slots:
-            if s not in meta:
+            if s is not None and s not in meta:
                 return None
         sig, _ = _signature(name)
         pnames, rows = _ROWS[name]
@@ -231,7 +235,8 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]
             else:
                 return None
             ins.append(b)
-        return (name, ins, [slot_buffer(s) for s in out_slots], attrs, reads, out_slots, [])
+        return (name, ins, [-1 if s is None else slot_buffer(s) for s in out_slots], attrs,
+                reads, out_slots, [])
 
     def fuse(fused: Any, base: int) -> list | None:
         """Plan steps for an optimizer update that follows the current run (FusedUpdate in
@@ -302,8 +307,9 @@ def segment(steps: list, meta: dict, info: NativeInfo) -> tuple[list, set, list]
                     copied.add(s)
                     copy_in.append((s, index[s]))
             for s, b in zip(out_slots, outs):
-                produced.add(s)
-                fills.append((s, b))
+                if s is not None:
+                    produced.add(s)
+                    fills.append((s, b))
         out.append(("native", plan, copy_in, fills, len(run), list(deferred), optim[:]))
         run.clear()
         deferred.clear()

@@ -5,7 +5,7 @@ from collections import OrderedDict
 from typing import Iterator, overload
 
 from .. import functional as F
-from ..function import apply
+from ..function import apply_to
 from ..ops import linalg
 from ..tensor import Tensor
 from .layers import Linear, ReLU, Sigmoid, Tanh
@@ -83,25 +83,26 @@ class Sequential(Module):
         if plan is None or plan[0] != mods or plan[1] is not self.fuse:
             plan = self._replan(mods)
         for step in plan[2]:
-            m, activation, accepted = step
+            activation = step[1]
             if activation is None:
-                x = m(x)
+                x = step[0](x)
                 continue
-            params = m._parameters  # read at each call (a parameter may be replaced), and
-            # not as m.weight: see Linear.forward
+            params = step[0]._parameters  # read at each call (a parameter may be replaced),
+            # and not as m.weight: see Linear.forward
             w = params["weight"]
             b = params.get("bias")
             # functional.linear checks the layer's weight, bias and activation against the
             # input; once it has accepted them (``accepted``: those very objects, their very
             # arrays and the input width), a 2-D Tensor of that width is accepted too, so it
-            # goes to the op as functional.linear would send it, without the checks again.
+            # goes to the op as functional.linear would send it, without the checks again
+            # (and with the step's own {"activation": ...}, made once: see apply_to).
+            accepted = step[2]
             if (accepted is not None and type(x) is Tensor and accepted[0] is w
                     and accepted[2] is b and w._data is accepted[1]
                     and (b is None or b._data is accepted[3])):
                 xs = x._data.shape
                 if len(xs) == 2 and xs[1] == accepted[4]:
-                    x = apply(_LINEAR, x, w, activation=activation) if b is None else \
-                        apply(_LINEAR, x, w, b, activation=activation)
+                    x = apply_to(_LINEAR, (x, w) if b is None else (x, w, b), step[3])
                     continue
             x = F.linear(x, w, b, activation=activation)
             step[2] = (w, w._data, b, None if b is None else b._data, w._data.shape[1])
@@ -109,8 +110,9 @@ class Sequential(Module):
 
     def _replan(self, mods: tuple) -> tuple:
         """Plan ``forward`` for the children ``mods``: (mods, fuse, steps), each step a list
-        [module to call, None, None], or [Linear, the activation fused into it (its module
-        then has no step of its own), what functional.linear last accepted for it]. Kept as
+        [module to call, None, None, None], or [Linear, the activation fused into it (its
+        module then has no step of its own), what functional.linear last accepted for it, the
+        op's keyword parameters {"activation": ...}]. Kept as
         the private attribute ``_plan`` (made at construction too, so it is there before any
         call)."""
         fuse = self.fuse
@@ -120,10 +122,11 @@ class Sequential(Module):
         while i < n:
             m = mods[i]
             if fuse and type(m) is Linear and i + 1 < n and type(mods[i + 1]) in _FUSABLE:
-                steps.append([m, _FUSABLE[type(mods[i + 1])], None])
+                activation = _FUSABLE[type(mods[i + 1])]
+                steps.append([m, activation, None, {"activation": activation}])
                 i += 2
             else:
-                steps.append([m, None, None])
+                steps.append([m, None, None, None])
                 i += 1
         plan = (mods, fuse, tuple(steps))
         object.__setattr__(self, "_plan", plan)

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 from .. import backend as B
-from ..function import Op
-from ..grad_mode import state as _state
+from ..function import OUT, G, Op, X, Y, kernel_backward, kernel_forward, wants
 
 
 class Matmul(Op):
@@ -44,19 +43,16 @@ def _squeezed(shape, drop_row: bool, drop_col: bool) -> tuple[int, ...]:
 
 
 class Linear(Op):
-    """act(x @ w.T + b) in one fused kernel; its backward gives dx, dw, db in one more."""
+    """act(x @ w.T + b) in one fused kernel; its backward gives dx, dw, db in one more.
 
-    # The thread's provider read from grad_mode.state (what backend.k returns, without the
-    # module property's call): every layer of every step runs these two.
-    @staticmethod
-    def forward(ctx, x, w, b=None, activation=None):
-        out = _state.k.linear(x, w, b, activation)
-        ctx.saved = (x, w, out, activation)
-        return out
+    Declared (no Python frame either way in the compiled twin): the forward is
+    ``linear(x, w, b or None, activation)`` saving (x, w[, b], out); the gradient is
+    ``linear_back(x, w, out, g, activation, has_bias, need_dx)`` with ``has_bias`` and
+    ``need_dx`` whether the bias and the input want a gradient, so neither db nor dx (a product
+    as large as the forward's, wasted on every first layer) is computed for nothing."""
 
-    @staticmethod
-    def backward(ctx, g):
-        x, w, out, activation = ctx.saved
-        if len(ctx.inputs) == 3:
-            return _state.k.linear_back(x, w, out, g, activation, True)  # (dx, dw, db)
-        return _state.k.linear_back(x, w, out, g, activation, False)[:2]
+    forward = kernel_forward("linear", save="inputs+output", attrs={"activation": None},
+                             arrays=3)
+    backward = kernel_backward(
+        joint=("linear_back", X, Y, OUT, G, "activation", wants(2), wants(0)),
+        attrs={"activation": None}, save="inputs+output")

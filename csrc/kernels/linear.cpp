@@ -49,7 +49,7 @@ void linear_back(const T* x, const T* w, const T* out_act, const T* grad, T* dx,
     case Activation::Sigmoid: sigmoid_back(out_act, grad, dz_buf, size); dz = dz_buf; break;
     case Activation::Tanh: tanh_back(out_act, grad, dz_buf, size); dz = dz_buf; break;
   }
-  gemm<T>(false, false, n, in, out, T(1), dz, out, w, in, T(0), dx, in);
+  if (dx != nullptr) gemm<T>(false, false, n, in, out, T(1), dz, out, w, in, T(0), dx, in);
   gemm<T>(true, false, out, in, n, T(1), dz, out, x, in, T(0), dw, in);
   if (db != nullptr) sum_axis(dz, db, 1, n, out);
 }

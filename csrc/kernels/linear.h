@@ -16,7 +16,8 @@ void linear(const T* x, const T* w, const T* b, T* y, index_t n, index_t in, ind
 
 // Gradients of linear given its activated output `out` (n, out) and upstream `grad` (n, out):
 // dz = grad * act'(out), written into dz_buf (n, out) (unused, may be null, for act == None);
-// dx (n, in) = dz @ w; dw (out, in) = dz.T @ x; db (out,) = dz summed over rows (db null: none).
+// dx (n, in) = dz @ w; dw (out, in) = dz.T @ x; db (out,) = dz summed over rows (dx or db
+// null: not computed).
 // Outputs must not alias inputs or each other.
 template <class T>
 void linear_back(const T* x, const T* w, const T* out_act, const T* grad, T* dx, T* dw, T* db,
