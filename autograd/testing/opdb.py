@@ -409,7 +409,8 @@ def _weighted_loss(draw, pred_elements, pos_weight=False):
     """(pred, target, weight[, pos_weight]): weights broadcast to the prediction's shape."""
     shape = draw(S.shapes(min_dims=1))
     p = draw(S.arrays(shape, pred_elements))
-    t = draw(S.arrays(shape, S.floats(0.0, 1.0)))
+    # targets inside (0, 1): gradcheck steps them both ways, and BCE refuses one past 0 or 1
+    t = draw(S.arrays(shape, S.floats(0.05, 0.95)))
     w = draw(S.arrays(draw(st.sampled_from([shape, shape[-1:], ()])), S.floats(0.1, 2.0)))
     inputs = (p, t, w)
     if pos_weight:
@@ -792,11 +793,15 @@ OP_DB: tuple[OpInfo, ...] = (
            lambda p, t, reduction="mean": _reduce((p - t) ** 2, reduction),
            _loss(_ANY, _ANY, target_grad=True), _loss_errors("mse_loss")),
     OpInfo("binary_cross_entropy", F.binary_cross_entropy, _bce_ref,
-           _loss(S.floats(0.05, 0.95), S.floats(0.0, 1.0), target_grad=True),
+           # targets inside (0, 1): gradcheck steps them both ways (0 and 1 are probabilities
+           # too: tests/test_bce_targets.py)
+           _loss(S.floats(0.05, 0.95), S.floats(0.05, 0.95), target_grad=True),
            _loss_errors("binary_cross_entropy") + (
                ErrorInput((np.array([0.5, 1.5]), np.array([0.0, 1.0])), {}, ValueError,
                           r"binary_cross_entropy: input must hold probabilities in \[0, 1\], "
-                          r"got values in \[0.5, 1.5\]"),)),
+                          r"got values in \[0.5, 1.5\]"),
+               ErrorInput((np.array([0.5, 0.5]), np.array([0.0, -1.0])), {}, ValueError,
+                          r"bce: target\[1\] = -1 is not in \[0, 1\]"),)),
     OpInfo("binary_cross_entropy", F.binary_cross_entropy, _bce_ref,
            _weighted_loss(S.floats(0.05, 0.95)), (
                ErrorInput((_z(3), _z(3), _z(2)), {}, ValueError,
