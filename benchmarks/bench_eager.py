@@ -16,11 +16,19 @@ leaves out the time spent waiting for a core while other processes keep the mach
 
     python benchmarks/bench_eager.py [--quick] [--clock wall|cpu] [--xor-pieces]
     python benchmarks/bench_eager.py --alternate 5 --provider numpy --clock cpu
+    python benchmarks/bench_eager.py --paired-xor 40 --clock cpu
 
 ``--alternate N`` times only the per-op cases (one recorded op; forward + backward per op) for
 one provider, in N rounds that each run a compiled and a pure-twin process back to back (the
 order swapped every round), so a busy spell on the shared machine lands on both twins alike;
 it prints each round's compiled/python ratio and, over all repeats, both medians and slowest.
+
+``--paired-xor N`` times the XOR step of this process (native provider, compiled hot path by
+default) against NumPy by hand in N pairs of back-to-back loops, so a slow spell of the shared
+machine (seen here: both steps ~1.6x slower for seconds at a time, on the CPU clock too) lands on
+both sides of a pair; it prints both medians and slowest loops and the pairs' speed ratios
+(median, 10th percentile, lowest). The plain table times each figure after the other, so such
+a spell can land on one side only.
 
 ``--xor-pieces`` times the XOR step's pieces instead (zero_grad, forward, loss, backward, the
 optimizer step) and the seven kernel calls it makes, called directly: its arithmetic floor.
@@ -313,6 +321,36 @@ def xor_pieces():
     return pieces
 
 
+def paired_xor(pairs: int, min_time: float, clock: str) -> str:
+    """``--paired-xor``: the XOR step of this process (its default provider) against NumPy by
+    hand, in ``pairs`` back-to-back timed loops of each (order swapped every pair)."""
+    from autograd import backend
+    ours, hand = ag_xor_step(), numpy_cases()["xor"]()
+    tick = CLOCKS[clock]
+    sample_seconds(hand, 1, min_time)  # warm up both
+    per_step = min(sample_seconds(ours, 3, min_time))  # calibrates: loops of ~min_time of ours
+    number = max(1, int(min_time / max(per_step, 1e-9)))
+    times: dict[str, list[float]] = {"ours": [], "hand": []}
+    for i in range(pairs):
+        for who in (("ours", "hand") if i % 2 == 0 else ("hand", "ours")):
+            fn = ours if who == "ours" else hand
+            t0 = tick()
+            for _ in range(number):
+                fn()
+            times[who].append((tick() - t0) / number)
+    ratios = sorted(h / o for o, h in zip(times["ours"], times["hand"]))
+    o, h = times["ours"], times["hand"]
+    info = backend.info()
+    return "\n".join([
+        f"clock: {clock}; {pairs} pairs of {number} steps each; provider {info['backend']}, "
+        f"{info['hot_path']} hot path, {info['engine']} engine",
+        f"ours {statistics.median(o) * 1e6:.2f} us (slowest loop {max(o) * 1e6:.2f}), NumPy by "
+        f"hand {statistics.median(h) * 1e6:.2f} us (slowest loop {max(h) * 1e6:.2f})",
+        f"speed vs hand NumPy per pair: median {statistics.median(ratios):.2f}x, 10th percentile "
+        f"{ratios[len(ratios) // 10]:.2f}x, lowest {ratios[0]:.2f}x (target >= {XOR_VS_HAND}x: "
+        f"{'holds' if statistics.median(ratios) >= XOR_VS_HAND else 'MISSED'} at the median)"])
+
+
 def run_xor_pieces(repeat: int, min_time: float, clock: str) -> str:
     """The XOR step's pieces on every provider of this process, as a table (median, spread)."""
     from autograd import backend
@@ -461,6 +499,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--alternate", type=int, metavar="N", default=0,
                         help="only the per-op cases of --provider, compiled against the pure "
                              "twin in N rounds of alternating processes")
+    parser.add_argument("--paired-xor", type=int, metavar="N", default=0,
+                        help="the XOR step of this process against NumPy by hand, in N pairs "
+                             "of back-to-back loops")
     parser.add_argument("--provider", choices=("numpy", "native"), default=None,
                         help="the kernel provider --alternate times (default: numpy)")
     parser.add_argument("--ours", action="store_true", help=argparse.SUPPRESS)
@@ -476,6 +517,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.ours:  # the worker: this process's hot path, every provider, JSON on stdout
         print(json.dumps(run_ours(repeat, min_time, args.clock, args.provider,
                                   PER_OP if args.provider else None)))
+        return
+    if args.paired_xor:
+        print(paired_xor(args.paired_xor, min_time, args.clock))
         return
     if args.alternate:
         print(f"clock: {args.clock}; {repeat} repeats per figure and process; "
