@@ -1,6 +1,6 @@
 """Which implementation of the hot path runs: compiled by Cython, or the same source as Python.
 
-Three modules have a compiled twin built from the same ``.py`` source (see CMakeLists.txt):
+Five modules have a compiled twin built from the same ``.py`` source (see CMakeLists.txt):
 
 * ``autograd._core`` (Tensor storage, ``apply``, ``Node``: everything an op pays for on the way
   down) compiles to ``autograd._ccore``, with the C types declared in ``_core.pxd``. Every
@@ -12,6 +12,11 @@ Three modules have a compiled twin built from the same ``.py`` source (see CMake
   calls, so the same bits, each kernel a C function instead of a Python frame. The backend
   picks it with this module's core at import (``backend.numpy_provider``); the pure twin keeps
   ``numpy_kernels``.
+* ``autograd.jit.trace`` and ``autograd.jit.compiler`` (``autograd.compile``'s tracing and
+  planning) compile to ``autograd.jit._ctrace`` and ``_ccompiler``.
+* ``autograd.optim._fused`` (what an optimizer step repeats: gather and check the arrays, SGD's
+  and Adam's updates, the version bumps; ``zero_grad``) compiles to ``autograd.optim._cfused``,
+  bound as the optimizers' methods.
 
 Where the source spells a fact in Python that C can read directly, the compiled twins do so
 under ``if _COMPILED:`` beside that Python (helpers in ``csrc/hot.h``): an ndarray's shape and
@@ -20,8 +25,8 @@ state, not per thread ident, which CPython reuses), a declared row run by a C me
 twin runs only the Python.
 
 ``AUTOGRAD_ENGINE`` = ``auto`` (compiled when built) | ``compiled`` (an error when not built) |
-``python`` picks all three at import. ``autograd.backend.info()`` reports what runs
-(``hot_path``, ``engine``, ``numpy_kernels``).
+``python`` picks all of them at import. ``autograd.backend.info()`` reports what runs
+(``hot_path``, ``engine``, ``numpy_kernels``, ``jit``, ``optim``).
 """
 from __future__ import annotations
 
