@@ -11,17 +11,11 @@ cdef dict _NO_PARAMS
 cdef bint _COMPILED
 
 
-# C helpers of the compiled hot path (csrc/hot.h): each answers what the Python it stands in for
-# would (shape and dtype of exact ndarrays; grad_mode.state of the calling thread).
-cdef extern from "hot.h":
-    int ag_hot_init(object ndarray, object state) except -1
-    bint ag_is_array(object o)
-    bint ag_same_shape(object x, object y)
-    bint ag_same_float(object x, object y, object f32, object f64)
-    object ag_state_get(object name)
-    int ag_state_flag(object name) except -1
-    object ag_new(object base, object cls)
-    object ag_kernel(object k, object name)
+# C helpers of the compiled hot path (csrc/hot.h, declared once in csrc/hot.pxd): each answers
+# what the Python it stands in for would (shape and dtype of exact ndarrays; grad_mode.state of
+# the calling thread).
+from autograd._hot cimport (ag_hot_init, ag_is_array, ag_same_shape, ag_same_float,
+                            ag_state_get, ag_state_flag, ag_new, ag_kernel)
 
 
 cdef class TensorBase:

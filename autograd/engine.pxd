@@ -6,16 +6,10 @@ from autograd._ccore cimport Node, TensorBase, _DeclaredBackward
 # True here (cython.compiled): the C shortcuts below replace the Python beside them.
 cdef bint _COMPILED
 
-# The C helpers of csrc/hot.h (as in _core.pxd; this module has its own copy of their state).
-cdef extern from "hot.h":
-    int ag_hot_init(object ndarray, object state) except -1
-    bint ag_is_array(object o)
-    bint ag_same_shape(object x, object y)
-    bint ag_owns_writeable(object a)
-    object ag_state_get(object name)
-    int ag_state_set(object name, object value) except -1
-    int ag_state_flag(object name) except -1
-    object ag_kernel(object k, object name)
+# The C helpers of csrc/hot.h (declared in csrc/hot.pxd; this module has its own copy of their
+# state).
+from autograd._hot cimport (ag_hot_init, ag_is_array, ag_same_shape, ag_owns_writeable,
+                            ag_state_get, ag_state_set, ag_state_flag, ag_kernel)
 
 
 @cython.locals(node=Node, child=Node, t=TensorBase, slots=dict, slot=list, order=list,

@@ -7,14 +7,10 @@ from autograd._ccore cimport TensorBase, bump_versions
 cdef bint _COMPILED
 cdef object _F32, _F64, _bump
 
-# The C helpers of csrc/hot.h (as in _core.pxd; this module has its own copy of their state).
-cdef extern from "hot.h":
-    int ag_hot_init(object ndarray, object state) except -1
-    bint ag_is_array(object o)
-    bint ag_same_shape(object x, object y)
-    bint ag_same_float(object x, object y, object f32, object f64)
-    object ag_state_get(object name)
-    object ag_kernel(object k, object name)
+# The C helpers of csrc/hot.h (declared in csrc/hot.pxd; this module has its own copy of their
+# state).
+from autograd._hot cimport (ag_hot_init, ag_is_array, ag_same_shape, ag_same_float,
+                            ag_state_get, ag_kernel)
 
 
 @cython.locals(t=TensorBase)
