@@ -763,26 +763,25 @@ def _arg_value(code: int, g: Any, saved: Any, params: Any, needs: tuple, names: 
 
 def _call_codes(k: Any, kernel: str, codes: tuple, g: Any, saved: Any, params: Any,
                 needs: tuple, names: tuple, defaults: tuple) -> Any:
-    """Kernel ``kernel`` of provider ``k`` on a general row's arguments."""
+    """Kernel ``kernel`` of provider ``k`` on a general row's arguments (compiled twin)."""
     args = []
     for code in codes:
         args.append(_arg_value(code, g, saved, params, needs, names, defaults))
-    if _COMPILED:
-        fn = ag_kernel(k, kernel)  # noqa: F821
-        # the counts of the declared rows spelled out: a direct (vector) call, no tuple
-        m = len(args)
-        if m == 7:
-            return fn(args[0], args[1], args[2], args[3], args[4], args[5], args[6])
-        if m == 4:
-            return fn(args[0], args[1], args[2], args[3])
-        return fn(*args)
-    return getattr(k, kernel)(*args)
+    fn = ag_kernel(k, kernel)  # noqa: F821
+    # the counts of the declared rows spelled out: a direct (vector) call, no tuple
+    m = len(args)
+    if m == 7:
+        return fn(args[0], args[1], args[2], args[3], args[4], args[5], args[6])
+    if m == 4:
+        return fn(args[0], args[1], args[2], args[3])
+    return fn(*args)
 
 
 def _backward_general(k: Any, ctx: Any, g: Any, needs: tuple, saved: Any, params: Any,
                       specs: tuple, joint: Any, names: tuple, defaults: tuple) -> tuple:
-    """A general declared gradient (both twins): the joint kernel's gradients, or per input g,
-    its kernel or its function; None where ``needs`` says the input wants none."""
+    """A general declared gradient, run by the compiled twin's ``_DeclaredBackward`` (the pure
+    twin's is the function _pure_backward writes): the joint kernel's gradients, or per input
+    g, its kernel or its function; None where ``needs`` says the input wants none."""
     n = len(needs)
     if joint is not None:
         r = tuple(_call_codes(k, joint[0], joint[1], g, saved, params, needs, names,
@@ -818,7 +817,8 @@ def _one_gradient(k: Any, ctx: Any, g: Any, needs: tuple, i: int, spec: Any, sav
 
 def _forward_general(k: Any, kernel: str, ctx: Any, inputs: Any, params: Any, mode: int,
                      names: tuple, defaults: tuple, arity: int) -> Any:
-    """A general declared forward (both twins): the kernel on the input arrays, None for each
+    """A general declared forward, run by the compiled twin's ``_DeclaredForward`` (the pure
+    twin's is the function _pure_forward writes): the kernel on the input arrays, None for each
     missing array parameter, then the attributes; saves what ``mode`` says."""
     args = list(inputs)
     n = len(args)
@@ -956,17 +956,15 @@ class _DeclaredBackward:
             node = ctx
             needs = node.needs
             saved = node.saved
-            if self.general:
-                return _backward_general(ag_state_get("k"), ctx, g, needs,  # noqa: F821
-                                         saved, node.params, self.specs, self.joint,
-                                         self.names, self.defaults)
+            params = node.params if self.general else None
         else:  # gradients.py's _Ctx
             needs = ctx.needs
             saved = ctx.saved
-            if self.general:
-                return _backward_general(ag_state_get("k"), ctx, g, needs,  # noqa: F821
-                                         saved, ctx.params, self.specs, self.joint,
-                                         self.names, self.defaults)
+            params = ctx.params if self.general else None
+        if self.general:
+            return _backward_general(ag_state_get("k"), ctx, g, needs,  # noqa: F821
+                                     saved, params, self.specs, self.joint, self.names,
+                                     self.defaults)
         if self.same:
             if self.n == 1:
                 return (g if needs[0] else None,)
